@@ -1,0 +1,139 @@
+"""
+Test helpers: run real xmppnetgraph nodes on loopback inside the trial
+reactor, and talk to them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.web.client import Agent, readBody
+from twisted.words.protocols.jabber.jid import JID
+from wokkel.disco import DiscoClientProtocol
+
+from xmppnetgraph.config import Config, Route
+from xmppnetgraph.node import buildService
+
+
+def freePort(address: str = "127.0.0.1") -> int:
+    """
+    @return: a TCP port that is free on C{address} right now.
+    """
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+class NoDNS:
+    """
+    A resolver for tests: every lookup fails, so only static routes work and
+    nothing leaves the machine.
+    """
+
+    def lookupService(self, name: str, timeout: Any = None) -> defer.Deferred[Any]:
+        """
+        Fail like a missing SRV record.
+        """
+        from twisted.names.error import DNSNameError
+
+        return defer.fail(DNSNameError(name))
+
+
+class RunningNode:
+    """
+    One node of ours, built with L{buildService} and started.
+    """
+
+    def __init__(self, directory: Path, domain: str, address: str) -> None:
+        self.directory = directory
+        self.domain = domain
+        self.address = address
+        self.s2sPort = freePort(address)
+        self.webPort = freePort(address)
+
+    def build(self, **config: Any) -> None:
+        """
+        Build the node's service from C{config} (L{Config} fields).
+        """
+        self.config = Config(
+            domain=self.domain,
+            dataDir=self.directory / self.domain,
+            s2s=f"tcp:{self.s2sPort}:interface={self.address}",
+            web=f"tcp:{self.webPort}:interface={self.address}",
+            **config,
+        )
+        self.service = buildService(self.config, reactor, resolver=NoDNS())
+        self.disco = DiscoClientProtocol()
+        self.disco.setHandlerParent(self.service.getServiceNamed("domain"))
+
+    @property
+    def s2s(self) -> Any:
+        """
+        The node's S2SService.
+        """
+        return self.service.getServiceNamed("s2s")
+
+    def start(self) -> None:
+        """
+        Start listening.
+        """
+        self.service.startService()
+
+    def stop(self) -> defer.Deferred[Any]:
+        """
+        Stop, closing every stream.
+        """
+        return defer.maybeDeferred(self.service.stopService)
+
+    def links(self) -> list[tuple[str, str, str, str | None]]:
+        """
+        @return: (domain, direction, auth, tls) of every live link, sorted.
+        """
+        return sorted((l.domain, l.direction, l.auth, l.tls) for l in self.s2s.linkTable.links())
+
+    async def apiLinks(self) -> Any:
+        """
+        @return: the decoded C{GET /api/links} of this node.
+        """
+        url = f"http://{self.address}:{self.webPort}/api/links".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        return json.loads(await readBody(response))
+
+
+def routesTo(*peers: Any) -> tuple[Route, ...]:
+    """
+    @return: static routes to each peer's domain and subdomains, for peers
+        with C{domain}, C{address} and C{s2sPort}.
+    """
+    routes = []
+    for peer in peers:
+        routes.append(Route(peer.domain, peer.address, peer.s2sPort))
+        routes.append(Route("*." + peer.domain, peer.address, peer.s2sPort))
+    return tuple(routes)
+
+
+async def waitFor(predicate: Any, timeout: float = 10.0) -> None:
+    """
+    Poll C{predicate} in the reactor until it is true.
+
+    @raise AssertionError: if it is still false after C{timeout} seconds.
+    """
+    from twisted.internet.task import deferLater
+
+    waited = 0.0
+    while not predicate():
+        if waited >= timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await deferLater(reactor, 0.05, lambda: None)
+        waited += 0.05
+
+
+def bare(value: str) -> JID:
+    """
+    @return: C{value} as a JID.
+    """
+    return JID(value)

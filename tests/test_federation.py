@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.test_federation -*-
+"""
+Two real xmppnetgraph nodes federating over loopback TCP with TLS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+from twisted.words.protocols.jabber.jid import JID
+
+from tests.nodes import RunningNode, routesTo, waitFor
+from tests.pki import TestCA
+
+
+class FederationTests(TestCase):
+    """
+    Node A (a.example) and node B (b.example) on 127.0.0.1, each routing to
+    the other statically.
+    """
+
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.base = Path(self.mktemp())
+        self.base.mkdir()
+        self.a = RunningNode(self.base, "a.example", "127.0.0.1")
+        self.b = RunningNode(self.base, "b.example", "127.0.0.1")
+
+    def startBoth(self, **config: object) -> None:
+        self.a.build(routes=routesTo(self.b), **config.get("a", {}))  # type: ignore[arg-type]
+        self.b.build(routes=routesTo(self.a), **config.get("b", {}))  # type: ignore[arg-type]
+        for node in (self.a, self.b):
+            node.start()
+            self.addCleanup(node.stop)
+
+    async def discoRoundTrip(self) -> None:
+        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        self.assertIn(("server", "im"), info.identities)
+        try:
+            await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
+        except AssertionError:
+            self.fail(f"links: a={self.a.links()} b={self.b.links()}")
+
+    @defer.inlineCallbacks
+    def test_selfSignedDialback(self):  # type: ignore[no-untyped-def]
+        """
+        With self-signed certificates, both streams run over TLS and
+        authenticate by dialback; disco#info crosses and each link table
+        shows both directions.
+        """
+        self.startBoth()
+        yield defer.Deferred.fromCoroutine(self.discoRoundTrip())
+        self.assertEqual(
+            self.a.links(),
+            [
+                ("b.example", "incoming", "dialback", "TLSv1.3"),
+                ("b.example", "outgoing", "dialback", "TLSv1.3"),
+            ],
+        )
+        self.assertEqual(
+            self.b.links(),
+            [
+                ("a.example", "incoming", "dialback", "TLSv1.3"),
+                ("a.example", "outgoing", "dialback", "TLSv1.3"),
+            ],
+        )
+        api = yield defer.Deferred.fromCoroutine(self.a.apiLinks())
+        self.assertEqual(api["domain"], "a.example")
+        self.assertEqual(
+            sorted((l["domain"], l["direction"], l["auth"], l["tls"]) for l in api["links"]),
+            self.a.links(),
+        )
+
+    @defer.inlineCallbacks
+    def test_testCASaslExternal(self):  # type: ignore[no-untyped-def]
+        """
+        With certificates from a CA both trust, both streams authenticate
+        with SASL EXTERNAL.
+        """
+        ca = TestCA(self.base / "ca")
+        aCert, aKey = ca.issue(["a.example", "pubsub.a.example"])
+        bCert, bKey = ca.issue(["b.example", "pubsub.b.example"])
+        self.startBoth(
+            a=dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath, requireValidCerts=True),
+            b=dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath, requireValidCerts=True),
+        )
+        yield defer.Deferred.fromCoroutine(self.discoRoundTrip())
+        self.assertEqual(
+            self.a.links(),
+            [
+                ("b.example", "incoming", "sasl-external", "TLSv1.3"),
+                ("b.example", "outgoing", "sasl-external", "TLSv1.3"),
+            ],
+        )

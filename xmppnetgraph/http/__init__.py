@@ -1,0 +1,3 @@
+"""
+The web endpoint: the JSON API (and, later, the graph page).
+"""

@@ -1,0 +1,3 @@
+"""
+Server-to-server XMPP: streams, TLS, authentication, resolution, routing.
+"""

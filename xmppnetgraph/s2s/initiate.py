@@ -1,0 +1,224 @@
+# -*- test-case-name: tests.test_s2s_auth -*-
+"""
+Initiating-side authentication of an s2s stream after TLS: SASL EXTERNAL
+(XEP-0178) when the receiving server offers it, dialback (XEP-0220) otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+from hashlib import sha256
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import ijabber, jid, sasl, xmlstream
+from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+NS_DIALBACK = "jabber:server:dialback"
+NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
+NS_SASL = sasl.NS_XMPP_SASL
+NS_TLS = xmlstream.NS_XMPP_TLS
+
+
+class DialbackFailed(Exception):
+    """
+    The receiving server did not accept our dialback key.
+    """
+
+
+def idna(domain: str) -> str:
+    """
+    @return: C{domain} as an ASCII (IDNA A-label) domain name.
+    """
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
+def dialbackKey(secret: str, receiving: str, originating: str, streamID: str) -> str:
+    """
+    The XEP-0185 dialback key, on IDNA forms of the domains so that
+    internationalised names work too.
+    """
+    hashedSecret = sha256(secret.encode("utf-8")).hexdigest().encode("ascii")
+    message = " ".join([idna(receiving), idna(originating), streamID])
+    return hmac.new(hashedSecret, message.encode("utf-8"), sha256).hexdigest()
+
+
+def keysEqual(a: str, b: str) -> bool:
+    """
+    Compare two dialback keys in constant time.
+    """
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+@implementer(ijabber.IInitiatingInitializer)
+class OriginatingDialback:
+    """
+    Ask the receiving server to accept us as C{thisHost} by dialback.
+    """
+
+    def __init__(self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, secret: str) -> None:
+        self.xmlstream = xs
+        self.thisHost = thisHost
+        self.otherHost = otherHost
+        self.secret = secret
+
+    def initialize(self) -> defer.Deferred[None]:
+        """
+        Send C{db:result} and wait for the verdict.
+        """
+        d: defer.Deferred[None] = defer.Deferred()
+
+        def onResult(result: domish.Element) -> None:
+            if result.getAttribute("from") != self.otherHost or result.getAttribute("to") != self.thisHost:
+                return
+            self.xmlstream.removeObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
+            if result.getAttribute("type") == "valid":
+                self.xmlstream.otherEntity = jid.internJID(self.otherHost)
+                d.callback(None)
+            else:
+                d.errback(DialbackFailed(f"{self.otherHost} answered {result.getAttribute('type')!r}"))
+
+        self.xmlstream.addObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
+        result = domish.Element((NS_DIALBACK, "result"))
+        result["from"] = self.thisHost
+        result["to"] = self.otherHost
+        result.addContent(dialbackKey(self.secret, self.otherHost, self.thisHost, self.xmlstream.sid or ""))
+        self.xmlstream.send(result)
+        return d
+
+
+@implementer(ijabber.IInitiatingInitializer)
+class VerifyDialback:
+    """
+    As receiving server, ask the authoritative server whether a key it
+    allegedly issued on stream C{streamID} is genuine.
+    """
+
+    def __init__(
+        self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, streamID: str, key: str
+    ) -> None:
+        self.xmlstream = xs
+        self.thisHost = thisHost
+        self.otherHost = otherHost
+        self.streamID = streamID
+        self.key = key
+        self.valid: defer.Deferred[bool] = defer.Deferred()
+
+    def initialize(self) -> defer.Deferred[None]:
+        """
+        Send C{db:verify}; L{valid} fires with the answer.
+        """
+
+        def onVerify(verify: domish.Element) -> None:
+            if (
+                verify.getAttribute("id") != self.streamID
+                or verify.getAttribute("from") != self.otherHost
+                or verify.getAttribute("to") != self.thisHost
+            ):
+                return
+            self.xmlstream.removeObserver(f"/verify[@xmlns='{NS_DIALBACK}']", onVerify)
+            if not self.valid.called:
+                self.valid.callback(verify.getAttribute("type") == "valid")
+
+        self.xmlstream.addObserver(f"/verify[@xmlns='{NS_DIALBACK}']", onVerify)
+        verify = domish.Element((NS_DIALBACK, "verify"))
+        verify["from"] = self.thisHost
+        verify["to"] = self.otherHost
+        verify["id"] = self.streamID
+        verify.addContent(self.key)
+        self.xmlstream.send(verify)
+        return defer.succeed(None)
+
+
+@implementer(ISASLMechanism)
+class External:
+    """
+    The SASL EXTERNAL mechanism: the identity is our TLS certificate.
+    """
+
+    name = "EXTERNAL"
+
+    def getInitialResponse(self) -> bytes:
+        """
+        An empty response: authorise as the identity of our certificate.
+        """
+        return b""
+
+    def getResponse(self, challenge: bytes) -> bytes:
+        """
+        EXTERNAL has no challenges; answer empty.
+        """
+        return b""
+
+
+class SASLExternal(sasl.SASLInitiatingInitializer):  # type: ignore[misc]
+    """
+    SASL EXTERNAL for s2s (XEP-0178).
+    """
+
+    def setMechanism(self) -> None:
+        """
+        Use EXTERNAL, which the receiving server must have offered.
+        """
+        if "EXTERNAL" not in sasl.get_mechanisms(self.xmlstream):
+            raise sasl.SASLNoAcceptableMechanism()
+        self.mechanism = External()
+
+
+def offersExternal(xs: xmlstream.XmlStream) -> bool:
+    """
+    @return: whether the receiving server's features offer SASL EXTERNAL.
+    """
+    return (NS_SASL, "mechanisms") in xs.features and "EXTERNAL" in sasl.get_mechanisms(xs)
+
+
+@implementer(ijabber.IInitiatingInitializer)
+class Authenticate:
+    """
+    Authenticate an outgoing stream: SASL EXTERNAL when offered and our
+    certificate is worth trying, dialback otherwise (unless forbidden).
+
+    @ivar method: C{"sasl-external"} or C{"dialback"} once decided.
+    """
+
+    _log = Logger()
+
+    def __init__(self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, secret: str, *, allowDialback: bool) -> None:
+        self.xmlstream = xs
+        self.thisHost = thisHost
+        self.otherHost = otherHost
+        self.secret = secret
+        self.allowDialback = allowDialback
+        self.method: str | None = None
+
+    def initialize(self) -> defer.Deferred[Any]:
+        """
+        Pick a method and run it.
+        """
+        if offersExternal(self.xmlstream):
+            self.method = "sasl-external"
+            d = defer.maybeDeferred(SASLExternal(self.xmlstream, required=True).start)
+            if self.allowDialback:
+                d.addErrback(self._externalFailed)
+            return d
+        if not self.allowDialback:
+            return defer.fail(DialbackFailed(f"{self.otherHost} does not offer SASL EXTERNAL and dialback is disabled"))
+        return self._dialback()
+
+    def _externalFailed(self, reason: Any) -> defer.Deferred[None]:
+        self._log.info(
+            "SASL EXTERNAL to {other} failed ({reason}); trying dialback",
+            other=self.otherHost,
+            reason=reason.getErrorMessage(),
+        )
+        return self._dialback()
+
+    def _dialback(self) -> defer.Deferred[None]:
+        self.method = "dialback"
+        return OriginatingDialback(self.xmlstream, self.thisHost, self.otherHost, self.secret).initialize()

@@ -1,0 +1,306 @@
+# -*- test-case-name: tests.test_s2s_auth -*-
+"""
+The receiving side of an s2s stream: stream header checks, STARTTLS,
+SASL EXTERNAL (XEP-0178), dialback (XEP-0220, including multiplexed domain
+pairs and answering verify requests as the authoritative server).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import ISSLTransport
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import error, jid, xmlstream
+from twisted.words.xish import domish
+
+from xmppnetgraph.s2s.identity import peerCertificateValidFor
+from xmppnetgraph.s2s.initiate import (
+    NS_DIALBACK,
+    NS_DIALBACK_FEATURE,
+    NS_SASL,
+    NS_TLS,
+    dialbackKey,
+    keysEqual,
+)
+
+if TYPE_CHECKING:
+    from xmppnetgraph.s2s.service import S2SService
+
+NS_SERVER = "jabber:server"
+_AUTH_NAMESPACES = (NS_DIALBACK, NS_TLS, NS_SASL, xmlstream.NS_STREAMS)
+
+
+def validDomain(value: str | None) -> str | None:
+    """
+    @return: C{value} if it is a bare domain JID, else L{None}.
+    """
+    if not value:
+        return None
+    try:
+        parsed = jid.internJID(value)
+    except (jid.InvalidFormat, UnicodeError):
+        return None
+    if parsed.user is not None or parsed.resource is not None:
+        return None
+    return parsed.host
+
+
+class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[misc]
+    """
+    Authenticate a peer that connected to us.
+
+    @ivar authorized: the (remote, local) domain pairs the peer may use.
+    @ivar method: how the peer authenticated, once it has.
+    @ivar certValid: whether the peer's certificate is valid for the domain
+        it authenticated as.
+    """
+
+    namespace = NS_SERVER
+    _log = Logger()
+
+    def __init__(self, service: S2SService) -> None:
+        super().__init__()
+        self.service = service
+        self.authorized: set[tuple[str, str]] = set()
+        self.method: str | None = None
+        self.certValid = False
+        self._peerDomain: str | None = None
+        self._externalOffered = False
+        self._saslDomain: str | None = None
+        self._observing = False
+
+    @property
+    def authenticated(self) -> bool:
+        """
+        Whether at least one domain pair is authorised on this stream.
+        """
+        return bool(self.authorized)
+
+    def _tls(self) -> bool:
+        return ISSLTransport.providedBy(self.xmlstream.transport)
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        """
+        Check a (re)started stream's header and send our features.
+        """
+        xs = self.xmlstream
+        xmlstream.Authenticator.streamStarted(self, rootElement)
+        xs.namespace = NS_SERVER
+        xs.prefixes = {xmlstream.NS_STREAMS: "stream", NS_DIALBACK: "db"}
+        xs.sid = secrets.token_hex(16)
+        to = validDomain(rootElement.getAttribute("to")) if rootElement.hasAttribute("to") else self.service.domain
+        xs.thisEntity = jid.internJID(to if to in self.service.localDomains else self.service.domain)
+        if rootElement.uri != xmlstream.NS_STREAMS or rootElement.defaultUri != NS_SERVER:
+            return xs.sendStreamError(error.StreamError("invalid-namespace"))
+        if to not in self.service.localDomains:
+            return xs.sendStreamError(error.StreamError("host-unknown"))
+        if xs.version < (1, 0) and self.service.requireTLS:
+            return xs.sendStreamError(error.StreamError("unsupported-version"))
+        headerFrom = rootElement.getAttribute("from")
+        self._peerDomain = validDomain(headerFrom)
+        if headerFrom is not None and self._peerDomain is None:
+            return xs.sendStreamError(error.StreamError("invalid-from"))
+        if self._saslDomain is not None and self._peerDomain not in (None, self._saslDomain):
+            return xs.sendStreamError(error.StreamError("invalid-from"))
+        if not self._observing:
+            self._observing = True
+            xs.addObserver(f"/starttls[@xmlns='{NS_TLS}']", self._guard(self.onStartTLS))
+            xs.addObserver(f"/auth[@xmlns='{NS_SASL}']", self._guard(self.onAuth))
+            xs.addObserver(f"/result[@xmlns='{NS_DIALBACK}']", self._guard(self.onResult))
+            xs.addObserver(f"/verify[@xmlns='{NS_DIALBACK}']", self._guard(self.onVerify))
+            xs.addObserver("/*", self._guard(self.onOther), -1)
+        xs.sendHeader()
+        if xs.version >= (1, 0):
+            xs.send(self._features())
+        if self._saslDomain is not None and not self.authorized:
+            self.method = "sasl-external"
+            self.certValid = True
+            for local in self.service.localDomains:
+                self.authorized.add((self._saslDomain, local))
+            xs.otherEntity = jid.internJID(self._saslDomain)
+            xs.dispatch(xs, xmlstream.STREAM_AUTHD_EVENT)
+
+    def _features(self) -> domish.Element:
+        features = domish.Element((xmlstream.NS_STREAMS, "features"))
+        if not self._tls():
+            starttls = features.addElement((NS_TLS, "starttls"))
+            if self.service.requireTLS:
+                starttls.addElement("required")
+                return features
+        if self._saslDomain is None:
+            self._externalOffered = self._peerDomain is not None and self._certificateValidFor(self._peerDomain)
+            if self._externalOffered:
+                mechanisms = features.addElement((NS_SASL, "mechanisms"))
+                mechanisms.addElement("mechanism", content="EXTERNAL")
+            if not self.service.requireValidCerts:
+                features.addElement((NS_DIALBACK_FEATURE, "dialback")).addElement("errors")
+        return features
+
+    def _certificateValidFor(self, domain: str) -> bool:
+        return self._tls() and peerCertificateValidFor(
+            self.xmlstream.transport, domain, self.service.roots, peerIsClient=True
+        )
+
+    def _guard(self, handler: Any) -> Any:
+        """
+        Turn exceptions in C{handler} into stream errors.
+        """
+
+        def guarded(element: domish.Element) -> None:
+            try:
+                handler(element)
+            except error.StreamError as exc:
+                self.xmlstream.sendStreamError(exc)
+            except Exception:
+                self._log.failure("error handling {name} from {peer}", name=element.name, peer=self._peerDomain)
+                self.xmlstream.sendStreamError(error.StreamError("internal-server-error"))
+
+        return guarded
+
+    def _requireTLS(self) -> None:
+        if self.service.requireTLS and not self._tls():
+            raise error.StreamError("policy-violation", text="STARTTLS is required first")
+
+    def onStartTLS(self, element: domish.Element) -> None:
+        """
+        Switch the stream to TLS; the peer restarts the stream.
+        """
+        xs = self.xmlstream
+        if self._tls():
+            raise error.StreamError("policy-violation", text="TLS is already active")
+        xs.send(domish.Element((NS_TLS, "proceed")))
+        xs.transport.startTLS(self.service.serverTLSOptions)
+        xs.reset()
+
+    def onAuth(self, element: domish.Element) -> None:
+        """
+        SASL EXTERNAL: accept the identity our features offered.
+        """
+        xs = self.xmlstream
+
+        def failure(condition: str) -> None:
+            reply = domish.Element((NS_SASL, "failure"))
+            reply.addElement(condition)
+            xs.send(reply)
+
+        if self.authorized or self._saslDomain is not None:
+            raise error.StreamError("policy-violation", text="already authenticated")
+        if element.getAttribute("mechanism") != "EXTERNAL" or not self._externalOffered:
+            return failure("invalid-mechanism")
+        content = str(element).strip()
+        authzid = self._peerDomain
+        if content not in ("", "="):
+            try:
+                authzid = base64.b64decode(content, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return failure("incorrect-encoding")
+        if authzid != self._peerDomain or authzid is None:
+            return failure("invalid-authzid")
+        self._saslDomain = authzid
+        xs.send(domish.Element((NS_SASL, "success")))
+        xs.reset()
+
+    def onResult(self, element: domish.Element) -> None:
+        """
+        A dialback request: the peer claims a domain; verify it.
+        """
+        if element.hasAttribute("type"):
+            return
+        self._requireTLS()
+        if self.service.requireValidCerts:
+            raise error.StreamError("not-authorized", text="dialback is disabled; present a valid certificate")
+        originating = validDomain(element.getAttribute("from"))
+        receiving = validDomain(element.getAttribute("to"))
+        if originating is None or receiving is None:
+            raise error.StreamError("improper-addressing")
+        if receiving not in self.service.localDomains:
+            raise error.StreamError("host-unknown")
+        if originating in self.service.localDomains:
+            raise error.StreamError("invalid-from")
+        if (originating, receiving) in self.authorized:
+            return self._replyResult(receiving, originating, "valid")
+        key = str(element).strip()
+        if self._certificateValidFor(originating):
+            # XEP-0344: a certificate valid for the domain proves it.
+            return self._authorize(originating, receiving, "dialback")
+        d = self.service.verifyDialback(receiving, originating, self.xmlstream.sid, key)
+
+        def verdict(valid: bool) -> None:
+            if not self.xmlstream.transport or self.xmlstream.transport.disconnected:
+                return
+            if valid:
+                self._authorize(originating, receiving, "dialback")
+            else:
+                self._log.warn(
+                    "dialback for {originating} -> {receiving} failed: the authoritative server says invalid",
+                    originating=originating,
+                    receiving=receiving,
+                )
+                self._replyResult(receiving, originating, "invalid")
+
+        def failed(reason: Any) -> None:
+            self._log.warn(
+                "dialback for {originating} -> {receiving} could not be verified: {reason}",
+                originating=originating,
+                receiving=receiving,
+                reason=reason.getErrorMessage(),
+            )
+            if self.xmlstream.transport and not self.xmlstream.transport.disconnected:
+                self._replyResult(receiving, originating, "invalid")
+
+        d.addCallbacks(verdict, failed)
+
+    def _replyResult(self, receiving: str, originating: str, validity: str) -> None:
+        reply = domish.Element((NS_DIALBACK, "result"))
+        reply["from"] = receiving
+        reply["to"] = originating
+        reply["type"] = validity
+        self.xmlstream.send(reply)
+
+    def _authorize(self, originating: str, receiving: str, method: str) -> None:
+        xs = self.xmlstream
+        first = not self.authorized
+        self.authorized.add((originating, receiving))
+        self._replyResult(receiving, originating, "valid")
+        if first:
+            self.method = method
+            self.certValid = self._certificateValidFor(originating)
+            xs.otherEntity = jid.internJID(originating)
+            xs.thisEntity = jid.internJID(receiving)
+            xs.dispatch(xs, xmlstream.STREAM_AUTHD_EVENT)
+        else:
+            self.service.incomingPairAdded(xs, originating, receiving)
+
+    def onVerify(self, element: domish.Element) -> None:
+        """
+        As the authoritative server, say whether a key is one we issued.
+        """
+        if element.hasAttribute("type"):
+            return
+        self._requireTLS()
+        receiving = validDomain(element.getAttribute("from"))
+        originating = validDomain(element.getAttribute("to"))
+        if receiving is None or originating is None:
+            raise error.StreamError("improper-addressing")
+        if originating not in self.service.localDomains:
+            raise error.StreamError("host-unknown")
+        streamID = element.getAttribute("id", "")
+        expected = dialbackKey(self.service.secret, receiving, originating, streamID)
+        reply = domish.Element((NS_DIALBACK, "verify"))
+        reply["from"] = originating
+        reply["to"] = receiving
+        reply["id"] = streamID
+        reply["type"] = "valid" if keysEqual(str(element).strip(), expected) else "invalid"
+        self.xmlstream.send(reply)
+
+    def onOther(self, element: domish.Element) -> None:
+        """
+        Anything but negotiation before authentication is refused.
+        """
+        if element.uri in _AUTH_NAMESPACES or self.authorized:
+            return
+        raise error.StreamError("not-authorized", text="authenticate first")

@@ -1,0 +1,615 @@
+# -*- test-case-name: tests.test_resolve -*-
+"""
+Finding and connecting to a remote XMPP server.
+
+L{resolveTargets} turns a domain into an ordered list of L{Target}s, following
+RFC 6120 section 3.2 (C{_xmpp-server._tcp} SRV records, STARTTLS) and XEP-0368
+(C{_xmpps-server._tcp} SRV records, TLS from the first byte), or a static
+L{Route<xmppnetgraph.config.Route>} that overrides DNS.
+
+L{connectToFirst} tries those targets one after another and hands back the
+first connection that succeeds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import Any
+
+import attrs
+import idna
+from zope.interface import implementer
+
+from twisted.internet import error as ierror
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError as DeferredTimeoutError,
+    fail,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTCP,
+    IResolver,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from twisted.names import client, dns, error as nameserror
+from twisted.names.common import ResolverBase
+from twisted.python.failure import Failure
+
+from xmppnetgraph.config import Route
+
+__all__ = [
+    "ConnectFailed",
+    "Target",
+    "connectToFirst",
+    "defaultResolver",
+    "resolveTargets",
+]
+
+_log = Logger()
+
+# RFC 6120 section 3.2.2: the fallback port when there are no SRV records.
+_DEFAULT_PORT = 5269
+
+# SRV service labels: XEP-0368 direct TLS first, then RFC 6120 STARTTLS.
+_DIRECT_TLS_SERVICE = "_xmpps-server._tcp."
+_STARTTLS_SERVICE = "_xmpp-server._tcp."
+
+# Retransmission schedule for each SRV query (seconds); 15 s in all.
+_DNS_TIMEOUT: tuple[int, ...] = (1, 3, 11)
+
+# DNS failures that mean "no usable answer"; anything else is a bug somewhere.
+_EXPECTED_DNS_ERRORS = (
+    nameserror.DomainError,
+    nameserror.AuthoritativeDomainError,
+    nameserror.ResolverError,
+    ierror.TimeoutError,
+    ierror.ConnectError,
+    DeferredTimeoutError,
+    OSError,
+)
+
+# Failures that mean "this name does not exist": logged at debug level only.
+_NO_SUCH_NAME = (
+    nameserror.DNSNameError,
+    nameserror.AuthoritativeDomainError,
+)
+
+_defaultRandom = random.Random()
+
+
+@attrs.frozen
+class Target:
+    """
+    One place to connect to for a remote XMPP domain.
+
+    @ivar host: host name (ASCII, IDNA A-labels) or IP address.
+    @ivar port: TCP port.
+    @ivar directTLS: C{True} for a XEP-0368 C{_xmpps-server} target, where TLS
+        starts with the first byte; C{False} for a plain connection that will
+        negotiate STARTTLS.
+    """
+
+    host: str
+    port: int
+    directTLS: bool
+
+    def __str__(self) -> str:
+        """
+        @return: C{host:port}, with C{(direct TLS)} for direct TLS targets.
+        """
+        suffix = " (direct TLS)" if self.directTLS else ""
+        return f"{self.host}:{self.port}{suffix}"
+
+
+class ConnectFailed(Exception):
+    """
+    L{connectToFirst} tried every target and none accepted a connection.
+
+    @ivar attempts: each target tried, in order, with the reason it failed.
+    """
+
+    def __init__(self, attempts: Sequence[tuple[Target, BaseException]]) -> None:
+        """
+        @param attempts: each target tried, in order, with its failure.
+        """
+        self.attempts: tuple[tuple[Target, BaseException], ...] = tuple(attempts)
+        super().__init__(self.attempts)
+
+    def __str__(self) -> str:
+        """
+        @return: every target tried and why it failed.
+        """
+        if not self.attempts:
+            return "no targets to connect to"
+        return "; ".join(
+            f"{target}: {_describe(reason)}" for target, reason in self.attempts
+        )
+
+
+def _describe(reason: BaseException) -> str:
+    """
+    @return: a one-line description of C{reason}.
+    """
+    text = str(reason)
+    name = type(reason).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _toALabel(domain: str) -> str:
+    """
+    Convert a domain to the ASCII form that goes into DNS queries.
+
+    ASCII names are only lower-cased (so names with C{_} still work). Other
+    names are converted with IDNA 2008 (UTS 46 mapping); names that IDNA 2008
+    rejects but IDNA 2003 accepts (symbols, for instance) fall back to the
+    latter, which is what L{twisted.words.protocols.jabber.jid} prepares.
+
+    @param domain: a domain name, possibly with Unicode labels and one
+        trailing dot.
+    @return: the domain in A-labels, without a trailing dot.
+    @raise ValueError: if C{domain} is empty or cannot be encoded.
+    """
+    name = domain[:-1] if domain.endswith(".") else domain
+    if not name:
+        raise ValueError(f"{domain!r} is not a domain name")
+    if name.isascii():
+        return name.lower()
+    try:
+        encoded = idna.encode(name, uts46=True)
+    except idna.IDNAError:
+        try:
+            encoded = name.encode("idna")
+        except UnicodeError as e:
+            raise ValueError(f"{domain!r} is not a valid domain name: {e}") from None
+    return encoded.decode("ascii")
+
+
+def _isRoot(record: dns.Record_SRV) -> bool:
+    """
+    @return: whether C{record}'s target is C{.} (RFC 2782: the service is
+        decidedly not available).
+    """
+    return record.target.name in (b"", b".")
+
+
+def _orderSRV(
+    records: Sequence[dns.Record_SRV], rng: random.Random
+) -> list[dns.Record_SRV]:
+    """
+    Order SRV records as RFC 2782 says: lowest priority first; within one
+    priority, a weighted random order where zero-weight records come first in
+    the running sum and so are rarely picked first.
+
+    @param records: the records of one SRV record set.
+    @param rng: the source of randomness for the weighted choice.
+    @return: the records in the order to try them.
+    """
+    ordered: list[dns.Record_SRV] = []
+    byPriority = sorted(records, key=lambda r: r.priority)
+    for _, group in groupby(byPriority, key=lambda r: r.priority):
+        # Stable: zero weights first, otherwise the order DNS gave.
+        remaining = sorted(group, key=lambda r: r.weight != 0)
+        while remaining:
+            total = sum(r.weight for r in remaining)
+            threshold = rng.randint(0, total)
+            running = 0
+            for index, record in enumerate(remaining):
+                running += record.weight
+                if running >= threshold:
+                    break
+            ordered.append(remaining.pop(index))
+    return ordered
+
+
+def _logLookupFailure(reason: Failure, name: str) -> None:
+    """
+    Log a failed SRV query at a level that fits its cause.
+
+    @param reason: why the query failed.
+    @param name: the name queried.
+    """
+    if reason.check(*_NO_SUCH_NAME):
+        _log.debug("SRV lookup {name}: no such name", name=name)
+    elif reason.check(*_EXPECTED_DNS_ERRORS):
+        _log.warn(
+            "SRV lookup {name} failed, treating it as no records: {error}",
+            name=name,
+            error=_describe(reason.value),
+        )
+    else:
+        _log.failure(
+            "SRV lookup {name} failed unexpectedly, treating it as no records",
+            failure=reason,
+            name=name,
+        )
+
+
+def _lookupSRV(
+    resolver: IResolver, name: str, timeout: Sequence[int]
+) -> Deferred[list[dns.Record_SRV] | None]:
+    """
+    Query the SRV records at C{name}.
+
+    @param resolver: the resolver to ask.
+    @param name: the ASCII name to query.
+    @param timeout: the retransmission schedule passed to the resolver.
+    @return: a L{Deferred} firing with the SRV records found, or C{None} when
+        there are none (no such name, an empty answer, or any DNS error,
+        which is logged). It fails only with L{CancelledError}.
+    """
+
+    def gotAnswer(
+        result: tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]],
+    ) -> list[dns.Record_SRV] | None:
+        answers = result[0]
+        records = [rr.payload for rr in answers if rr.type == dns.SRV]
+        if not records:
+            _log.debug("SRV lookup {name}: no records", name=name)
+            return None
+        return records
+
+    def failed(reason: Failure) -> Failure | None:
+        if reason.check(CancelledError):
+            return reason
+        _logLookupFailure(reason, name)
+        return None
+
+    try:
+        d = resolver.lookupService(name, timeout)
+    except Exception:
+        d = fail()
+    return d.addCallback(gotAnswer).addErrback(failed)
+
+
+def _targetsFrom(
+    records: list[dns.Record_SRV] | None, directTLS: bool, rng: random.Random
+) -> list[Target] | None:
+    """
+    @param records: one SRV record set, or C{None} if there was none.
+    @param directTLS: whether these are C{_xmpps-server} records.
+    @param rng: the source of randomness for the weighted order.
+    @return: the targets in the order to try, C{[]} if the set says the
+        service is not available (C{.} targets only), or C{None} if there
+        was no record set.
+    """
+    if records is None:
+        return None
+    usable = [r for r in records if not _isRoot(r)]
+    return [
+        Target(r.target.name.decode("ascii"), r.port, directTLS)
+        for r in _orderSRV(usable, rng)
+    ]
+
+
+def resolveTargets(
+    domain: str,
+    route: Route | None,
+    resolver: IResolver,
+    *,
+    rng: random.Random | None = None,
+    timeout: Sequence[int] = _DNS_TIMEOUT,
+) -> Deferred[list[Target]]:
+    """
+    Find where to connect for the XMPP server of C{domain}.
+
+    With a route, that is the route's host and port (no DNS, no direct TLS).
+    Otherwise both SRV record sets are queried in parallel and the result is
+    the C{_xmpps-server._tcp} targets (direct TLS) followed by the
+    C{_xmpp-server._tcp} targets (STARTTLS), each in RFC 2782 order.
+
+    A record set whose only target is C{.} contributes no targets. When the
+    C{_xmpp-server} set is missing (no such name, no answer, or a DNS error,
+    which is logged) and the C{_xmpps-server} set gives no target either,
+    the result is C{[Target(domain, 5269, False)]} (RFC 6120 section 3.2.2),
+    with C{domain} in A-labels. If both sets say C{.}, the result is empty:
+    the domain has no XMPP server.
+
+    @param domain: the remote domain; Unicode labels are queried as IDNA
+        A-labels.
+    @param route: the static route for C{domain}
+        (L{Config.routeFor<xmppnetgraph.config.Config.routeFor>}), or
+        C{None} to use DNS. It is used as given, not matched again.
+    @param resolver: the DNS resolver, for instance L{defaultResolver}.
+    @param rng: the source of randomness for RFC 2782 weights; a
+        module-wide L{random.Random} if C{None}.
+    @param timeout: the retransmission schedule of each SRV query, seconds.
+    @return: a L{Deferred} firing with the targets in the order to try them.
+        It does not fail for DNS errors; it fails with L{ValueError} if
+        C{domain} is not a domain name. Cancelling it cancels the queries.
+    """
+    if route is not None:
+        target = Target(route.host, route.port, False)
+        _log.debug(
+            "Static route for {domain}: {target}", domain=domain, target=target
+        )
+        return succeed([target])
+    try:
+        aLabel = _toALabel(domain)
+    except ValueError:
+        return fail()
+    return Deferred.fromCoroutine(
+        _resolveSRV(domain, aLabel, resolver, rng or _defaultRandom, timeout)
+    )
+
+
+def _ignoreCancelled(reason: Failure) -> None:
+    """
+    Swallow a L{CancelledError}; let any other failure through.
+    """
+    reason.trap(CancelledError)
+
+
+async def _resolveSRV(
+    domain: str,
+    aLabel: str,
+    resolver: IResolver,
+    rng: random.Random,
+    timeout: Sequence[int],
+) -> list[Target]:
+    """
+    Query both SRV record sets of C{aLabel} and combine them.
+
+    @param domain: the domain as given, for logging.
+    @param aLabel: the domain in A-labels.
+    @param resolver: the DNS resolver.
+    @param rng: the source of randomness for RFC 2782 weights.
+    @param timeout: the retransmission schedule of each SRV query.
+    @return: the targets; see L{resolveTargets}.
+    """
+    lookups = [
+        _lookupSRV(resolver, _DIRECT_TLS_SERVICE + aLabel, timeout),
+        _lookupSRV(resolver, _STARTTLS_SERVICE + aLabel, timeout),
+    ]
+    try:
+        directRecords = await lookups[0]
+        startTLSRecords = await lookups[1]
+    except CancelledError:
+        for lookup in lookups:
+            lookup.addErrback(_ignoreCancelled)
+            lookup.cancel()
+        raise
+
+    direct = _targetsFrom(directRecords, True, rng)
+    startTLS = _targetsFrom(startTLSRecords, False, rng)
+    if startTLS is None:
+        startTLS = [] if direct else [Target(aLabel, _DEFAULT_PORT, False)]
+    targets = (direct or []) + startTLS
+    if targets:
+        _log.debug(
+            "Targets for {domain}: {targets}",
+            domain=domain,
+            targets=", ".join(str(t) for t in targets),
+        )
+    else:
+        _log.info(
+            "{domain} publishes no XMPP server (SRV target '.')", domain=domain
+        )
+    return targets
+
+
+def _endpointFor(
+    reactor: IReactorTCP,
+    target: Target,
+    tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
+    timeout: float,
+) -> IStreamClientEndpoint:
+    """
+    @return: the endpoint that connects to C{target}, TLS-wrapped for a
+        direct TLS target.
+    """
+    endpoint: IStreamClientEndpoint = HostnameEndpoint(
+        reactor, target.host, target.port, timeout=timeout
+    )
+    if target.directTLS:
+        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=reactor)
+    return endpoint
+
+
+class _FirstConnection:
+    """
+    The state of one L{connectToFirst} call.
+
+    @ivar result: the L{Deferred} handed to the caller.
+    @ivar _current: the connection attempt in progress, if any.
+    @ivar _attempts: the targets that failed so far, with their reasons.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        targets: Sequence[Target],
+        factory: IProtocolFactory,
+        tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
+        timeout: float,
+    ) -> None:
+        """
+        @param reactor: see L{connectToFirst}.
+        @param targets: see L{connectToFirst}.
+        @param factory: see L{connectToFirst}.
+        @param tlsOptionsFor: see L{connectToFirst}.
+        @param timeout: see L{connectToFirst}.
+        """
+        self._reactor = reactor
+        self._targets = list(targets)
+        self._factory = factory
+        self._tlsOptionsFor = tlsOptionsFor
+        self._timeout = timeout
+        self._attempts: list[tuple[Target, BaseException]] = []
+        self._current: Deferred[IProtocol] | None = None
+        self._cancelled = False
+        self.result: Deferred[tuple[IProtocol, Target]] = Deferred(self._cancel)
+
+    def _cancel(self, result: Deferred[tuple[IProtocol, Target]]) -> None:
+        """
+        Cancel the attempt in progress; try no further targets.
+        """
+        self._cancelled = True
+        if self._current is not None:
+            self._current.cancel()
+
+    def start(self) -> Deferred[tuple[IProtocol, Target]]:
+        """
+        Start with the first target.
+
+        @return: L{result}.
+        """
+        self._tryFrom(0)
+        return self.result
+
+    def _tryFrom(self, index: int) -> None:
+        """
+        Start connecting to the target at C{index}, or the first one after it
+        whose endpoint can be built; fail L{result} when none is left.
+        """
+        while index < len(self._targets):
+            target = self._targets[index]
+            try:
+                endpoint = _endpointFor(
+                    self._reactor, target, self._tlsOptionsFor, self._timeout
+                )
+            except Exception:
+                reason = Failure()
+                _log.failure(
+                    "Cannot build an endpoint for {target}", reason, target=target
+                )
+                self._attempts.append((target, reason.value))
+                index += 1
+                continue
+            _log.debug("Connecting to {target}", target=target)
+            attempt = maybeDeferred(endpoint.connect, self._factory)
+            self._current = attempt
+            attempt.addCallbacks(
+                self._connected,
+                self._attemptFailed,
+                callbackArgs=(target,),
+                errbackArgs=(target, index),
+            )
+            return
+        self._current = None
+        self.result.errback(ConnectFailed(self._attempts))
+
+    def _connected(self, protocol: IProtocol, target: Target) -> None:
+        """
+        An attempt succeeded: hand the connection to the caller.
+        """
+        self._current = None
+        if self._cancelled:
+            # Connected although we asked it to stop: nobody wants it.
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+            return
+        _log.debug("Connected to {target}", target=target)
+        self.result.callback((protocol, target))
+
+    def _attemptFailed(self, reason: Failure, target: Target, index: int) -> None:
+        """
+        An attempt failed: record why and try the next target.
+        """
+        self._current = None
+        if self._cancelled:
+            return
+        _log.info(
+            "Connecting to {target} failed: {error}",
+            target=target,
+            error=_describe(reason.value),
+        )
+        self._attempts.append((target, reason.value))
+        self._tryFrom(index + 1)
+
+
+def connectToFirst(
+    reactor: IReactorTCP,
+    targets: Sequence[Target],
+    factory: IProtocolFactory,
+    tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
+    timeout: float,
+) -> Deferred[tuple[IProtocol, Target]]:
+    """
+    Connect to the first target that accepts a connection, trying them one
+    after another in the order given.
+
+    Each target is reached with a L{HostnameEndpoint}; a direct TLS target is
+    wrapped with L{wrapClientTLS}. A direct TLS connection counts as made
+    once TCP is connected: a failed TLS handshake shows up later as the
+    protocol's C{connectionLost}.
+
+    @param reactor: provides L{IReactorTCP}, L{IReactorTime} and
+        L{IReactorPluggableNameResolver<twisted.internet.interfaces.IReactorPluggableNameResolver>}.
+    @param targets: where to connect, in order (from L{resolveTargets}).
+    @param factory: builds the protocol of the connection.
+    @param tlsOptionsFor: called once per direct TLS target, to get the TLS
+        client options (with the expected peer identity).
+    @param timeout: seconds to wait for each target's TCP connection.
+    @return: a L{Deferred} firing with the connected protocol and the target
+        it is connected to, or failing with L{ConnectFailed} naming every
+        target tried. Cancelling it cancels the attempt in progress and tries
+        no further target.
+    """
+    return _FirstConnection(reactor, targets, factory, tlsOptionsFor, timeout).start()
+
+
+@implementer(IResolver)
+class _LazyResolver(ResolverBase):
+    """
+    An L{IResolver} that builds the resolver it delegates to on first use.
+    """
+
+    def __init__(self, build: Callable[[], ResolverBase]) -> None:
+        """
+        @param build: builds the real resolver.
+        """
+        super().__init__()
+        self._build = build
+        self._resolver: ResolverBase | None = None
+
+    def _real(self) -> ResolverBase:
+        """
+        @return: the real resolver, built on the first call.
+        """
+        if self._resolver is None:
+            self._resolver = self._build()
+        return self._resolver
+
+    def _lookup(
+        self, name: bytes, cls: int, type: int, timeout: Sequence[int] | None
+    ) -> Deferred[Any]:
+        """
+        Delegate every lookup to the real resolver.
+        """
+        return self._real()._lookup(name, cls, type, timeout)  # type: ignore[no-any-return]
+
+    def lookupZone(self, name: str, timeout: int = 10) -> Deferred[Any]:
+        """
+        Delegate zone transfers to the real resolver.
+        """
+        return self._real().lookupZone(name, timeout)  # type: ignore[no-any-return]
+
+
+def defaultResolver(
+    reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf"
+) -> IResolver:
+    """
+    A DNS resolver that asks the system's name servers.
+
+    Nothing happens until the first query: then C{resolvConf} is read and a
+    L{twisted.names.client.Resolver} is built, which re-reads the file when
+    it changes (it checks every minute from then on).
+
+    @param reactor: provides L{IReactorTCP}, L{IReactorUDP
+        <twisted.internet.interfaces.IReactorUDP>} and L{IReactorTime
+        <twisted.internet.interfaces.IReactorTime>}.
+    @param resolvConf: the C{resolv.conf(5)} file to read.
+    @return: the resolver.
+    """
+    return _LazyResolver(lambda: client.Resolver(resolv=resolvConf, reactor=reactor))

@@ -1,0 +1,662 @@
+# -*- test-case-name: tests.test_xmlstream -*-
+"""
+The hardened XML stream used for every s2s stream, incoming and outgoing.
+
+Twisted's L{twisted.words.protocols.jabber.xmlstream.XmlStream} trusts its
+input more than a federated server may:
+
+  - its expat parser accepts a DOCTYPE before the stream header and expands
+    internal entities (a 490-byte "billion laughs" takes about a minute of
+    CPU), and silently ignores comments and processing instructions;
+  - it has no nesting-depth limit, and its per-stanza byte limit (10 MiB)
+    also counts the whitespace between stanzas;
+  - on a parse error it drops the connection without sending a stream error;
+  - after C{reset()} (STARTTLS, SASL) the old parser keeps parsing the rest
+    of the current read, so plaintext sent after C{<starttls/>} in the same
+    TCP segment is dispatched as if it had arrived over TLS;
+  - it sends no keepalives and has no idle or handshake timeouts.
+
+L{S2SXmlStream} fixes all of this. L{StrictExpatElementStream} is its parser.
+"""
+
+from __future__ import annotations
+
+import pyexpat
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import error, xmlstream
+from twisted.words.xish import domish
+
+__all__ = [
+    "S2SXmlStream",
+    "StreamTimeout",
+    "StrictExpatElementStream",
+    "StrictParserError",
+]
+
+_UNDEFINED_ENTITY = pyexpat.errors.codes[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]
+
+
+class StrictParserError(domish.ParserError):
+    """
+    Input that is well-formed XML but not allowed on an XMPP stream.
+
+    @ivar condition: the stream error condition to answer with
+        (C{restricted-xml} or C{policy-violation}).
+    @ivar text: a human-readable explanation, sent in the stream error's
+        C{<text/>}.
+    """
+
+    def __init__(self, condition: str, text: str) -> None:
+        """
+        @param condition: the stream error condition.
+        @param text: why the input was rejected.
+        """
+        super().__init__(f"{condition}: {text}")
+        self.condition = condition
+        self.text = text
+
+
+class StreamTimeout(error.StreamError):
+    """
+    A C{connection-timeout} stream error that this side detected and sent.
+
+    L{S2SXmlStream} dispatches it (wrapped in a L{Failure}) as
+    C{STREAM_ERROR_EVENT} when its idle or handshake timeout expires, so
+    observers can tell it from an error the peer sent.
+    """
+
+    def __init__(self, text: str) -> None:
+        """
+        @param text: which timeout expired.
+        """
+        super().__init__("connection-timeout", text)
+
+
+class _Discarded(Exception):
+    """
+    Raised inside a discarded parser's handlers to stop expat at once.
+    """
+
+
+class StrictExpatElementStream(domish.ExpatElementStream):
+    """
+    An expat element stream that enforces RFC 6120 section 11 restrictions
+    and our size limits.
+
+      - DOCTYPE (and so every entity declaration), comments, processing
+        instructions and references to undefined entities raise
+        L{StrictParserError} with C{restricted-xml} as soon as expat sees
+        them, before any entity can be declared or expanded.
+      - A stanza nested deeper than C{maxDepth} raises C{policy-violation}.
+        The stanza element itself is at depth 1, so C{maxDepth} levels pass.
+      - A stanza, or the stream header, whose input is larger than
+        C{maxStanzaSize} bytes raises C{policy-violation}. Bytes are counted
+        from the first byte of the stanza's start tag to the last byte of
+        its end tag, including whatever expat still buffers for it, using
+        expat's byte positions; whitespace between stanzas is not counted.
+      - Malformed XML raises a plain L{domish.ParserError}.
+
+    After L{discard}, the stream never produces another event.
+
+    @ivar maxStanzaSize: the largest stanza or stream header, in bytes.
+    @ivar maxDepth: the deepest nesting allowed inside one stanza.
+    """
+
+    def __init__(self, maxStanzaSize: int, maxDepth: int) -> None:
+        """
+        @param maxStanzaSize: the largest stanza or stream header, in bytes.
+        @param maxDepth: the deepest element nesting inside one stanza.
+        """
+        super().__init__()
+        self.maxStanzaSize = maxStanzaSize
+        self.maxDepth = maxDepth
+        # Bytes fed to this parser so far.
+        self._received = 0
+        # Depth of the current element below the stream root (0: between
+        # stanzas).
+        self._depth = 0
+        # Byte position where the open unit (the header, or the current or
+        # just-finished stanza) starts; None when no unit is open.
+        self._unitStart: int | None = 0
+        self._unitIsHeader = True
+        self._discarded = False
+
+        p = self.parser
+        p.StartDoctypeDeclHandler = self._forbid("a DOCTYPE")
+        p.EntityDeclHandler = self._forbid("an entity declaration")
+        p.UnparsedEntityDeclHandler = self._forbid("an entity declaration")
+        p.NotationDeclHandler = self._forbid("a notation declaration")
+        p.ElementDeclHandler = self._forbid("an element declaration")
+        p.AttlistDeclHandler = self._forbid("an attribute list declaration")
+        p.CommentHandler = self._forbid("a comment")
+        p.ProcessingInstructionHandler = self._forbid("a processing instruction")
+        p.StartNamespaceDeclHandler = self._onStartNamespace
+        p.EndNamespaceDeclHandler = self._onEndNamespace
+
+    def _forbid(self, what: str) -> Callable[..., None]:
+        """
+        Make an expat handler that rejects a restricted XML construct.
+
+        @param what: the construct, for the error text.
+        @return: the handler.
+        """
+
+        def handler(*args: object) -> None:
+            self._checkDiscarded()
+            raise StrictParserError(
+                "restricted-xml", f"{what} is not allowed in an XMPP stream"
+            )
+
+        return handler
+
+    def discard(self) -> None:
+        """
+        Make sure this parser never produces another event.
+
+        Called when the owning stream resets its parser. If this parser is
+        still inside C{parse} (the reset happened in an observer), the next
+        handler call raises and expat stops; the rest of the input is dropped.
+        """
+        self._discarded = True
+
+    def _checkDiscarded(self) -> None:
+        """
+        @raise _Discarded: if L{discard} has been called.
+        """
+        if self._discarded:
+            raise _Discarded()
+
+    def parse(self, buffer: bytes) -> None:
+        """
+        Feed input to the parser.
+
+        @param buffer: the input.
+        @raise StrictParserError: for restricted or oversized input.
+        @raise domish.ParserError: for malformed input.
+        """
+        if self._discarded:
+            return
+        self._received += len(buffer)
+        try:
+            self.parser.Parse(buffer)
+        except _Discarded:
+            return
+        except pyexpat.ExpatError as e:
+            if self._discarded:
+                # The rest of a read that arrived before a reset: not ours.
+                return
+            if e.code == _UNDEFINED_ENTITY:
+                raise StrictParserError(
+                    "restricted-xml",
+                    "only the predefined entities may be referenced",
+                )
+            raise domish.ParserError(str(e))
+        if self._discarded:
+            return
+        self._checkAfterParse()
+
+    def _position(self) -> int:
+        """
+        @return: expat's current byte position in this parser's input.
+        """
+        return max(self.parser.CurrentByteIndex, 0)
+
+    def _tooBig(self) -> StrictParserError:
+        """
+        @return: the error for an oversized unit.
+        """
+        what = "stream header" if self._unitIsHeader else "stanza"
+        return StrictParserError(
+            "policy-violation", f"{what} larger than {self.maxStanzaSize} bytes"
+        )
+
+    def _closeUnit(self, end: int) -> None:
+        """
+        Close the open unit, if any, at byte position C{end}.
+
+        @param end: where the unit ends.
+        @raise StrictParserError: if the unit is too big.
+        """
+        if self._unitStart is not None:
+            if end - self._unitStart > self.maxStanzaSize:
+                raise self._tooBig()
+            self._unitStart = None
+            self._unitIsHeader = False
+
+    def _checkOpenUnit(self, end: int) -> None:
+        """
+        Check the size of the stanza being parsed so far.
+
+        @param end: the byte position reached.
+        @raise StrictParserError: if the stanza is already too big.
+        """
+        if self._unitStart is not None and end - self._unitStart > self.maxStanzaSize:
+            raise self._tooBig()
+
+    def _checkAfterParse(self) -> None:
+        """
+        Check sizes once expat has consumed what it can of a read.
+
+        @raise StrictParserError: if a unit, or a partial token expat holds
+            between stanzas, is too big.
+        """
+        if self.documentStarted and self._depth == 0:
+            consumed = self._position()
+            self._closeUnit(consumed)
+            if self._received - consumed > self.maxStanzaSize:
+                raise self._tooBig()
+        else:
+            # Before the end of the header, or inside a stanza: everything
+            # received since the unit started belongs to it.
+            self._checkOpenUnit(self._received)
+
+    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
+        """
+        Enforce depth, element count and size, then build the element.
+        """
+        self._checkDiscarded()
+        if self.documentStarted:
+            position = self._position()
+            if self._depth == 0:
+                self._closeUnit(position)
+                self._unitStart = position
+            else:
+                self._checkOpenUnit(position)
+            if self._depth >= self.maxDepth:
+                raise StrictParserError(
+                    "policy-violation",
+                    f"elements nested more than {self.maxDepth} deep in a stanza",
+                )
+            if self.elementCount >= self.maxElementCount:
+                raise StrictParserError(
+                    "policy-violation",
+                    f"more than {self.maxElementCount} elements in a stanza",
+                )
+            self._depth += 1
+        super()._onStartElement(name, attrs)
+
+    def _onEndElement(self, name: str) -> None:
+        """
+        Track depth, then close the element.
+        """
+        self._checkDiscarded()
+        if self._depth > 0:
+            self._depth -= 1
+        else:
+            self._closeUnit(self._position())
+        super()._onEndElement(name)
+
+    def _onCdata(self, data: str) -> None:
+        """
+        Check the stanza size, then add the text.
+        """
+        self._checkDiscarded()
+        if self.documentStarted:
+            if self._depth == 0:
+                self._closeUnit(self._position())
+            else:
+                self._checkOpenUnit(self._position())
+        super()._onCdata(data)
+
+    def _onStartNamespace(self, prefix: str | None, uri: str) -> None:
+        """
+        Record a namespace declaration unless discarded.
+        """
+        self._checkDiscarded()
+        super()._onStartNamespace(prefix, uri)
+
+    def _onEndNamespace(self, prefix: str | None) -> None:
+        """
+        Drop a namespace declaration unless discarded.
+        """
+        self._checkDiscarded()
+        super()._onEndNamespace(prefix)
+
+
+class S2SXmlStream(xmlstream.XmlStream):
+    """
+    An XMPP stream with a strict parser, stream errors that are actually
+    sent, a STARTTLS/SASL injection guard, and liveness timers.
+
+    Every rejection (restricted XML, size or depth limit, malformed XML,
+    timeout) is logged once, answered with a stream error sent before the
+    connection is closed, and dispatched as C{STREAM_ERROR_EVENT} with a
+    L{Failure}: a L{domish.ParserError} (L{StrictParserError} for
+    C{restricted-xml}/C{policy-violation}) for parser errors, as Twisted
+    does, or a L{StreamTimeout}. Input arriving after that is ignored.
+
+    @ivar bytesIn: bytes received.
+    @ivar bytesOut: bytes sent.
+    @ivar lastReceived: clock time of the last read.
+    @ivar lastSent: clock time of the last write.
+    @ivar maxStanzaSize: the largest stanza or stream header accepted, in
+        bytes.
+    @ivar maxDepth: the deepest element nesting accepted inside a stanza.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        authenticator: xmlstream.Authenticator,
+        *,
+        maxStanzaSize: int = 256 * 1024,
+        maxDepth: int = 64,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param authenticator: the stream's authenticator.
+        @param maxStanzaSize: the largest stanza or stream header accepted,
+            in bytes.
+        @param maxDepth: the deepest element nesting accepted inside a
+            stanza (the stanza element is at depth 1).
+        @param clock: the clock for timers; the global reactor if L{None}.
+        """
+        self._clock = clock
+        self.maxStanzaSize = maxStanzaSize
+        self.maxDepth = maxDepth
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self._failed = False
+        self._footerSent = False
+        self._connectionLost = False
+        self._authenticated = False
+        self._keepaliveInterval = 0.0
+        self._idleTimeout = 0.0
+        self._keepaliveCall: IDelayedCall | None = None
+        self._idleCall: IDelayedCall | None = None
+        self._handshakeCall: IDelayedCall | None = None
+        super().__init__(authenticator)
+        now = self._getClock().seconds()
+        self.lastReceived = now
+        self.lastSent = now
+        self.addObserver(xmlstream.STREAM_AUTHD_EVENT, self._onAuthenticated)
+
+    # -- clock ------------------------------------------------------------
+
+    def _getClock(self) -> IReactorTime:
+        """
+        @return: the injected clock, or the global reactor.
+        """
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor  # type: ignore[assignment]
+        assert self._clock is not None
+        return self._clock
+
+    def _callLater(self, *args: Any, **kwargs: Any) -> IDelayedCall:
+        """
+        Schedule a call on our clock (Twisted's IQ timeouts use this too).
+
+        @return: the delayed call.
+        """
+        return self._getClock().callLater(*args, **kwargs)
+
+    # -- parser -----------------------------------------------------------
+
+    def _initializeStream(self) -> None:
+        """
+        Install a fresh L{StrictExpatElementStream} (at connect and on every
+        reset).
+        """
+        self.stream = StrictExpatElementStream(self.maxStanzaSize, self.maxDepth)
+        self.stream.DocumentStartEvent = self.onDocumentStart
+        self.stream.ElementEvent = self.onElement
+        self.stream.DocumentEndEvent = self.onDocumentEnd
+
+    def reset(self) -> None:
+        """
+        Reset the parser, discarding what the old one still holds.
+
+        When this is called from an observer (after C{<starttls/>},
+        C{<proceed/>}, C{<success/>}), the old parser is still inside
+        C{dataReceived}: the rest of that read was sent before the new layer
+        started, and is dropped instead of being dispatched.
+        """
+        old = self.stream
+        super().reset()
+        if isinstance(old, StrictExpatElementStream):
+            old.discard()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse received data; answer a parse error with a stream error.
+
+        @param data: the bytes read.
+        """
+        self.bytesIn += len(data)
+        self.lastReceived = self._getClock().seconds()
+        if self._failed or self.stream is None:
+            return
+        try:
+            if self.rawDataInFn:
+                self.rawDataInFn(data)
+            self.stream.parse(data)
+        except StrictParserError as e:
+            self._failStream(e.condition, e.text, Failure())
+        except domish.ParserError as e:
+            self._failStream("not-well-formed", str(e), Failure())
+
+    # -- output -----------------------------------------------------------
+
+    def send(self, obj: domish.Element | str | bytes) -> None:
+        """
+        Send data, counting bytes and recording the time.
+
+        @param obj: an element (a direct child of the stream root), or
+            serialized XML.
+        """
+        if domish.IElement.providedBy(obj):
+            obj = obj.toXml(
+                prefixes=self.prefixes,
+                defaultUri=self.namespace,
+                prefixesInScope=list(self.prefixes.values()),
+            )
+        if isinstance(obj, str):
+            obj = obj.encode("utf-8")
+        self.bytesOut += len(obj)
+        self.lastSent = self._getClock().seconds()
+        super().send(obj)
+
+    def sendFooter(self) -> None:
+        """
+        Send the stream footer; no keepalive follows it.
+        """
+        self._footerSent = True
+        self._stopLiveness()
+        super().sendFooter()
+
+    # -- failure ----------------------------------------------------------
+
+    def _describe(self) -> dict[str, object]:
+        """
+        @return: log fields that identify this stream and its peer.
+        """
+        try:
+            peer = self.transport.getPeer() if self.transport is not None else None
+        except Exception:
+            peer = None
+        return {
+            "peer": peer,
+            "direction": "outgoing" if self.initiating else "incoming",
+            "thisEntity": self.thisEntity,
+            "otherEntity": self.otherEntity,
+            "sid": self.sid,
+        }
+
+    def _failStream(self, condition: str, text: str, reason: Failure) -> None:
+        """
+        Log, send a stream error, close, and tell observers.
+
+        @param condition: the stream error condition.
+        @param text: why.
+        @param reason: dispatched as C{STREAM_ERROR_EVENT}.
+        """
+        if self._failed:
+            return
+        self._failed = True
+        self._stopTimers()
+        self._log.warn(
+            "Closing {direction} s2s stream {sid} with {peer} "
+            "(this={thisEntity}, other={otherEntity}): "
+            "<{condition}/> {text}",
+            condition=condition,
+            text=text,
+            **self._describe(),
+        )
+        if self._footerSent or self.transport is None:
+            if self.transport is not None:
+                self.transport.loseConnection()
+        else:
+            self.sendStreamError(error.StreamError(condition, text))
+        self.dispatch(reason, xmlstream.STREAM_ERROR_EVENT)
+
+    # -- liveness -----------------------------------------------------------
+
+    def startLiveness(self, keepaliveInterval: float, idleTimeout: float) -> None:
+        """
+        Start keepalives and the idle timeout (call once authenticated).
+
+        A single space is sent whenever nothing has been sent for
+        C{keepaliveInterval} seconds. When nothing has been received for
+        C{idleTimeout} seconds, C{<connection-timeout/>} is sent and the
+        connection closed. Calling this again replaces the settings.
+
+        @param keepaliveInterval: seconds of send silence before a keepalive.
+        @param idleTimeout: seconds of receive silence before closing.
+        @raise ValueError: if either value is not positive.
+        """
+        if keepaliveInterval <= 0 or idleTimeout <= 0:
+            raise ValueError("keepaliveInterval and idleTimeout must be positive")
+        self._stopLiveness()
+        if self._failed or self._connectionLost:
+            return
+        self._keepaliveInterval = keepaliveInterval
+        self._idleTimeout = idleTimeout
+        if not self._footerSent:
+            self._armKeepalive()
+        self._armIdle()
+
+    def _armKeepalive(self) -> None:
+        """
+        Schedule the next keepalive check, C{keepaliveInterval} after the
+        last write.
+        """
+        basis = self.lastSent
+        delay = max(0.0, basis + self._keepaliveInterval - self._getClock().seconds())
+        self._keepaliveCall = self._callLater(delay, self._keepaliveDue, basis)
+
+    def _keepaliveDue(self, basis: float) -> None:
+        """
+        Send a space if nothing was sent since C{basis}, and re-arm.
+
+        @param basis: the value of C{lastSent} when the timer was armed.
+        """
+        self._keepaliveCall = None
+        if self.lastSent == basis:
+            self.send(b" ")
+        self._armKeepalive()
+
+    def _armIdle(self) -> None:
+        """
+        Schedule the next idle check, C{idleTimeout} after the last read.
+        """
+        basis = self.lastReceived
+        delay = max(0.0, basis + self._idleTimeout - self._getClock().seconds())
+        self._idleCall = self._callLater(delay, self._idleDue, basis)
+
+    def _idleDue(self, basis: float) -> None:
+        """
+        Time out if nothing was received since C{basis}, else re-arm.
+
+        @param basis: the value of C{lastReceived} when the timer was armed.
+        """
+        self._idleCall = None
+        if self.lastReceived == basis:
+            text = f"nothing received for {self._idleTimeout:g} seconds"
+            self._failStream("connection-timeout", text, Failure(StreamTimeout(text)))
+        else:
+            self._armIdle()
+
+    def setHandshakeTimeout(self, seconds: float) -> None:
+        """
+        Close the stream with C{<connection-timeout/>} unless it is
+        authenticated (C{STREAM_AUTHD_EVENT}) within C{seconds}.
+
+        Calling this again restarts the timer with the new value. It does
+        nothing once the stream is authenticated, failed or disconnected.
+
+        @param seconds: the time allowed for TLS and authentication.
+        """
+        self._cancel("_handshakeCall")
+        if self._authenticated or self._failed or self._connectionLost:
+            return
+        self._handshakeCall = self._callLater(
+            seconds, self._handshakeTimedOut, seconds
+        )
+
+    def _handshakeTimedOut(self, seconds: float) -> None:
+        """
+        The stream was not authenticated in time.
+
+        @param seconds: the time that was allowed.
+        """
+        self._handshakeCall = None
+        text = f"not authenticated within {seconds:g} seconds"
+        self._failStream("connection-timeout", text, Failure(StreamTimeout(text)))
+
+    def _onAuthenticated(self, _: object) -> None:
+        """
+        C{STREAM_AUTHD_EVENT}: cancel the handshake timeout.
+        """
+        self._authenticated = True
+        self._cancel("_handshakeCall")
+
+    def _cancel(self, name: str) -> None:
+        """
+        Cancel the delayed call stored in attribute C{name}, if pending.
+
+        @param name: the attribute's name.
+        """
+        call = getattr(self, name)
+        setattr(self, name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _stopLiveness(self) -> None:
+        """
+        Cancel the keepalive and idle timers.
+        """
+        self._cancel("_keepaliveCall")
+        self._cancel("_idleCall")
+
+    def _stopTimers(self) -> None:
+        """
+        Cancel every timer.
+        """
+        self._stopLiveness()
+        self._cancel("_handshakeCall")
+
+    def connectionMade(self) -> None:
+        """
+        Start counting silence from the moment of connection.
+        """
+        now = self._getClock().seconds()
+        self.lastReceived = now
+        self.lastSent = now
+        super().connectionMade()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Stop all timers, then dispatch C{STREAM_END_EVENT}.
+
+        @param reason: why the connection was lost.
+        """
+        self._connectionLost = True
+        self._stopTimers()
+        super().connectionLost(reason)

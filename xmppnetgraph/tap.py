@@ -1,0 +1,598 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The command line of C{twistd xmppnetgraph}: L{Options} parses and checks it
+(optionally merged with a TOML file given by C{--config}), L{toConfig} turns
+it into a L{Config}, and L{makeService} hands that to
+L{xmppnetgraph.node.buildService}.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import attrs
+
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+
+from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
+
+if TYPE_CHECKING:
+    from twisted.application.service import IService
+
+DEFAULT_DATA_DIR = "xmppnetgraph-data"
+
+_DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+
+
+def _configDefault(name: str) -> str:
+    """
+    @return: the default of L{Config} attribute C{name}, written as a
+        command-line value, so that the help text and L{Config} agree.
+    """
+    value = attrs.fields_dict(Config)[name].default
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# Options taking a value, by kind.  The kind decides which TOML types a
+# --config file may use for the key.
+_STRING_PARAMETERS = frozenset(
+    {
+        "domain",
+        "s2s",
+        "s2s-direct-tls",
+        "web",
+        "database",
+        "pubsub-host",
+        "dialback-secret",
+    }
+)
+_PATH_PARAMETERS = frozenset({"data-dir", "tls-cert", "tls-key", "ca-file"})
+_INT_PARAMETERS = frozenset({"max-stanza-size", "max-depth", "queue-limit"})
+_FLOAT_PARAMETERS = frozenset(
+    {
+        "idle-timeout",
+        "connect-timeout",
+        "handshake-timeout",
+        "keepalive-interval",
+        "iq-timeout",
+    }
+)
+_FLAGS = frozenset({"require-valid-certs", "allow-plaintext", "verbose"})
+# TOML key -> (option it sets, whether the boolean is inverted).
+_ROLE_KEYS = {
+    "no-crawl": ("no-crawl", False),
+    "crawl": ("no-crawl", True),
+    "no-web": ("no-web", False),
+    "no-publish": ("no-publish", False),
+    "publish": ("no-publish", True),
+    "opt-in": ("opt-in", False),
+    "no-opt-in": ("opt-in", True),
+}
+_LIST_KEYS = frozenset({"route", "seed"})
+
+
+class Options(usage.Options):
+    """
+    Options for C{twistd xmppnetgraph}.
+
+    After L{parseOptions}, C{config} holds the resulting L{Config}.
+
+    @ivar config: the checked configuration, set by L{postOptions}.
+    """
+
+    longdesc = (
+        "Run an XMPP server-to-server node that publishes its federation "
+        "links (XEP-0485), crawls the federation and serves the graph on a "
+        "web page.  ENDPOINT values are Twisted strports strings.  A --route "
+        "DOMAIN may be *.suffix for all its subdomains; HOST is a name, an "
+        "IPv4 address or an IPv6 address in brackets ([::1]:5269); PORT "
+        "defaults to 5269.  Relative "
+        "paths on the command line are relative to the current directory; "
+        "relative paths in a --config file are relative to the file's "
+        "directory."
+    )
+
+    optParameters = [
+        ["domain", None, None, "The XMPP domain this node serves (required)."],
+        [
+            "s2s",
+            None,
+            _configDefault("s2s"),
+            "ENDPOINT for incoming s2s streams (STARTTLS).",
+        ],
+        [
+            "s2s-direct-tls",
+            None,
+            None,
+            "ENDPOINT for incoming direct-TLS s2s streams (XEP-0368), "
+            "e.g. tcp:5270. Off by default.",
+        ],
+        [
+            "web",
+            None,
+            _configDefault("web"),
+            "ENDPOINT for the web page and the JSON API.",
+        ],
+        [
+            "data-dir",
+            None,
+            DEFAULT_DATA_DIR,
+            "DIR for the database, the generated TLS key pair and the "
+            "dialback secret; relative to the current directory.",
+        ],
+        [
+            "database",
+            None,
+            None,
+            "Graph store URL: sqlite:///PATH or postgresql://... "
+            "[default: a SQLite file in the data directory]",
+        ],
+        [
+            "tls-cert",
+            None,
+            None,
+            "PEM certificate (chain) for s2s TLS; needs --tls-key. "
+            "[default: a self-signed pair made once in the data directory]",
+        ],
+        [
+            "tls-key",
+            None,
+            None,
+            "PEM private key for --tls-cert.",
+        ],
+        [
+            "ca-file",
+            None,
+            None,
+            "PEM file of CA certificates that peers' certificates must "
+            "chain to. [default: the system trust store]",
+        ],
+        [
+            "pubsub-host",
+            None,
+            None,
+            "Domain of this node's pubsub service. [default: pubsub.DOMAIN]",
+        ],
+        [
+            "dialback-secret",
+            None,
+            None,
+            "Secret for dialback keys (XEP-0185). [default: a random secret "
+            "kept in the data directory]",
+        ],
+        [
+            "max-stanza-size",
+            None,
+            _configDefault("maxStanzaSize"),
+            "BYTES: close an s2s stream that sends a larger stanza.",
+        ],
+        [
+            "max-depth",
+            None,
+            _configDefault("maxDepth"),
+            "Close an s2s stream whose XML nests deeper than this.",
+        ],
+        [
+            "idle-timeout",
+            None,
+            _configDefault("idleTimeout"),
+            "SECONDS without traffic after which an s2s stream is closed.",
+        ],
+        [
+            "connect-timeout",
+            None,
+            _configDefault("connectTimeout"),
+            "SECONDS to wait for an outgoing TCP connection.",
+        ],
+        [
+            "handshake-timeout",
+            None,
+            _configDefault("handshakeTimeout"),
+            "SECONDS for an s2s stream to finish TLS and authentication.",
+        ],
+        [
+            "keepalive-interval",
+            None,
+            _configDefault("keepaliveInterval"),
+            "SECONDS between whitespace keepalives on idle s2s streams.",
+        ],
+        [
+            "iq-timeout",
+            None,
+            _configDefault("iqTimeout"),
+            "SECONDS to wait for the answer to an IQ request.",
+        ],
+        [
+            "queue-limit",
+            None,
+            _configDefault("queueLimit"),
+            "Stanzas queued per remote domain while its stream is not up.",
+        ],
+        [
+            "config",
+            None,
+            None,
+            "FILE in TOML with the same keys as the long options "
+            '(domain = "example.org", route = ["a.example=127.0.0.1:5269"], '
+            "no-crawl = true or crawl = false, ...). Command-line options "
+            "override the file.",
+        ],
+    ]
+
+    optFlags = [
+        ["no-crawl", None, "Do not crawl the federation."],
+        ["no-web", None, "Do not serve the web page and the JSON API."],
+        ["no-publish", None, "Do not publish this node's server information."],
+        [
+            "require-valid-certs",
+            None,
+            "Refuse s2s peers without a valid certificate (no dialback " "fallback).",
+        ],
+        [
+            "allow-plaintext",
+            None,
+            "Allow s2s streams without TLS. For testing only.",
+        ],
+        ["verbose", "v", "Log every stanza sent and received."],
+    ]
+
+    compData = usage.Completions(
+        optActions={
+            "data-dir": usage.CompleteDirs(),
+            "tls-cert": usage.CompleteFiles(),
+            "tls-key": usage.CompleteFiles(),
+            "ca-file": usage.CompleteFiles(),
+            "config": usage.CompleteFiles("*.toml"),
+        }
+    )
+
+    config: Config
+
+    def __init__(self) -> None:
+        self._given: set[str] = set()
+        super().__init__()
+        # dict.__setitem__: these are defaults, not given on the command line.
+        dict.__setitem__(self, "route", [])
+        dict.__setitem__(self, "seed", [])
+        dict.__setitem__(self, "opt-in", True)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        """
+        Record that option C{key} was given on the command line, so that a
+        C{--config} file does not override it.  L{usage.Options} stores
+        every parsed option through this method.
+        """
+        self._given.add(key)
+        super().__setitem__(key, value)
+
+    def opt_route(self, route: str) -> None:
+        """DOMAIN=HOST[:PORT]: static route instead of DNS; see below. Repeatable."""
+        self._given.add("route")
+        self["route"].append(route)
+
+    def opt_seed(self, domain: str) -> None:
+        """DOMAIN to start crawling from. Repeatable."""
+        self._given.add("seed")
+        self["seed"].append(domain)
+
+    def opt_opt_in(self) -> None:
+        """Let others name this domain in their server information (default)."""
+        self["opt-in"] = True
+
+    def opt_no_opt_in(self) -> None:
+        """Do not let others name this domain in their server information."""
+        self["opt-in"] = False
+
+    def postOptions(self) -> None:
+        """
+        Merge the C{--config} file, if any, under the command line, then
+        check everything and build C{config}.
+
+        @raise usage.UsageError: if an option or the file is invalid.
+        """
+        if self["config"] is not None:
+            self._mergeFile(Path(self["config"]))
+        self.config = toConfig(self)
+
+    def _mergeFile(self, path: Path) -> None:
+        """
+        Read the TOML file C{path} and take from it every option not given
+        on the command line.
+
+        @raise usage.UsageError: if the file cannot be read, is not TOML,
+            or has an unknown key or a value of the wrong type.
+        """
+        try:
+            with path.open("rb") as f:
+                table = tomllib.load(f)
+        except OSError as e:
+            raise usage.UsageError(f"--config: cannot read {str(path)!r}: {e}")
+        except tomllib.TOMLDecodeError as e:
+            raise usage.UsageError(f"--config: {str(path)!r} is not TOML: {e}")
+
+        where = f"config file {str(path)!r}"
+        fromFile: dict[str, tuple[str, Any]] = {}
+        for key, value in table.items():
+            option, value = self._fileValue(where, path, key, value)
+            if option in fromFile:
+                raise usage.UsageError(
+                    f"{where}: keys {fromFile[option][0]!r} and {key!r} "
+                    "set the same option"
+                )
+            fromFile[option] = (key, value)
+        for option, (key, value) in fromFile.items():
+            if option not in self._given:
+                dict.__setitem__(self, option, value)
+
+    def _fileValue(
+        self, where: str, path: Path, key: str, value: Any
+    ) -> tuple[str, Any]:
+        """
+        Map one key of a C{--config} file to the option it sets.
+
+        @param where: names the file in error messages.
+        @param path: the file, to resolve relative paths against.
+        @param key: the TOML key.
+        @param value: its TOML value.
+        @return: the option name and the value to store under it.
+        @raise usage.UsageError: for unknown keys and wrongly typed values.
+        """
+
+        def wrongType(expected: str) -> usage.UsageError:
+            return usage.UsageError(
+                f"{where}: {key!r} must be {expected}, not {value!r}"
+            )
+
+        if key == "web" and isinstance(value, bool):
+            # web = false is the same as no-web = true.
+            return "no-web", not value
+        if key in _STRING_PARAMETERS:
+            if not isinstance(value, str):
+                raise wrongType("a string")
+            return key, value
+        if key in _PATH_PARAMETERS:
+            if not isinstance(value, str):
+                raise wrongType("a string")
+            return key, str(path.parent / Path(value).expanduser())
+        if key in _INT_PARAMETERS | _FLOAT_PARAMETERS:
+            # bool is an int: reject it explicitly.
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise wrongType("a number")
+            return key, value
+        if key in _FLAGS:
+            if not isinstance(value, bool):
+                raise wrongType("true or false")
+            return key, int(value)
+        if key in _ROLE_KEYS:
+            if not isinstance(value, bool):
+                raise wrongType("true or false")
+            option, inverted = _ROLE_KEYS[key]
+            return option, value != inverted
+        if key in _LIST_KEYS:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
+                raise wrongType("a list of strings")
+            return key, list(value)
+
+        known = sorted(
+            _STRING_PARAMETERS
+            | _PATH_PARAMETERS
+            | _INT_PARAMETERS
+            | _FLOAT_PARAMETERS
+            | _FLAGS
+            | _ROLE_KEYS.keys()
+            | _LIST_KEYS
+        )
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise usage.UsageError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _checkDomain(option: str, value: str) -> str:
+    """
+    @return: C{value} as a normalised domain.
+    @raise usage.UsageError: if it is not a bare domain name.
+    """
+    try:
+        return normalizeDomain(value)
+    except ValueError as e:
+        raise usage.UsageError(f"--{option}: {e}") from None
+
+
+def _checkEndpoint(option: str, description: str) -> str:
+    """
+    Parse C{description} as a server endpoint, without listening.
+
+    @return: C{description}, unchanged.
+    @raise usage.UsageError: if it does not parse.
+    """
+    try:
+        serverFromString(MemoryReactor(), description)
+    except Exception as e:
+        # Endpoint parsers (including third-party plugins) raise anything
+        # from ValueError to KeyError or TypeError.
+        raise usage.UsageError(
+            f"--{option}: {description!r} is not a valid endpoint: "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    return description
+
+
+def _checkDatabase(url: str) -> str:
+    """
+    @return: C{url} unchanged.
+    @raise usage.UsageError: unless it is C{sqlite:///PATH} or a
+        C{postgresql://} URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _DATABASE_SCHEMES:
+        raise usage.UsageError(
+            f"--database: {url!r} is not a sqlite:///PATH or postgresql:// URL"
+        )
+    if scheme.lower() == "sqlite":
+        netloc, slash, dbPath = rest.partition("/")
+        if netloc or not slash or not dbPath:
+            raise usage.UsageError(
+                f"--database: {url!r}: write a SQLite database as sqlite:///PATH"
+            )
+    return url
+
+
+def _checkFile(option: str, value: str) -> Path:
+    """
+    @return: C{value} as an absolute path.
+    @raise usage.UsageError: if it is not an existing file.
+    """
+    path = Path(value).expanduser().absolute()
+    if not path.is_file():
+        raise usage.UsageError(f"--{option}: no such file: {str(path)!r}")
+    return path
+
+
+def _checkNumber(
+    option: str, value: object, convert: Callable[[str], int | float]
+) -> Any:
+    """
+    @return: C{value} converted by C{convert} (C{int} or C{float}).
+    @raise usage.UsageError: unless it is a finite number greater than 0.
+    """
+    kind = "an integer" if convert is int else "a number"
+    try:
+        if isinstance(value, float) and convert is int:
+            raise ValueError(value)
+        number = convert(str(value))
+    except ValueError:
+        raise usage.UsageError(
+            f"--{option}: expected {kind} greater than 0, got {value!r}"
+        ) from None
+    if not (math.isfinite(number) and number > 0):
+        raise usage.UsageError(
+            f"--{option}: expected {kind} greater than 0, got {value!r}"
+        )
+    return number
+
+
+def toConfig(options: Options) -> Config:
+    """
+    Check parsed options and build the node's configuration.
+
+    @param options: options after parsing (and merging a C{--config} file).
+    @return: the configuration; paths in it are absolute.
+    @raise usage.UsageError: with a message naming the bad option.
+    """
+    if not options["domain"]:
+        raise usage.UsageError("--domain is required")
+    domain = _checkDomain("domain", options["domain"])
+
+    pubsubHost = ""
+    if options["pubsub-host"]:
+        pubsubHost = _checkDomain("pubsub-host", options["pubsub-host"])
+        if pubsubHost == domain:
+            raise usage.UsageError("--pubsub-host must differ from --domain")
+
+    s2s = _checkEndpoint("s2s", options["s2s"])
+    s2sDirectTLS = None
+    if options["s2s-direct-tls"]:
+        s2sDirectTLS = _checkEndpoint("s2s-direct-tls", options["s2s-direct-tls"])
+    web = _checkEndpoint("web", options["web"])
+
+    dataDir = Path(options["data-dir"]).expanduser().absolute()
+    if dataDir.exists() and not dataDir.is_dir():
+        raise usage.UsageError(f"--data-dir: {str(dataDir)!r} is not a directory")
+
+    database = None
+    if options["database"]:
+        database = _checkDatabase(options["database"])
+
+    if bool(options["tls-cert"]) != bool(options["tls-key"]):
+        raise usage.UsageError(
+            "--tls-cert and --tls-key go together: give both or neither"
+        )
+    tlsCert = tlsKey = caFile = None
+    if options["tls-cert"]:
+        tlsCert = _checkFile("tls-cert", options["tls-cert"])
+        tlsKey = _checkFile("tls-key", options["tls-key"])
+    if options["ca-file"]:
+        caFile = _checkFile("ca-file", options["ca-file"])
+
+    routes: list[Route] = []
+    for text in options["route"]:
+        try:
+            route = parseRoute(text)
+        except ValueError as e:
+            raise usage.UsageError(f"--route: {e}") from None
+        if any(r.pattern == route.pattern for r in routes):
+            raise usage.UsageError(f"--route: {route.pattern!r} is routed twice")
+        routes.append(route)
+
+    seeds: list[str] = []
+    for text in options["seed"]:
+        seed = _checkDomain("seed", text)
+        if seed not in seeds:
+            seeds.append(seed)
+
+    if options["dialback-secret"] is not None and not options["dialback-secret"]:
+        raise usage.UsageError("--dialback-secret must not be empty")
+
+    return Config(
+        domain=domain,
+        dataDir=dataDir,
+        s2s=s2s,
+        s2sDirectTLS=s2sDirectTLS,
+        web=web,
+        database=database,
+        tlsCert=tlsCert,
+        tlsKey=tlsKey,
+        caFile=caFile,
+        pubsubHost=pubsubHost,
+        routes=tuple(routes),
+        seeds=tuple(seeds),
+        crawl=not options["no-crawl"],
+        enableWeb=not options["no-web"],
+        publish=not options["no-publish"],
+        requireValidCerts=bool(options["require-valid-certs"]),
+        requireTLS=not options["allow-plaintext"],
+        optIn=bool(options["opt-in"]),
+        dialbackSecret=options["dialback-secret"],
+        maxStanzaSize=_checkNumber("max-stanza-size", options["max-stanza-size"], int),
+        maxDepth=_checkNumber("max-depth", options["max-depth"], int),
+        connectTimeout=_checkNumber(
+            "connect-timeout", options["connect-timeout"], float
+        ),
+        handshakeTimeout=_checkNumber(
+            "handshake-timeout", options["handshake-timeout"], float
+        ),
+        idleTimeout=_checkNumber("idle-timeout", options["idle-timeout"], float),
+        keepaliveInterval=_checkNumber(
+            "keepalive-interval", options["keepalive-interval"], float
+        ),
+        iqTimeout=_checkNumber("iq-timeout", options["iq-timeout"], float),
+        queueLimit=_checkNumber("queue-limit", options["queue-limit"], int),
+        logTraffic=bool(options["verbose"]),
+    )
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the node's service tree for C{twistd}.
+
+    @param options: parsed options.
+    @return: the service from L{xmppnetgraph.node.buildService}, running on
+        the global reactor.
+    """
+    from twisted.internet import reactor
+
+    from xmppnetgraph.node import buildService
+
+    return buildService(options.config, reactor)
