@@ -442,10 +442,12 @@ def _options(creds: TLSCredentials) -> _AnyPeerCertificateOptions:
     """
     @return: options that present C{creds} and accept any peer certificate.
     """
+    # pyOpenSSL deprecates its own PKey/X509 in Context.use_*; Twisted only
+    # passes these through, so hand it the cryptography objects.
     return _AnyPeerCertificateOptions(
-        privateKey=crypto.PKey.from_cryptography_key(creds.key),
-        certificate=crypto.X509.from_cryptography(creds.certificate),
-        extraCertChain=[crypto.X509.from_cryptography(c) for c in creds.chain],
+        privateKey=creds.key,  # type: ignore[arg-type]
+        certificate=creds.certificate,  # type: ignore[arg-type]
+        extraCertChain=list(creds.chain),  # type: ignore[arg-type]
         raiseMinimumTo=_MINIMUM_TLS,
     )
 

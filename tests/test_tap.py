@@ -1,0 +1,886 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Tests for L{xmppnetgraph.tap} and the helpers it uses from
+L{xmppnetgraph.config}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import attrs
+
+from twisted.application.service import IService, MultiService
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
+from xmppnetgraph.tap import DEFAULT_DATA_DIR, Options, makeService, toConfig
+
+# The command line promised in DESIGN.md ("Contracts that users and tools
+# rely on"), plus the options this module adds for Config's other fields.
+CONTRACT_OPTIONS = [
+    "domain",
+    "s2s",
+    "s2s-direct-tls",
+    "web",
+    "data-dir",
+    "database",
+    "tls-cert",
+    "tls-key",
+    "pubsub-host",
+    "route",
+    "seed",
+    "no-crawl",
+    "no-web",
+    "no-publish",
+    "require-valid-certs",
+    "opt-in",
+    "no-opt-in",
+]
+EXTRA_OPTIONS = [
+    "ca-file",
+    "allow-plaintext",
+    "dialback-secret",
+    "max-stanza-size",
+    "max-depth",
+    "idle-timeout",
+    "connect-timeout",
+    "handshake-timeout",
+    "keepalive-interval",
+    "iq-timeout",
+    "queue-limit",
+    "verbose",
+    "config",
+]
+
+
+def parse(*argv: str) -> Config:
+    """
+    Parse C{argv} with a fresh L{Options}.
+
+    @return: the resulting configuration.
+    """
+    options = Options()
+    options.parseOptions(list(argv))
+    return options.config
+
+
+class TempDirMixin:
+    """
+    A fresh temporary directory per test.
+    """
+
+    def tempDir(self) -> Path:
+        """
+        @return: a new empty directory, removed by trial with the test's
+            temporary files.
+        """
+        path = Path(self.mktemp())  # type: ignore[attr-defined]
+        path.mkdir(parents=True)
+        return path.absolute()
+
+
+class DefaultsTests(SynchronousTestCase):
+    """
+    What C{--domain} alone gives.
+    """
+
+    def setUp(self) -> None:
+        self.config = parse("--domain", "example.org")
+
+    def test_domain(self) -> None:
+        """
+        C{--domain} lands in L{Config.domain}; the pubsub host derives from it.
+        """
+        self.assertEqual(self.config.domain, "example.org")
+        self.assertEqual(self.config.pubsubHost, "")
+        self.assertEqual(self.config.effectivePubsubHost, "pubsub.example.org")
+
+    def test_endpoints(self) -> None:
+        """
+        s2s listens on C{tcp:5269}, the web on loopback port 8080, and there
+        is no direct-TLS listener.
+        """
+        self.assertEqual(self.config.s2s, "tcp:5269")
+        self.assertEqual(self.config.web, "tcp:8080:interface=127.0.0.1")
+        self.assertIsNone(self.config.s2sDirectTLS)
+
+    def test_dataDir(self) -> None:
+        """
+        The data directory defaults to C{xmppnetgraph-data} in the current
+        directory, made absolute so that twistd's C{--rundir} cannot move it.
+        """
+        self.assertTrue(self.config.dataDir.is_absolute())
+        self.assertEqual(self.config.dataDir, Path.cwd() / DEFAULT_DATA_DIR)
+
+    def test_noneDefaults(self) -> None:
+        """
+        Database, key pair, CA file and dialback secret are left to the node
+        (L{None}), and there are no routes or seeds.
+        """
+        self.assertIsNone(self.config.database)
+        self.assertIsNone(self.config.tlsCert)
+        self.assertIsNone(self.config.tlsKey)
+        self.assertIsNone(self.config.caFile)
+        self.assertIsNone(self.config.dialbackSecret)
+        self.assertEqual(self.config.routes, ())
+        self.assertEqual(self.config.seeds, ())
+
+    def test_roles(self) -> None:
+        """
+        All roles are on, TLS is required, certificates need not validate,
+        the node opts in, and traffic is not logged.
+        """
+        c = self.config
+        self.assertEqual(
+            (
+                c.crawl,
+                c.enableWeb,
+                c.publish,
+                c.requireTLS,
+                c.requireValidCerts,
+                c.optIn,
+                c.logTraffic,
+            ),
+            (True, True, True, True, False, True, False),
+        )
+
+    def test_limitsAreConfigDefaults(self) -> None:
+        """
+        Numeric options default to L{Config}'s own defaults.
+        """
+        fields = attrs.fields_dict(Config)
+        for name in [
+            "maxStanzaSize",
+            "maxDepth",
+            "connectTimeout",
+            "handshakeTimeout",
+            "idleTimeout",
+            "keepaliveInterval",
+            "iqTimeout",
+            "queueLimit",
+        ]:
+            self.assertEqual(getattr(self.config, name), fields[name].default, name)
+
+    def test_defaultsInHelp(self) -> None:
+        """
+        The help text shows the default endpoints and data directory.
+        """
+        usage = str(Options())
+        self.assertIn("tcp:5269", usage)
+        self.assertIn("tcp:8080:interface=127.0.0.1", usage)
+        self.assertIn(DEFAULT_DATA_DIR, usage)
+
+
+class OptionsTests(TempDirMixin, SynchronousTestCase):
+    """
+    Every option lands in L{Config}.
+    """
+
+    def keyPair(self) -> tuple[Path, Path, Path]:
+        """
+        @return: paths of existing certificate, key and CA files.
+        """
+        d = self.tempDir()
+        paths = (d / "cert.pem", d / "key.pem", d / "ca.pem")
+        for p in paths:
+            p.write_text("not checked here\n")
+        return paths
+
+    def test_everyOption(self) -> None:
+        """
+        Each option sets its own field of L{Config}.
+        """
+        cert, key, ca = self.keyPair()
+        data = self.tempDir() / "data"
+        config = parse(
+            "--domain=Node.Example",
+            "--s2s=tcp:15269:interface=127.0.0.2",
+            "--s2s-direct-tls=tcp:15270:interface=127.0.0.2",
+            "--web=tcp:18080:interface=127.0.0.2",
+            "--data-dir",
+            str(data),
+            "--database=postgresql://graph@db.example/graph",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--ca-file",
+            str(ca),
+            "--pubsub-host=ps.node.example",
+            "--route=peer.example=127.0.0.3:5270",
+            "--seed=peer.example",
+            "--no-crawl",
+            "--no-web",
+            "--no-publish",
+            "--require-valid-certs",
+            "--no-opt-in",
+            "--allow-plaintext",
+            "--dialback-secret=s3cret",
+            "--max-stanza-size=1000",
+            "--max-depth=10",
+            "--idle-timeout=1.5",
+            "--connect-timeout=2",
+            "--handshake-timeout=3",
+            "--keepalive-interval=4",
+            "--iq-timeout=5",
+            "--queue-limit=6",
+            "--verbose",
+        )
+        self.assertEqual(
+            config,
+            Config(
+                domain="node.example",
+                dataDir=data,
+                s2s="tcp:15269:interface=127.0.0.2",
+                s2sDirectTLS="tcp:15270:interface=127.0.0.2",
+                web="tcp:18080:interface=127.0.0.2",
+                database="postgresql://graph@db.example/graph",
+                tlsCert=cert,
+                tlsKey=key,
+                caFile=ca,
+                pubsubHost="ps.node.example",
+                routes=(Route("peer.example", "127.0.0.3", 5270),),
+                seeds=("peer.example",),
+                crawl=False,
+                enableWeb=False,
+                publish=False,
+                requireValidCerts=True,
+                requireTLS=False,
+                optIn=False,
+                dialbackSecret="s3cret",
+                maxStanzaSize=1000,
+                maxDepth=10,
+                idleTimeout=1.5,
+                connectTimeout=2.0,
+                handshakeTimeout=3.0,
+                keepaliveInterval=4.0,
+                iqTimeout=5.0,
+                queueLimit=6,
+                logTraffic=True,
+            ),
+        )
+
+    def test_shortVerbose(self) -> None:
+        """
+        C{-v} is C{--verbose}.
+        """
+        self.assertTrue(parse("--domain=a.example", "-v").logTraffic)
+
+    def test_optInLastWins(self) -> None:
+        """
+        Of C{--opt-in} and C{--no-opt-in}, the last one given wins.
+        """
+        self.assertFalse(parse("--domain=a.example", "--opt-in", "--no-opt-in").optIn)
+        self.assertTrue(parse("--domain=a.example", "--no-opt-in", "--opt-in").optIn)
+
+    def test_relativePaths(self) -> None:
+        """
+        Relative paths are made absolute against the current directory.
+        """
+        d = self.tempDir()
+        (d / "c.pem").write_text("")
+        (d / "k.pem").write_text("")
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(d)
+        config = parse(
+            "--domain=a.example",
+            "--data-dir=state",
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
+        )
+        self.assertEqual(config.dataDir, d / "state")
+        self.assertEqual(config.tlsCert, d / "c.pem")
+        self.assertEqual(config.tlsKey, d / "k.pem")
+
+    def test_repeatableRoutesAndSeeds(self) -> None:
+        """
+        C{--route} and C{--seed} accumulate in order; repeated seeds count
+        once.
+        """
+        config = parse(
+            "--domain=a.example",
+            "--route=b.example=127.0.0.2:5269",
+            "--route",
+            "c.example=[::1]:15269",
+            "--seed=b.example",
+            "--seed=C.example",
+            "--seed=b.example",
+        )
+        self.assertEqual(
+            config.routes,
+            (
+                Route("b.example", "127.0.0.2", 5269),
+                Route("c.example", "::1", 15269),
+            ),
+        )
+        self.assertEqual(config.seeds, ("b.example", "c.example"))
+
+    def test_wildcardRoute(self) -> None:
+        """
+        A C{*.suffix} route applies to subdomains; an exact route wins over it.
+        """
+        config = parse(
+            "--domain=a.example",
+            "--route=*.test.example=127.0.0.5",
+            "--route=x.test.example=127.0.0.6:6000",
+        )
+        self.assertEqual(
+            config.routeFor("y.test.example"),
+            Route("*.test.example", "127.0.0.5", 5269),
+        )
+        self.assertEqual(
+            config.routeFor("x.test.example"),
+            Route("x.test.example", "127.0.0.6", 6000),
+        )
+        self.assertIsNone(config.routeFor("test.example"))
+
+    def test_sqliteDatabase(self) -> None:
+        """
+        A C{sqlite:///} URL is accepted unchanged.
+        """
+        config = parse("--domain=a.example", "--database=sqlite:///var/graph.db")
+        self.assertEqual(config.database, "sqlite:///var/graph.db")
+
+    def test_unicodeDomain(self) -> None:
+        """
+        An internationalised domain is accepted and nameprep'd.
+        """
+        self.assertEqual(parse("--domain=BÜCHER.example").domain, "bücher.example")
+
+
+class ConfigFileTests(TempDirMixin, SynchronousTestCase):
+    """
+    C{--config FILE} reads the same keys from TOML, under the command line.
+    """
+
+    def configFile(self, text: str) -> Path:
+        """
+        @return: a file holding C{text}.
+        """
+        path = self.tempDir() / "node.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def test_keys(self) -> None:
+        """
+        Keys spelled like the long options set the same fields.
+        """
+        path = self.configFile(
+            'domain = "file.example"\n'
+            'web = "tcp:18080:interface=127.0.0.2"\n'
+            'route = ["b.example=127.0.0.2:5270", "*.c.example=[::1]"]\n'
+            'seed = ["b.example"]\n'
+            "no-crawl = true\n"
+            "publish = false\n"
+            "opt-in = false\n"
+            "require-valid-certs = true\n"
+            "max-stanza-size = 4096\n"
+            "idle-timeout = 12.5\n"
+            'iq-timeout = "7"\n'
+            'data-dir = "state"\n'
+        )
+        config = parse("--config", str(path))
+        self.assertEqual(config.domain, "file.example")
+        self.assertEqual(config.web, "tcp:18080:interface=127.0.0.2")
+        self.assertEqual(
+            config.routes,
+            (
+                Route("b.example", "127.0.0.2", 5270),
+                Route("*.c.example", "::1", 5269),
+            ),
+        )
+        self.assertEqual(config.seeds, ("b.example",))
+        self.assertFalse(config.crawl)
+        self.assertFalse(config.publish)
+        self.assertTrue(config.enableWeb)
+        self.assertFalse(config.optIn)
+        self.assertTrue(config.requireValidCerts)
+        self.assertEqual(config.maxStanzaSize, 4096)
+        self.assertEqual(config.idleTimeout, 12.5)
+        self.assertEqual(config.iqTimeout, 7.0)
+        # Relative paths in the file are relative to the file.
+        self.assertEqual(config.dataDir, path.parent / "state")
+
+    def test_positiveAndNegativeFlagKeys(self) -> None:
+        """
+        C{crawl = false} is C{no-crawl = true}; C{web = false} is
+        C{no-web = true}; C{no-opt-in = true} is C{opt-in = false}.
+        """
+        path = self.configFile(
+            'domain = "a.example"\ncrawl = false\nweb = false\nno-opt-in = true\n'
+        )
+        config = parse("--config", str(path))
+        self.assertEqual(
+            (config.crawl, config.enableWeb, config.optIn), (False, False, False)
+        )
+        path = self.configFile('domain = "a.example"\ncrawl = true\nweb = true\n')
+        config = parse("--config", str(path))
+        self.assertEqual((config.crawl, config.enableWeb), (True, True))
+
+    def test_commandLineOverrides(self) -> None:
+        """
+        An option given on the command line beats the file, whether it
+        comes before or after C{--config}, even when it equals the default.
+        """
+        path = self.configFile(
+            'domain = "file.example"\n'
+            's2s = "tcp:15269"\n'
+            'route = ["b.example=127.0.0.2:1"]\n'
+            'seed = ["file-seed.example"]\n'
+            "opt-in = false\n"
+            "max-depth = 9\n"
+        )
+        config = parse(
+            "--domain=cli.example",
+            "--config",
+            str(path),
+            "--s2s=tcp:5269",
+            "--route=c.example=127.0.0.3:2",
+            "--opt-in",
+        )
+        self.assertEqual(config.domain, "cli.example")
+        self.assertEqual(config.s2s, "tcp:5269")
+        self.assertEqual(config.routes, (Route("c.example", "127.0.0.3", 2),))
+        self.assertTrue(config.optIn)
+        # Not given on the command line: from the file.
+        self.assertEqual(config.seeds, ("file-seed.example",))
+        self.assertEqual(config.maxDepth, 9)
+
+    def test_commandLineFlagOverridesPositiveKey(self) -> None:
+        """
+        C{--no-crawl} beats C{crawl = true} in the file.
+        """
+        path = self.configFile('domain = "a.example"\ncrawl = true\n')
+        self.assertFalse(parse("--config", str(path), "--no-crawl").crawl)
+
+    def test_unknownKey(self) -> None:
+        """
+        An unknown key is an error that names the key and the file.
+        """
+        path = self.configFile('domain = "a.example"\nsseed = ["b.example"]\n')
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("'sseed'", str(e))
+        self.assertIn(str(path), str(e))
+        self.assertIn("'seed'", str(e))  # the suggestion
+
+    def test_configKeyInFile(self) -> None:
+        """
+        A file cannot name another config file.
+        """
+        path = self.configFile('config = "other.toml"\n')
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("'config'", str(e))
+
+    def test_wrongTypes(self) -> None:
+        """
+        Values of the wrong TOML type are errors that name the key.
+        """
+        for text, key in [
+            ("domain = 5", "domain"),
+            ("no-crawl = 1", "no-crawl"),
+            ('verbose = "yes"', "verbose"),
+            ("max-depth = true", "max-depth"),
+            ("route = [1]", "route"),
+            ("seed = {a = 1}", "seed"),
+            ("[s2s]\nport = 1", "s2s"),
+        ]:
+            path = self.configFile('domain = "a.example"\n' * (key != "domain") + text)
+            e = self.assertRaises(UsageError, parse, "--config", str(path))
+            self.assertIn(repr(key), str(e), text)
+
+    def test_conflictingKeys(self) -> None:
+        """
+        Two keys for the same option (C{crawl} and C{no-crawl}) are an error.
+        """
+        path = self.configFile('domain = "a.example"\ncrawl = true\nno-crawl = true\n')
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("'crawl'", str(e))
+        self.assertIn("'no-crawl'", str(e))
+
+    def test_fileValuesAreChecked(self) -> None:
+        """
+        Values from the file go through the same checks as the command line.
+        """
+        path = self.configFile('domain = "a@b.example"\n')
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("--domain", str(e))
+
+    def test_missingFile(self) -> None:
+        """
+        A file that cannot be read is a usage error.
+        """
+        path = self.tempDir() / "absent.toml"
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("absent.toml", str(e))
+
+    def test_notToml(self) -> None:
+        """
+        A file that is not TOML is a usage error.
+        """
+        path = self.configFile("domain = \n")
+        e = self.assertRaises(UsageError, parse, "--config", str(path))
+        self.assertIn("not TOML", str(e))
+
+
+class ValidationTests(TempDirMixin, SynchronousTestCase):
+    """
+    Bad input becomes a L{UsageError} that names the option.
+    """
+
+    def assertUsageError(self, fragment: str, *argv: str) -> None:
+        """
+        Assert that parsing C{argv} fails with a message containing
+        C{fragment}.
+        """
+        e = self.assertRaises(UsageError, parse, *argv)
+        self.assertIn(fragment, str(e))
+
+    def test_missingDomain(self) -> None:
+        """
+        C{--domain} is required.
+        """
+        self.assertUsageError("--domain is required")
+
+    def test_invalidDomain(self) -> None:
+        """
+        A JID with a node or resource, an IP address, an empty label or a
+        forbidden character is not a domain.
+        """
+        for bad in [
+            "user@a.example",
+            "a.example/res",
+            "127.0.0.1",
+            "a..example",
+            "a.example.",
+            "a b.example",
+            "-a.example",
+            "x" * 64 + ".example",
+        ]:
+            self.assertUsageError("--domain", "--domain", bad)
+
+    def test_invalidSeedAndPubsubHost(self) -> None:
+        """
+        Seeds and the pubsub host are checked like the domain.
+        """
+        self.assertUsageError("--seed", "--domain=a.example", "--seed=x@b.example")
+        self.assertUsageError(
+            "--pubsub-host", "--domain=a.example", "--pubsub-host=p/q"
+        )
+
+    def test_pubsubHostIsDomain(self) -> None:
+        """
+        The pubsub host must be another domain.
+        """
+        self.assertUsageError(
+            "--pubsub-host must differ",
+            "--domain=a.example",
+            "--pubsub-host=A.example",
+        )
+
+    def test_badEndpoints(self) -> None:
+        """
+        Endpoints that do not parse are rejected, naming the option.
+        """
+        for option in ["s2s", "s2s-direct-tls", "web"]:
+            for bad in ["tcp:notaport", "nosuchtype:1", ""]:
+                if bad == "" and option == "s2s-direct-tls":
+                    continue  # empty means off
+                self.assertUsageError(
+                    f"--{option}:", "--domain=a.example", f"--{option}={bad}"
+                )
+
+    def test_badRoutes(self) -> None:
+        """
+        Malformed routes are rejected with the reason.
+        """
+        for bad, reason in [
+            ("b.example", "DOMAIN=HOST:PORT"),
+            ("=127.0.0.1:1", "DOMAIN=HOST:PORT"),
+            ("b.example=", "DOMAIN=HOST:PORT"),
+            ("b.example=127.0.0.1:0", "port"),
+            ("b.example=127.0.0.1:70000", "port"),
+            ("b.example=127.0.0.1:x", "port"),
+            ("b.example=::1:5269", "brackets"),
+            ("b.example=[::1:5269", "']'"),
+            ("b.example=[127.0.0.1]:1", "IPv6"),
+            ("b@x.example=127.0.0.1:1", "bare domain"),
+            ("*.=127.0.0.1:1", "empty"),
+        ]:
+            e = self.assertRaises(
+                UsageError, parse, "--domain=a.example", "--route", bad
+            )
+            self.assertIn("--route", str(e), bad)
+            self.assertIn(reason, str(e), bad)
+
+    def test_duplicateRoute(self) -> None:
+        """
+        The same domain cannot be routed twice.
+        """
+        self.assertUsageError(
+            "routed twice",
+            "--domain=a.example",
+            "--route=b.example=127.0.0.1:1",
+            "--route=B.example=127.0.0.2:2",
+        )
+
+    def test_certWithoutKey(self) -> None:
+        """
+        C{--tls-cert} and C{--tls-key} come as a pair.
+        """
+        cert = self.tempDir() / "cert.pem"
+        cert.write_text("")
+        self.assertUsageError(
+            "--tls-cert and --tls-key", "--domain=a.example", f"--tls-cert={cert}"
+        )
+        self.assertUsageError(
+            "--tls-cert and --tls-key", "--domain=a.example", f"--tls-key={cert}"
+        )
+
+    def test_missingFiles(self) -> None:
+        """
+        Certificate, key and CA files must exist.
+        """
+        d = self.tempDir()
+        there = d / "there.pem"
+        there.write_text("")
+        absent = str(d / "absent.pem")
+        self.assertUsageError(
+            "--tls-cert: no such file",
+            "--domain=a.example",
+            f"--tls-cert={absent}",
+            f"--tls-key={there}",
+        )
+        self.assertUsageError(
+            "--tls-key: no such file",
+            "--domain=a.example",
+            f"--tls-cert={there}",
+            f"--tls-key={absent}",
+        )
+        self.assertUsageError(
+            "--ca-file: no such file", "--domain=a.example", f"--ca-file={absent}"
+        )
+
+    def test_dataDirIsFile(self) -> None:
+        """
+        The data directory cannot be an existing file.
+        """
+        f = self.tempDir() / "file"
+        f.write_text("")
+        self.assertUsageError("--data-dir", "--domain=a.example", f"--data-dir={f}")
+
+    def test_badDatabase(self) -> None:
+        """
+        Only C{sqlite:///PATH} and C{postgresql://} URLs are accepted.
+        """
+        for bad in [
+            "mysql://db/graph",
+            "graph.db",
+            "sqlite://host/graph.db",
+            "sqlite://",
+            "sqlite:///",
+        ]:
+            self.assertUsageError(
+                "--database", "--domain=a.example", f"--database={bad}"
+            )
+
+    def test_badNumbers(self) -> None:
+        """
+        Sizes and durations must be positive (and sizes whole) numbers.
+        """
+        for option, bad in [
+            ("max-stanza-size", "big"),
+            ("max-stanza-size", "0"),
+            ("max-stanza-size", "1.5"),
+            ("queue-limit", "-1"),
+            ("idle-timeout", "soon"),
+            ("idle-timeout", "0"),
+            ("idle-timeout", "inf"),
+            ("iq-timeout", "nan"),
+        ]:
+            self.assertUsageError(
+                f"--{option}", "--domain=a.example", f"--{option}={bad}"
+            )
+
+    def test_emptyDialbackSecret(self) -> None:
+        """
+        An empty dialback secret is refused.
+        """
+        self.assertUsageError(
+            "--dialback-secret", "--domain=a.example", "--dialback-secret="
+        )
+
+    def test_unknownOption(self) -> None:
+        """
+        Unknown options are refused by the parser.
+        """
+        self.assertRaises(UsageError, parse, "--domain=a.example", "--nosuch")
+
+
+class HelpTests(SynchronousTestCase):
+    """
+    C{--help} documents the command line.
+    """
+
+    def test_contractOptionsListed(self) -> None:
+        """
+        Every option of the DESIGN.md contract, and every extra one, is in
+        the help text.
+        """
+        usage = str(Options())
+        listed = {
+            word.split("=")[0][2:]
+            for line in usage.splitlines()
+            for word in line.replace(",", " ").split()[:2]
+            if word.startswith("--")
+        }
+        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS:
+            self.assertIn(option, listed)
+
+    def test_everyOptionDocumented(self) -> None:
+        """
+        No option is listed without a description.
+        """
+        options = Options()
+        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS:
+            self.assertTrue(options.docs.get(option), option)
+
+    def test_plaintextIsForTesting(self) -> None:
+        """
+        The help for C{--allow-plaintext} says it is for testing.
+        """
+        self.assertIn("testing only", Options().docs["allow-plaintext"])
+
+
+class ToConfigTests(SynchronousTestCase):
+    """
+    L{toConfig} and L{Options.config}.
+    """
+
+    def test_sameAsPostOptions(self) -> None:
+        """
+        L{toConfig} rebuilds the configuration that L{Options.postOptions}
+        stored.
+        """
+        options = Options()
+        options.parseOptions(["--domain=a.example", "--seed=b.example"])
+        self.assertEqual(toConfig(options), options.config)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{makeService} hands the configuration and the global reactor to
+    L{xmppnetgraph.node.buildService}.
+    """
+
+    def test_buildService(self) -> None:
+        """
+        L{makeService} returns what C{buildService(config, reactor)} returns.
+        """
+        from twisted.internet import reactor
+
+        calls = []
+        built = MultiService()
+
+        def buildService(config: Config, reactor: object) -> MultiService:
+            calls.append((config, reactor))
+            return built
+
+        fake = types.ModuleType("xmppnetgraph.node")
+        fake.buildService = buildService  # type: ignore[attr-defined]
+        missing = object()
+        saved = sys.modules.get("xmppnetgraph.node", missing)
+        sys.modules["xmppnetgraph.node"] = fake
+
+        def restore() -> None:
+            if saved is missing:
+                del sys.modules["xmppnetgraph.node"]
+            else:
+                sys.modules["xmppnetgraph.node"] = saved  # type: ignore[assignment]
+
+        self.addCleanup(restore)
+
+        options = Options()
+        options.parseOptions(["--domain=a.example"])
+        service = makeService(options)
+        self.assertIs(service, built)
+        self.assertTrue(IService.providedBy(service))
+        self.assertEqual(calls, [(options.config, reactor)])
+
+
+class NormalizeDomainTests(SynchronousTestCase):
+    """
+    L{normalizeDomain}.
+    """
+
+    def test_caseFolded(self) -> None:
+        """
+        Domains are case-folded.
+        """
+        self.assertEqual(normalizeDomain("Example.ORG"), "example.org")
+
+    def test_singleLabel(self) -> None:
+        """
+        A single label such as C{localhost} is a domain.
+        """
+        self.assertEqual(normalizeDomain("localhost"), "localhost")
+
+    def test_rejects(self) -> None:
+        """
+        Empty strings, JIDs and IP addresses raise L{ValueError}.
+        """
+        for bad in ["", "a@b", "b/c", "::1", "10.0.0.1", "a_b.example"]:
+            self.assertRaises(ValueError, normalizeDomain, bad)
+
+
+class ParseRouteTests(SynchronousTestCase):
+    """
+    L{parseRoute}.
+    """
+
+    def test_hostAndPort(self) -> None:
+        """
+        C{DOMAIN=HOST:PORT} with a host name.
+        """
+        self.assertEqual(
+            parseRoute("B.example=Host.example:15269"),
+            Route("b.example", "host.example", 15269),
+        )
+
+    def test_defaultPort(self) -> None:
+        """
+        Without a port, 5269.
+        """
+        self.assertEqual(
+            parseRoute("b.example=127.0.0.2"), Route("b.example", "127.0.0.2", 5269)
+        )
+        self.assertEqual(parseRoute("b.example=[::1]"), Route("b.example", "::1", 5269))
+
+    def test_ipv6(self) -> None:
+        """
+        IPv6 addresses are written in brackets and stored without them.
+        """
+        self.assertEqual(
+            parseRoute("b.example=[0:0::1]:5270"), Route("b.example", "::1", 5270)
+        )
+
+    def test_wildcard(self) -> None:
+        """
+        C{*.suffix} patterns keep their star and match subdomains only.
+        """
+        route = parseRoute("*.Test.example=127.0.0.1:1")
+        self.assertEqual(route.pattern, "*.test.example")
+        self.assertTrue(route.matches("a.test.example"))
+        self.assertFalse(route.matches("test.example"))
+
+    def test_whitespace(self) -> None:
+        """
+        Spaces around C{=} are allowed (handy in TOML lists).
+        """
+        self.assertEqual(
+            parseRoute("b.example = 127.0.0.2:1"), Route("b.example", "127.0.0.2", 1)
+        )
