@@ -199,8 +199,8 @@ class S2SService(service.Service):
         xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _: self._streams.discard(xs))
         if self.config.logTraffic:
             peer = xs.transport.getPeer()
-            xs.rawDataInFn = lambda data: self._log.debug("RECV {peer}: {data!r}", peer=peer, data=data)
-            xs.rawDataOutFn = lambda data: self._log.debug("SEND {peer}: {data!r}", peer=peer, data=data)
+            xs.rawDataInFn = lambda data: self._log.info("RECV {peer}: {data!r}", peer=peer, data=data)
+            xs.rawDataOutFn = lambda data: self._log.info("SEND {peer}: {data!r}", peer=peer, data=data)
 
     def _incomingConnected(self, xs: S2SXmlStream) -> None:
         self._track(xs)
