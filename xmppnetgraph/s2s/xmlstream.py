@@ -95,10 +95,18 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         The stanza element itself is at depth 1, so C{maxDepth} levels pass.
       - A stanza, or the stream header, whose input is larger than
         C{maxStanzaSize} bytes raises C{policy-violation}. Bytes are counted
-        from the first byte of the stanza's start tag to the last byte of
-        its end tag, including whatever expat still buffers for it, using
-        expat's byte positions; whitespace between stanzas is not counted.
+        with expat's byte positions, from the first byte of the stanza's
+        start tag to the last byte of its end tag (for the header: from the
+        start of the input to the end of the header's start tag), including
+        what expat still buffers for it. Whitespace between stanzas is not
+        counted.
       - Malformed XML raises a plain L{domish.ParserError}.
+
+    A stanza's end (or the header's) is only known exactly at the next
+    event at the root level, or when expat has consumed the current read.
+    So C{DocumentStartEvent} and C{ElementEvent} are called at that point,
+    once the size is checked, still within the same L{parse} call and in
+    input order: an oversized stanza is never dispatched.
 
     After L{discard}, the stream never produces another event.
 
@@ -111,6 +119,11 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         @param maxStanzaSize: the largest stanza or stream header, in bytes.
         @param maxDepth: the deepest element nesting inside one stanza.
         """
+        self._documentStartTarget: Callable[[domish.Element], object] | None = None
+        self._elementTarget: Callable[[domish.Element], object] | None = None
+        # A header or stanza whose size is not known yet: (is it the
+        # header, element).
+        self._pending: tuple[bool, domish.Element] | None = None
         super().__init__()
         self.maxStanzaSize = maxStanzaSize
         self.maxDepth = maxDepth
@@ -137,6 +150,45 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         p.StartNamespaceDeclHandler = self._onStartNamespace
         p.EndNamespaceDeclHandler = self._onEndNamespace
 
+    # The base class calls self.DocumentStartEvent(root) and
+    # self.ElementEvent(stanza) as soon as expat reports them; the owner sets
+    # both attributes. These properties keep what the owner sets and hand the
+    # base class a function that holds the element until its size is known.
+
+    @property
+    def DocumentStartEvent(self) -> Callable[[domish.Element], None]:
+        """
+        Called with the stream header's element, once its size is checked.
+        """
+        return self._holdDocumentStart
+
+    @DocumentStartEvent.setter
+    def DocumentStartEvent(self, target: Callable[[domish.Element], object]) -> None:
+        self._documentStartTarget = target
+
+    @property
+    def ElementEvent(self) -> Callable[[domish.Element], None]:
+        """
+        Called with each stanza, once its size is checked.
+        """
+        return self._holdElement
+
+    @ElementEvent.setter
+    def ElementEvent(self, target: Callable[[domish.Element], object]) -> None:
+        self._elementTarget = target
+
+    def _holdDocumentStart(self, root: domish.Element) -> None:
+        """
+        Keep the stream header until its size is known.
+        """
+        self._pending = (True, root)
+
+    def _holdElement(self, stanza: domish.Element) -> None:
+        """
+        Keep a complete stanza until its size is known.
+        """
+        self._pending = (False, stanza)
+
     def _forbid(self, what: str) -> Callable[..., None]:
         """
         Make an expat handler that rejects a restricted XML construct.
@@ -147,6 +199,9 @@ class StrictExpatElementStream(domish.ExpatElementStream):
 
         def handler(*args: object) -> None:
             self._checkDiscarded()
+            if self.documentStarted and self._depth == 0:
+                # Whatever came before it is still dispatched, in order.
+                self._closeUnitInHandler()
             raise StrictParserError(
                 "restricted-xml", f"{what} is not allowed in an XMPP stream"
             )
@@ -162,6 +217,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         handler call raises and expat stops; the rest of the input is dropped.
         """
         self._discarded = True
+        self._pending = None
 
     def _checkDiscarded(self) -> None:
         """
@@ -186,6 +242,10 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         except _Discarded:
             return
         except pyexpat.ExpatError as e:
+            if not self._discarded and self.documentStarted and self._depth == 0:
+                # A stanza completed before the bad input is still
+                # dispatched, in order; its observers may reset the stream.
+                self._closeUnit(self.parser.ErrorByteIndex)
             if self._discarded:
                 # The rest of a read that arrived before a reset: not ours.
                 return
@@ -201,7 +261,9 @@ class StrictExpatElementStream(domish.ExpatElementStream):
 
     def _position(self) -> int:
         """
-        @return: expat's current byte position in this parser's input.
+        @return: expat's current byte position in this parser's input: in a
+            handler, where the event starts; after C{Parse}, how far expat
+            has consumed the input.
         """
         return max(self.parser.CurrentByteIndex, 0)
 
@@ -214,32 +276,49 @@ class StrictExpatElementStream(domish.ExpatElementStream):
             "policy-violation", f"{what} larger than {self.maxStanzaSize} bytes"
         )
 
-    def _closeUnit(self, end: int) -> None:
-        """
-        Close the open unit, if any, at byte position C{end}.
-
-        @param end: where the unit ends.
-        @raise StrictParserError: if the unit is too big.
-        """
-        if self._unitStart is not None:
-            if end - self._unitStart > self.maxStanzaSize:
-                raise self._tooBig()
-            self._unitStart = None
-            self._unitIsHeader = False
-
     def _checkOpenUnit(self, end: int) -> None:
         """
-        Check the size of the stanza being parsed so far.
+        Check the size of the open unit so far.
 
         @param end: the byte position reached.
-        @raise StrictParserError: if the stanza is already too big.
+        @raise StrictParserError: if the unit is already too big.
         """
         if self._unitStart is not None and end - self._unitStart > self.maxStanzaSize:
             raise self._tooBig()
 
+    def _closeUnit(self, end: int) -> None:
+        """
+        Close the open unit, if any, at byte position C{end}, then dispatch
+        the element it held.
+
+        @param end: where the unit ends.
+        @raise StrictParserError: if the unit is too big.
+        """
+        self._checkOpenUnit(end)
+        self._unitStart = None
+        self._unitIsHeader = False
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            isHeader, element = pending
+            target = self._documentStartTarget if isHeader else self._elementTarget
+            if target is not None:
+                target(element)
+
+    def _closeUnitInHandler(self) -> None:
+        """
+        Close the open unit where the current event starts, and stop if an
+        observer reset the stream meanwhile.
+
+        @raise StrictParserError: if the unit is too big.
+        @raise _Discarded: if the stream was reset.
+        """
+        self._closeUnit(self._position())
+        self._checkDiscarded()
+
     def _checkAfterParse(self) -> None:
         """
-        Check sizes once expat has consumed what it can of a read.
+        Check sizes, and dispatch, once expat has consumed what it can of a
+        read.
 
         @raise StrictParserError: if a unit, or a partial token expat holds
             between stanzas, is too big.
@@ -247,6 +326,8 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         if self.documentStarted and self._depth == 0:
             consumed = self._position()
             self._closeUnit(consumed)
+            if self._discarded:
+                return
             if self._received - consumed > self.maxStanzaSize:
                 raise self._tooBig()
         else:
@@ -260,12 +341,11 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         """
         self._checkDiscarded()
         if self.documentStarted:
-            position = self._position()
             if self._depth == 0:
-                self._closeUnit(position)
-                self._unitStart = position
+                self._closeUnitInHandler()
+                self._unitStart = self._position()
             else:
-                self._checkOpenUnit(position)
+                self._checkOpenUnit(self._position())
             if self._depth >= self.maxDepth:
                 raise StrictParserError(
                     "policy-violation",
@@ -285,9 +365,11 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         """
         self._checkDiscarded()
         if self._depth > 0:
+            self._checkOpenUnit(self._position())
             self._depth -= 1
         else:
-            self._closeUnit(self._position())
+            # The end of the stream.
+            self._closeUnitInHandler()
         super()._onEndElement(name)
 
     def _onCdata(self, data: str) -> None:
@@ -297,7 +379,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._checkDiscarded()
         if self.documentStarted:
             if self._depth == 0:
-                self._closeUnit(self._position())
+                self._closeUnitInHandler()
             else:
                 self._checkOpenUnit(self._position())
         super()._onCdata(data)
@@ -466,9 +548,13 @@ class S2SXmlStream(xmlstream.XmlStream):
     def sendFooter(self) -> None:
         """
         Send the stream footer; no keepalive follows it.
+
+        The idle timeout keeps running: if the peer never closes its side,
+        the connection is dropped when it expires (without a stream error,
+        since our stream is already closed).
         """
         self._footerSent = True
-        self._stopLiveness()
+        self._cancel("_keepaliveCall")
         super().sendFooter()
 
     # -- failure ----------------------------------------------------------
