@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import idna
@@ -37,6 +37,7 @@ from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
     IReactorTCP,
+    IReactorTime,
     IResolver,
     IStreamClientEndpoint,
 )
@@ -136,6 +137,15 @@ class ConnectFailed(Exception):
         )
 
 
+def _exceptionOf(reason: Failure) -> BaseException:
+    """
+    @return: the exception that C{reason} wraps.
+    """
+    if reason.value is None:  # pragma: no cover (a Failure always has one)
+        return Exception(reason.getErrorMessage())
+    return reason.value
+
+
 def _describe(reason: BaseException) -> str:
     """
     @return: a one-line description of C{reason}.
@@ -224,7 +234,7 @@ def _logLookupFailure(reason: Failure, name: str) -> None:
         _log.warn(
             "SRV lookup {name} failed, treating it as no records: {error}",
             name=name,
-            error=_describe(reason.value),
+            error=_describe(_exceptionOf(reason)),
         )
     else:
         _log.failure(
@@ -252,20 +262,23 @@ def _lookupSRV(
         result: tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]],
     ) -> list[dns.Record_SRV] | None:
         answers = result[0]
-        records = [rr.payload for rr in answers if rr.type == dns.SRV]
+        records = [
+            cast(dns.Record_SRV, rr.payload) for rr in answers if rr.type == dns.SRV
+        ]
         if not records:
             _log.debug("SRV lookup {name}: no records", name=name)
             return None
         return records
 
-    def failed(reason: Failure) -> Failure | None:
+    def failed(reason: Failure) -> None:
         if reason.check(CancelledError):
-            return reason
+            reason.raiseException()
         _logLookupFailure(reason, name)
-        return None
 
+    # IResolver declares a tuple of three RRHeaders; it is three lists.
+    d: Deferred[tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]]]
     try:
-        d = resolver.lookupService(name, timeout)
+        d = cast(Any, resolver.lookupService(name, timeout))
     except Exception:
         d = fail()
     return d.addCallback(gotAnswer).addErrback(failed)
@@ -329,9 +342,7 @@ def resolveTargets(
     """
     if route is not None:
         target = Target(route.host, route.port, False)
-        _log.debug(
-            "Static route for {domain}: {target}", domain=domain, target=target
-        )
+        _log.debug("Static route for {domain}: {target}", domain=domain, target=target)
         return succeed([target])
     try:
         aLabel = _toALabel(domain)
@@ -391,9 +402,7 @@ async def _resolveSRV(
             targets=", ".join(str(t) for t in targets),
         )
     else:
-        _log.info(
-            "{domain} publishes no XMPP server (SRV target '.')", domain=domain
-        )
+        _log.info("{domain} publishes no XMPP server (SRV target '.')", domain=domain)
     return targets
 
 
@@ -411,7 +420,9 @@ def _endpointFor(
         reactor, target.host, target.port, timeout=timeout
     )
     if target.directTLS:
-        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=reactor)
+        endpoint = wrapClientTLS(
+            tlsOptionsFor(), endpoint, clock=cast(IReactorTime, reactor)
+        )
     return endpoint
 
 
@@ -482,7 +493,7 @@ class _FirstConnection:
                 _log.failure(
                     "Cannot build an endpoint for {target}", reason, target=target
                 )
-                self._attempts.append((target, reason.value))
+                self._attempts.append((target, _exceptionOf(reason)))
                 index += 1
                 continue
             _log.debug("Connecting to {target}", target=target)
@@ -522,9 +533,9 @@ class _FirstConnection:
         _log.info(
             "Connecting to {target} failed: {error}",
             target=target,
-            error=_describe(reason.value),
+            error=_describe(_exceptionOf(reason)),
         )
-        self._attempts.append((target, reason.value))
+        self._attempts.append((target, _exceptionOf(reason)))
         self._tryFrom(index + 1)
 
 
@@ -589,7 +600,7 @@ class _LazyResolver(ResolverBase):
         """
         return self._real()._lookup(name, cls, type, timeout)  # type: ignore[no-any-return]
 
-    def lookupZone(self, name: str, timeout: int = 10) -> Deferred[Any]:
+    def lookupZone(self, name: str, timeout: Any = 10) -> Deferred[Any]:
         """
         Delegate zone transfers to the real resolver.
         """
