@@ -83,7 +83,8 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
     def _onResponse(self, iq: domish.Element) -> None:
         try:
             sender = jid.internJID(iq.getAttribute("from", "")).full()
-        except jid.InvalidFormat:
+        except (jid.InvalidFormat, IndexError):
+            # Twisted's nameprep raises IndexError for an empty label ("a..b").
             return
         d = self._pending.pop((sender, iq.getAttribute("id", "")), None)
         if d is None:

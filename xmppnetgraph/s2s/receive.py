@@ -42,11 +42,22 @@ def validDomain(value: str | None) -> str | None:
         return None
     try:
         parsed = jid.internJID(value)
-    except (jid.InvalidFormat, UnicodeError):
+    except (jid.InvalidFormat, UnicodeError, IndexError):
+        # Twisted's nameprep raises IndexError for an empty label ("a..b").
         return None
     if parsed.user is not None or parsed.resource is not None:
         return None
     return parsed.host
+
+
+def connectionClosing(transport: object) -> bool:
+    """
+    @return: whether C{transport} is gone or being closed, as after we sent
+        a stream error: nothing read on it any more may be acted on.
+    """
+    if transport is None:
+        return True
+    return bool(getattr(transport, "disconnecting", False) or getattr(transport, "disconnected", False))
 
 
 class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[misc]
@@ -151,6 +162,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         """
 
         def guarded(element: domish.Element) -> None:
+            if connectionClosing(self.xmlstream.transport):
+                # The rest of a read that followed a stream error.
+                return
             try:
                 handler(element)
             except error.StreamError as exc:
@@ -230,7 +244,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         d = self.service.verifyDialback(receiving, originating, self.xmlstream.sid, key)
 
         def verdict(valid: bool) -> None:
-            if not self.xmlstream.transport or self.xmlstream.transport.disconnected:
+            if connectionClosing(self.xmlstream.transport):
                 return
             if valid:
                 self._authorize(originating, receiving, "dialback")
@@ -249,7 +263,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
                 receiving=receiving,
                 reason=reason.getErrorMessage(),
             )
-            if self.xmlstream.transport and not self.xmlstream.transport.disconnected:
+            if not connectionClosing(self.xmlstream.transport):
                 self._replyResult(receiving, originating, "invalid")
 
         d.addCallbacks(verdict, failed)

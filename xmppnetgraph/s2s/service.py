@@ -27,7 +27,7 @@ from xmppnetgraph.config import Config
 from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
-from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, validDomain
+from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing, validDomain
 from xmppnetgraph.s2s.resolve import ConnectFailed, resolveTargets, connectToFirst
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
@@ -244,7 +244,7 @@ class S2SService(service.Service):
         self.linkTable.add(link)
 
     def _incomingElement(self, xs: xmlstream.XmlStream, element: domish.Element) -> None:
-        if element.uri != NS_SERVER or element.name not in _STANZAS:
+        if element.uri != NS_SERVER or element.name not in _STANZAS or connectionClosing(xs.transport):
             return
         authenticator: ReceivingAuthenticator = xs.authenticator
         sender = validDomainOf(element.getAttribute("from"))
@@ -462,7 +462,8 @@ def validDomainOf(value: str | None) -> str | None:
         return None
     try:
         return jid.internJID(value).host
-    except (jid.InvalidFormat, UnicodeError):
+    except (jid.InvalidFormat, UnicodeError, IndexError):
+        # Twisted's nameprep raises IndexError for an empty label ("a..b").
         return None
 
 

@@ -415,6 +415,8 @@ class S2SXmlStream(xmlstream.XmlStream):
     @ivar bytesOut: bytes sent.
     @ivar lastReceived: clock time of the last read.
     @ivar lastSent: clock time of the last write.
+    @ivar lastStanza: clock time of the last element received or sent
+        (whitespace keepalives do not count); the idle timeout runs from it.
     @ivar maxStanzaSize: the largest stanza or stream header accepted, in
         bytes.
     @ivar maxDepth: the deepest element nesting accepted inside a stanza.
@@ -456,6 +458,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         now = self._getClock().seconds()
         self.lastReceived = now
         self.lastSent = now
+        self.lastStanza = now
         self.addObserver(xmlstream.STREAM_AUTHD_EVENT, self._onAuthenticated)
 
     # -- clock ------------------------------------------------------------
@@ -543,6 +546,8 @@ class S2SXmlStream(xmlstream.XmlStream):
             obj = obj.encode("utf-8")
         self.bytesOut += len(obj)
         self.lastSent = self._getClock().seconds()
+        if obj.strip():
+            self.lastStanza = self.lastSent
         super().send(obj)
 
     def sendFooter(self) -> None:
@@ -558,6 +563,17 @@ class S2SXmlStream(xmlstream.XmlStream):
         super().sendFooter()
 
     # -- failure ----------------------------------------------------------
+
+    def sendStreamError(self, streamError: error.StreamError) -> None:
+        """
+        Send a stream error and close; nothing the peer sent after the
+        offending element (even in the same read) is processed.
+        """
+        super().sendStreamError(streamError)
+        self._failed = True
+        self._stopTimers()
+        if isinstance(self.stream, StrictExpatElementStream):
+            self.stream.discard()
 
     def _describe(self) -> dict[str, object]:
         """
@@ -609,12 +625,13 @@ class S2SXmlStream(xmlstream.XmlStream):
         Start keepalives and the idle timeout (call once authenticated).
 
         A single space is sent whenever nothing has been sent for
-        C{keepaliveInterval} seconds. When nothing has been received for
-        C{idleTimeout} seconds, C{<connection-timeout/>} is sent and the
-        connection closed. Calling this again replaces the settings.
+        C{keepaliveInterval} seconds. When no element has crossed the stream
+        in either direction for C{idleTimeout} seconds (keepalives do not
+        count), the stream is closed gracefully. Calling this again replaces
+        the settings.
 
         @param keepaliveInterval: seconds of send silence before a keepalive.
-        @param idleTimeout: seconds of receive silence before closing.
+        @param idleTimeout: seconds without elements before closing.
         @raise ValueError: if either value is not positive.
         """
         if keepaliveInterval <= 0 or idleTimeout <= 0:
@@ -650,24 +667,32 @@ class S2SXmlStream(xmlstream.XmlStream):
 
     def _armIdle(self) -> None:
         """
-        Schedule the next idle check, C{idleTimeout} after the last read.
+        Schedule the next idle check, C{idleTimeout} after the last element.
         """
-        basis = self.lastReceived
+        basis = self.lastStanza
         delay = max(0.0, basis + self._idleTimeout - self._getClock().seconds())
         self._idleCall = self._callLater(delay, self._idleDue, basis)
 
     def _idleDue(self, basis: float) -> None:
         """
-        Time out if nothing was received since C{basis}, else re-arm.
+        Close the stream if no element crossed it since C{basis}, else
+        re-arm.
 
-        @param basis: the value of C{lastReceived} when the timer was armed.
+        @param basis: the value of C{lastStanza} when the timer was armed.
         """
         self._idleCall = None
-        if self.lastReceived == basis:
-            text = f"nothing received for {self._idleTimeout:g} seconds"
-            self._failStream("connection-timeout", text, Failure(StreamTimeout(text)))
-        else:
+        if self.lastStanza != basis:
             self._armIdle()
+            return
+        self._log.info(
+            "closing s2s stream idle for {seconds:g} s ({direction}, {otherEntity})",
+            seconds=self._idleTimeout,
+            **self._describe(),
+        )
+        self._stopLiveness()
+        if not self._footerSent:
+            self.sendFooter()
+        self.transport.loseConnection()
 
     def setHandshakeTimeout(self, seconds: float) -> None:
         """
@@ -735,7 +760,15 @@ class S2SXmlStream(xmlstream.XmlStream):
         now = self._getClock().seconds()
         self.lastReceived = now
         self.lastSent = now
+        self.lastStanza = now
         super().connectionMade()
+
+    def onElement(self, element: domish.Element) -> None:
+        """
+        Note the time of a received element, then dispatch it.
+        """
+        self.lastStanza = self._getClock().seconds()
+        super().onElement(element)
 
     def connectionLost(self, reason: Failure) -> None:
         """
