@@ -48,11 +48,11 @@ class RunningNode:
     One node of ours, built with L{buildService} and started.
     """
 
-    def __init__(self, directory: Path, domain: str, address: str) -> None:
+    def __init__(self, directory: Path, domain: str, address: str, s2sPort: int | None = None) -> None:
         self.directory = directory
         self.domain = domain
         self.address = address
-        self.s2sPort = freePort(address)
+        self.s2sPort = s2sPort or freePort(address)
         self.webPort = freePort(address)
 
     def build(self, **config: Any) -> None:

@@ -659,3 +659,34 @@ class HandshakeTests(TestCase):
                 server.transport, "client.test", self.roots, peerIsClient=True
             )
         )
+
+    def _clientOffering(self, protocols: list[bytes]) -> object:
+        """
+        @return: Twisted client options that trust the test CA and offer
+            C{protocols} over ALPN.
+        """
+        from twisted.internet import ssl
+
+        root = ssl.Certificate.loadPEM(self.ca.caPath.read_bytes())
+        return ssl.optionsForClientTLS("server.test", trustRoot=root, acceptableProtocols=protocols)
+
+    async def test_xmppServerSelected(self) -> None:
+        """
+        ALPN on the receiving side: a client offering C{xmpp-server} (as
+        Prosody does) gets it.
+        """
+        server, client = await self._handshake(
+            certs.serverTLSOptions(self.serverCreds), self._clientOffering([b"h2", b"xmpp-server"])
+        )
+        self.assertEqual(client.transport.getHandle().get_alpn_proto_negotiated(), b"xmpp-server")  # type: ignore[union-attr]
+
+    async def test_noOverlapStillConnects(self) -> None:
+        """
+        A client offering only other protocols still completes the
+        handshake, without a negotiated protocol (Twisted's own callback
+        made OpenSSL abort with an internal error here).
+        """
+        server, client = await self._handshake(
+            certs.serverTLSOptions(self.serverCreds), self._clientOffering([b"h2"])
+        )
+        self.assertEqual(client.transport.getHandle().get_alpn_proto_negotiated(), b"")  # type: ignore[union-attr]

@@ -416,6 +416,16 @@ def _acceptAnyCertificate(
     return True
 
 
+def _selectALPN(connection: SSL.Connection, offered: list[bytes]) -> object:
+    """
+    Choose C{xmpp-server} (XEP-0368) when the client offers it; otherwise
+    go on without ALPN.
+    """
+    if b"xmpp-server" in offered:
+        return b"xmpp-server"
+    return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
 class _AnyPeerCertificateOptions(CertificateOptions):
     """
     L{CertificateOptions} that ask the peer for a certificate but accept any,
@@ -434,6 +444,14 @@ class _AnyPeerCertificateOptions(CertificateOptions):
             ctx.set_verify(
                 SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _acceptAnyCertificate
             )
+            # With VERIFY_PEER, OpenSSL aborts a handshake that offers a
+            # session to resume ("internal error" alert; Prosody does offer
+            # one) unless a session id context is set.
+            ctx.set_session_id(b"xmppnetgraph-s2s")
+            # Twisted's own ALPN callback answers a client that offers ALPN
+            # without overlap with b"", which OpenSSL turns into an
+            # "internal error" alert; Prosody offers "xmpp-server".
+            ctx.set_alpn_select_callback(_selectALPN)
             self._verifyInstalled = True
         return ctx
 

@@ -85,6 +85,13 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         self._observing = False
 
     @property
+    def claimedDomain(self) -> str | None:
+        """
+        The domain the peer's stream header claims, if any.
+        """
+        return self._peerDomain
+
+    @property
     def authenticated(self) -> bool:
         """
         Whether at least one domain pair is authorised on this stream.

@@ -205,6 +205,18 @@ class S2SService(service.Service):
     def _incomingConnected(self, xs: S2SXmlStream) -> None:
         self._track(xs)
         xs.setHandshakeTimeout(self.config.handshakeTimeout)
+        peer = xs.transport.getPeer()
+
+        def ended(reason: Failure) -> None:
+            if not xs.authenticator.authenticated:
+                self._log.info(
+                    "incoming s2s connection from {address} (claiming {claimed}) closed before authentication: {reason}",
+                    address=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else str(peer),
+                    claimed=xs.authenticator.claimedDomain or "nothing",
+                    reason=reason.getErrorMessage() if isinstance(reason, Failure) else reason,
+                )
+
+        xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
 
     def _incomingAuthenticated(self, xs: S2SXmlStream) -> None:
         authenticator: ReceivingAuthenticator = xs.authenticator

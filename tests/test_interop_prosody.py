@@ -1,0 +1,146 @@
+# -*- test-case-name: tests.test_interop_prosody -*-
+"""
+Interop with a real Prosody 0.12: our node (C{node.example}) and a Prosody
+server (C{prosody.example}) federate over loopback in both directions.
+
+Skipped when Prosody is not installed, except in CI, where that fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from tests import c2sclient
+from tests.nodes import RunningNode, waitFor
+from tests.pki import TestCA, selfSigned
+from tests.prosody import PortInUse, ProsodyPeer, freeLoopbackAddresses, prosodySkip, requireProsody
+from xmppnetgraph.config import Route
+
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+PASSWORD = "alice's secret"
+
+
+def identities(stanza: domish.Element) -> set[tuple[str, str]]:
+    """
+    @return: the (category, type) pairs of a disco#info result.
+    """
+    query = next(stanza.elements(NS_DISCO_INFO, "query"))
+    return {(i.getAttribute("category", ""), i.getAttribute("type", "")) for i in query.elements(NS_DISCO_INFO, "identity")}
+
+
+class ProsodyInteropTests(TestCase):
+    """
+    A Prosody user asks our node for disco#info (Prosody -> node), our node
+    asks Prosody (node -> Prosody), and our link table shows both
+    directions with their authentication method and TLS.
+    """
+
+    skip = prosodySkip()
+    timeout = 60
+
+    def setUp(self) -> None:
+        requireProsody()
+        self.base = Path(self.mktemp()).absolute()
+        self.base.mkdir(parents=True)
+
+    async def federate(self, *, ca: TestCA | None) -> tuple[RunningNode, ProsodyPeer, Any]:
+        """
+        Start Prosody and our node on two free loopback addresses (port 5269
+        each: Prosody dials that port), register and log in alice.
+
+        @param ca: a CA for both sides (SASL EXTERNAL), or L{None} for
+            self-signed certificates (dialback over TLS).
+        @return: our node, the Prosody peer, alice's client stream.
+        """
+        tried: set[str] = set()
+        for attempt in range(5):
+            prosodyAddress, nodeAddress = freeLoopbackAddresses(2, exclude=tried)
+            tried.update((prosodyAddress, nodeAddress))
+            if ca is not None:
+                certPath, keyPath = ca.issue(["prosody.example", "pubsub.prosody.example"])
+            else:
+                certPath, keyPath = selfSigned(self.base / "pki", ["prosody.example", "pubsub.prosody.example"])
+            peer = ProsodyPeer(
+                self.base / str(attempt) / "prosody",
+                "prosody.example",
+                prosodyAddress,
+                certPath=certPath,
+                keyPath=keyPath,
+                caPath=ca.caPath if ca is not None else None,
+                hosts={"node.example": nodeAddress, "pubsub.node.example": nodeAddress},
+                secureAuth=ca is not None,
+            )
+            self.addCleanup(peer.stop)
+            try:
+                await peer.start()
+            except PortInUse:
+                await peer.stop()
+                continue
+            break
+        node = RunningNode(self.base, "node.example", nodeAddress, s2sPort=5269)
+        routes = (Route("prosody.example", prosodyAddress, 5269), Route("*.prosody.example", prosodyAddress, 5269))
+        if ca is not None:
+            nodeCert, nodeKey = ca.issue(["node.example", "pubsub.node.example"])
+            node.build(routes=routes, tlsCert=nodeCert, tlsKey=nodeKey, caFile=ca.caPath, requireValidCerts=True)
+        else:
+            node.build(routes=routes)
+        node.start()
+        self.addCleanup(node.stop)
+        await peer.register("alice", PASSWORD)
+        xs = await c2sclient.connectClient(
+            reactor, JID("alice@prosody.example/test"), PASSWORD, peer.address, peer.c2sPort, caPath=ca.caPath if ca else None
+        )
+        self.addCleanup(c2sclient.disconnect, xs)
+        return node, peer, xs
+
+    async def roundTrips(self, node: RunningNode, xs: Any, auth: str) -> None:
+        """
+        disco#info both ways; then both links are in our table and API.
+        """
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["to"] = "node.example"
+        iq.addElement((NS_DISCO_INFO, "query"))
+        answer = await c2sclient.sendIQ(xs, iq, timeout=15)
+        self.assertIn(("server", "im"), identities(answer))
+
+        info = await node.disco.requestInfo(JID("prosody.example"), sender=JID("node.example"))
+        self.assertIn(("server", "im"), info.identities)
+
+        expected = [
+            ("prosody.example", "incoming", auth, "TLSv1.3"),
+            ("prosody.example", "outgoing", auth, "TLSv1.3"),
+        ]
+        try:
+            await waitFor(lambda: node.links() == expected)
+        except AssertionError:
+            self.fail(f"link table {node.links()} != {expected}")
+        api = await node.apiLinks()
+        self.assertEqual(
+            sorted((l["domain"], l["direction"], l["auth"], l["tls"]) for l in api["links"]),
+            expected,
+        )
+        self.assertTrue(all(l["stanzas_in"] + l["stanzas_out"] >= 1 for l in api["links"]), api)
+
+    async def test_selfSignedDialback(self) -> None:
+        """
+        With self-signed certificates Prosody and our node authenticate each
+        other by dialback over TLS 1.3, in both directions.
+        """
+        node, peer, xs = await self.federate(ca=None)
+        await self.roundTrips(node, xs, "dialback")
+
+    async def test_testCASaslExternal(self) -> None:
+        """
+        With certificates from a CA both trust (and Prosody's
+        C{s2s_secure_auth}), both directions use SASL EXTERNAL.
+        """
+        ca = TestCA(self.base / "ca")
+        node, peer, xs = await self.federate(ca=ca)
+        await self.roundTrips(node, xs, "sasl-external")
