@@ -43,6 +43,30 @@ class NoDNS:
         return defer.fail(DNSNameError(name))
 
 
+class SRVOnly:
+    """
+    A resolver for tests that knows some SRV records and nothing else.
+
+    @ivar records: SRV name -> (target host, port).
+    """
+
+    def __init__(self, records: dict[str, tuple[str, int]]) -> None:
+        self.records = records
+
+    def lookupService(self, name: str, timeout: Any = None) -> defer.Deferred[Any]:
+        """
+        Answer from L{records}, or fail like a missing record.
+        """
+        from twisted.names import dns
+        from twisted.names.error import DNSNameError
+
+        if name not in self.records:
+            return defer.fail(DNSNameError(name))
+        host, port = self.records[name]
+        answer = dns.RRHeader(name=name, type=dns.SRV, payload=dns.Record_SRV(0, 0, port, host))
+        return defer.succeed(([answer], [], []))
+
+
 class RunningNode:
     """
     One node of ours, built with L{buildService} and started.
@@ -55,9 +79,11 @@ class RunningNode:
         self.s2sPort = s2sPort or freePort(address)
         self.webPort = freePort(address)
 
-    def build(self, **config: Any) -> None:
+    def build(self, resolver: Any = None, **config: Any) -> None:
         """
         Build the node's service from C{config} (L{Config} fields).
+
+        @param resolver: the DNS resolver (default: L{NoDNS}).
         """
         self.config = Config(
             domain=self.domain,
@@ -66,7 +92,7 @@ class RunningNode:
             web=f"tcp:{self.webPort}:interface={self.address}",
             **config,
         )
-        self.service = buildService(self.config, reactor, resolver=NoDNS())
+        self.service = buildService(self.config, reactor, resolver=resolver or NoDNS())
         self.disco = DiscoClientProtocol()
         self.disco.setHandlerParent(self.service.getServiceNamed("domain"))
 

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
-from tests.nodes import RunningNode, routesTo, waitFor
+from tests.nodes import RunningNode, SRVOnly, freePort, routesTo, waitFor
 from tests.pki import TestCA
 
 
@@ -95,3 +95,21 @@ class FederationTests(TestCase):
                 ("b.example", "outgoing", "sasl-external", "TLSv1.3"),
             ],
         )
+
+    @defer.inlineCallbacks
+    def test_directTLSBySRV(self):  # type: ignore[no-untyped-def]
+        """
+        B finds A only through an C{_xmpps-server._tcp} SRV record (XEP-0368)
+        pointing at A's direct-TLS listener, and federates over it (with no
+        C{_xmpp-server._tcp} record and no route there is no other way).
+        """
+        directPort = freePort()
+        self.a.build(routes=routesTo(self.b), s2sDirectTLS=f"tcp:{directPort}:interface=127.0.0.1")
+        self.b.build(resolver=SRVOnly({"_xmpps-server._tcp.a.example": ("127.0.0.1", directPort)}))
+        for node in (self.a, self.b):
+            node.start()
+            self.addCleanup(node.stop)
+        info = yield self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
+        self.assertIn(("server", "im"), info.identities)
+        yield defer.Deferred.fromCoroutine(waitFor(lambda: len(self.b.links()) == 2))
+        self.assertIn(("a.example", "outgoing", "dialback", "TLSv1.3"), self.b.links())
