@@ -18,7 +18,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
-from xmppnetgraph.tap import DEFAULT_DATA_DIR, Options, makeService, toConfig
+from xmppnetgraph.tap import DEFAULT_DATA_DIR, CommandLineService, Options, makeService, toConfig
 
 # The command line promised in DESIGN.md ("Contracts that users and tools
 # rely on"), plus the options this module adds for Config's other fields.
@@ -779,7 +779,8 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_buildService(self) -> None:
         """
-        L{makeService} returns what C{buildService(config, reactor)} returns.
+        L{makeService} wraps what C{buildService(config, reactor)} returns
+        in a L{CommandLineService}.
         """
         from twisted.internet import reactor
 
@@ -807,9 +808,48 @@ class MakeServiceTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--domain=a.example"])
         service = makeService(options)
-        self.assertIs(service, built)
+        self.assertIsInstance(service, CommandLineService)
+        self.assertEqual(list(service), [built])  # type: ignore[call-overload]
         self.assertTrue(IService.providedBy(service))
         self.assertEqual(calls, [(options.config, reactor)])
+
+    def test_unusableDataDirExits(self) -> None:
+        """
+        A data directory that cannot be created ends the program with a
+        one-line message naming it.
+        """
+        blocker = Path(self.mktemp())
+        blocker.write_text("a file")
+        options = Options()
+        options.parseOptions(["--domain=a.example", f"--data-dir={blocker}/sub"])
+        exc = self.assertRaises(SystemExit, makeService, options)
+        self.assertIn(f"{blocker}/sub", str(exc.code))
+
+    def test_busyPortExits(self) -> None:
+        """
+        A port that is taken ends the program with a one-line message
+        naming the endpoint.
+        """
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            options = Options()
+            options.parseOptions(
+                [
+                    "--domain=a.example",
+                    f"--data-dir={self.mktemp()}",
+                    f"--s2s=tcp:{port}:interface=127.0.0.1",
+                    "--no-web",
+                ]
+            )
+            service = makeService(options)
+            exc = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(
+            exc.code, f"xmppnetgraph: cannot listen for s2s on tcp:{port}:interface=127.0.0.1: Address already in use"
+        )
 
 
 class NormalizeDomainTests(SynchronousTestCase):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import service, strports
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
@@ -27,6 +30,34 @@ from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
 
 _log = Logger()
+
+
+class ListenError(Exception):
+    """
+    A listening endpoint could not be opened.
+    """
+
+
+class Listener(StreamServerEndpointService):
+    """
+    A strports listener whose failure to listen says what and where.
+    """
+
+    def __init__(self, what: str, description: str, factory: Any, reactor: Any) -> None:
+        super().__init__(serverFromString(reactor, description), factory)
+        self._raiseSynchronously = True
+        self.what = what
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now; raise L{ListenError} with a clear message if we can't.
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = e.socketError.strerror if isinstance(e.socketError, OSError) else e.socketError
+            raise ListenError(f"cannot listen for {self.what} on {self.description}: {reason}") from e
 
 
 def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.MultiService:
@@ -64,14 +95,15 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     s2s.setName("s2s")
     s2s.setServiceParent(top)
 
-    listener = strports.service(config.s2s, s2s.serverFactory(), reactor=reactor)
+    listener = Listener("s2s", config.s2s, s2s.serverFactory(), reactor)
     listener.setName("s2s-listen")
     listener.setServiceParent(top)
     if config.s2sDirectTLS:
-        direct = strports.service(
+        direct = Listener(
+            "direct-TLS s2s",
             config.s2sDirectTLS,
             TLSMemoryBIOFactory(s2s.serverTLSOptions, False, s2s.serverFactory()),
-            reactor=reactor,
+            reactor,
         )
         direct.setName("s2s-direct-tls")
         direct.setServiceParent(top)
@@ -88,7 +120,7 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     pubsub.setServiceParent(top)
 
     if config.enableWeb:
-        web = strports.service(config.web, Site(buildRoot(config.domain, linkTable)), reactor=reactor)
+        web = Listener("the web endpoint", config.web, Site(buildRoot(config.domain, linkTable)), reactor)
         web.setName("web")
         web.setServiceParent(top)
 

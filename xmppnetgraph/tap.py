@@ -12,18 +12,15 @@ import difflib
 import math
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import attrs
-
+from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
-
-if TYPE_CHECKING:
-    from twisted.application.service import IService
 
 DEFAULT_DATA_DIR = "xmppnetgraph-data"
 
@@ -583,16 +580,46 @@ def toConfig(options: Options) -> Config:
     )
 
 
+class CommandLineService(MultiService):
+    """
+    The parent of the node's services under C{twistd}: a port that cannot
+    be opened ends the program with a one-line message, not a traceback.
+    """
+
+    def privilegedStartService(self) -> None:
+        """
+        Open the listening ports.
+
+        @raise SystemExit: with the reason, if one cannot be opened.
+        """
+        from xmppnetgraph.node import ListenError
+
+        try:
+            super().privilegedStartService()
+        except ListenError as e:
+            raise SystemExit(f"xmppnetgraph: {e}") from None
+
+
 def makeService(options: Options) -> IService:
     """
     Build the node's service tree for C{twistd}.
 
     @param options: parsed options.
-    @return: the service from L{xmppnetgraph.node.buildService}, running on
-        the global reactor.
+    @return: a L{CommandLineService} holding the service from
+        L{xmppnetgraph.node.buildService}, running on the global reactor.
+    @raise SystemExit: with a clear message when the data directory or
+        the TLS files cannot be used.
     """
     from twisted.internet import reactor
 
+    from xmppnetgraph.certs import TLSConfigError
+    from xmppnetgraph.datadir import DataDirError
     from xmppnetgraph.node import buildService
 
-    return buildService(options.config, reactor)
+    try:
+        node = buildService(options.config, reactor)
+    except (DataDirError, TLSConfigError) as e:
+        raise SystemExit(f"xmppnetgraph: {e}") from None
+    top = CommandLineService()
+    node.setServiceParent(top)
+    return top
