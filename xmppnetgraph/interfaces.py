@@ -5,12 +5,15 @@ The contracts between the node's modules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from zope.interface import Interface
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from xmppnetgraph.linktable import Link
+    from xmppnetgraph.store.pubsub import StoredItem, Subscription
 
 
 class ILinkObserver(Interface):
@@ -44,4 +47,72 @@ class ILinkTable(Interface):
         Tell C{observer} about every later change.
 
         @return: a function that removes the observer again.
+        """
+
+
+class IPubSubStore(Interface):
+    """
+    Persistent pub-sub state: nodes with their configuration, items and
+    subscriptions. Every method returns a Deferred; failures are the
+    errors of L{xmppnetgraph.error} (C{NodeNotFound}, C{NodeExists},
+    C{NotSubscribed}, C{TooManySubscriptions}, C{StorageFull},
+    C{StorageError}).
+    """
+
+    def createNode(nodeIdentifier: str, config: dict[str, object]) -> Deferred[None]:
+        """
+        Create a leaf node with C{config} (option name -> value).
+        """
+
+    def nodeConfig(nodeIdentifier: str) -> Deferred[dict[str, object]]:
+        """
+        @return: the node's configuration.
+        """
+
+    def setNodeConfig(nodeIdentifier: str, config: dict[str, object]) -> Deferred[None]:
+        """
+        Replace the node's configuration.
+        """
+
+    def deleteNode(nodeIdentifier: str) -> Deferred[None]:
+        """
+        Delete the node with its items and subscriptions.
+        """
+
+    def nodes() -> Deferred[list[str]]:
+        """
+        @return: the identifiers of all nodes.
+        """
+
+    def storeItem(nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int) -> Deferred[None]:
+        """
+        Store (or replace) an item whose payload is serialized XML, then
+        keep only the newest C{maxItems} items of the node.
+        """
+
+    def items(nodeIdentifier: str, itemIdentifiers: Sequence[str] | None = None, maxItems: int | None = None) -> Deferred[list[StoredItem]]:
+        """
+        @return: the requested items (all, by id, or the newest
+            C{maxItems}), newest first.
+        """
+
+    def deleteItems(nodeIdentifier: str, itemIdentifiers: Sequence[str]) -> Deferred[list[str]]:
+        """
+        @return: the ids that existed and were deleted.
+        """
+
+    def subscribe(nodeIdentifier: str, subscriber: str, maxPerDomain: int) -> Deferred[Subscription]:
+        """
+        Subscribe the JID C{subscriber} (idempotent), unless its domain
+        has C{maxPerDomain} subscriptions to this node already.
+        """
+
+    def unsubscribe(nodeIdentifier: str, subscriber: str) -> Deferred[None]:
+        """
+        Remove a subscription.
+        """
+
+    def subscriptions(nodeIdentifier: str) -> Deferred[list[Subscription]]:
+        """
+        @return: the node's subscriptions.
         """

@@ -1,0 +1,59 @@
+# -*- test-case-name: tests.test_store -*-
+"""
+Domain errors. Storage and services raise these; one adapter per protocol
+edge (pub-sub, web) maps them to XMPP or HTTP errors.
+"""
+
+
+class XmppNetGraphError(Exception):
+    """
+    Base class of the project's domain errors.
+    """
+
+
+class NodeNotFound(XmppNetGraphError):
+    """
+    No pub-sub node of that name.
+    """
+
+
+class NodeExists(XmppNetGraphError):
+    """
+    A pub-sub node of that name exists already.
+    """
+
+
+class ItemNotFound(XmppNetGraphError):
+    """
+    No item of that id in the node.
+    """
+
+
+class NotSubscribed(XmppNetGraphError):
+    """
+    The entity has no subscription to the node.
+    """
+
+
+class TooManySubscriptions(XmppNetGraphError):
+    """
+    The subscriber's domain has reached its subscription cap.
+    """
+
+
+class Forbidden(XmppNetGraphError):
+    """
+    The requesting entity may not do this.
+    """
+
+
+class StorageFull(XmppNetGraphError):
+    """
+    The database cannot store more (disk full, quota).
+    """
+
+
+class StorageError(XmppNetGraphError):
+    """
+    The database failed for another reason (the message says which).
+    """

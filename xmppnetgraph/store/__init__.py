@@ -1,0 +1,4 @@
+"""
+The node's database: SQLite (default, a file in the data directory) or
+PostgreSQL, behind one interface per concern.
+"""
