@@ -76,6 +76,13 @@ class Config:
     iqTimeout: float = 30.0
     queueLimit: int = 1000
     logTraffic: bool = False
+    contacts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pubsubAdmins: tuple[str, ...] = ()
+    consentAllowlist: Path | None = None
+    consentTTL: float = 3600.0
+    publishDelay: float = 2.0
+    publishRefresh: float = 300.0
+    maxSubscriptionsPerDomain: int = 10
 
     @property
     def localDomains(self) -> tuple[str, ...]:
