@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.test_serverinfo_publisher -*-
+"""
+The XEP-0485 publisher: keeps the C{current} item of our C{serverinfo}
+node equal to the link table, naming only consenting peers.
+
+It publishes a few seconds after a change that alters the item (changes
+are debounced), never publishes an item identical to the last one that
+was stored, re-evaluates periodically (consent answers expire), and retries
+after a failed publish.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppnetgraph.interfaces import ILinkObserver, ILinkTable
+from xmppnetgraph.linktable import Link
+from xmppnetgraph.serverinfo.consent import ConsentChecker
+from xmppnetgraph.serverinfo.payload import buildPayload, fromLinks
+
+
+@implementer(ILinkObserver)
+class ServerInfoPublisher(service.Service):
+    """
+    Publish the link table as the XEP-0485 item, through C{publish}.
+
+    @ivar lastPublished: when the current item was stored (seconds since
+        the epoch), or L{None}.
+    @ivar lastPayload: the serialized payload of the current item.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        linkTable: ILinkTable,
+        consent: ConsentChecker,
+        publish: Callable[[domish.Element], defer.Deferred[Any]],
+        domain: str,
+        localDomains: frozenset[str],
+        clock: IReactorTime,
+        *,
+        delay: float = 2.0,
+        refresh: float = 300.0,
+        retryDelay: float = 30.0,
+        lastPayload: str | None = None,
+    ) -> None:
+        """
+        @param publish: stores the payload as item C{current} and notifies
+            subscribers.
+        @param lastPayload: the payload already stored (after a restart), so
+            that an identical item is not published again.
+        """
+        self.linkTable = linkTable
+        self.consent = consent
+        self._publish = publish
+        self.domain = domain
+        self.localDomains = localDomains
+        self._clock = clock
+        self.delay = delay
+        self.refresh = refresh
+        self.retryDelay = retryDelay
+        self.lastPayload = lastPayload
+        self.lastPublished: float | None = None
+        self._pending: IDelayedCall | None = None
+        self._inFlight: defer.Deferred[Any] | None = None
+        self._dirty = False
+        self._unobserve: Callable[[], None] | None = None
+        self._refresher = LoopingCall(self.schedule)
+        self._refresher.clock = clock
+
+    def startService(self) -> None:
+        """
+        Watch links and consent answers; publish the current state soon.
+        """
+        super().startService()
+        self._unobserve = self.linkTable.addObserver(self)
+        self.consent.onChange(lambda domain: self.schedule())
+        for link in self.linkTable.links():
+            self.consent.consents(link.domain)
+        self._refresher.start(self.refresh, now=True)
+
+    def stopService(self) -> defer.Deferred[Any] | None:
+        """
+        Stop watching and checking consent; let a publish in flight finish.
+        """
+        super().stopService()
+        self.consent.stop()
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
+        if self._refresher.running:
+            self._refresher.stop()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        if self._inFlight is not None:
+            return defer.Deferred.fromCoroutine(self._settle(self._inFlight))
+        return None
+
+    async def _settle(self, d: defer.Deferred[Any]) -> None:
+        try:
+            await d
+        except Exception:
+            pass
+
+    def linkUp(self, link: Link) -> None:
+        """
+        A new link: check the peer's consent and publish soon.
+        """
+        self.consent.consents(link.domain)
+        self.schedule()
+
+    def linkDown(self, link: Link) -> None:
+        """
+        A link ended: publish soon.
+        """
+        self.schedule()
+
+    def schedule(self) -> None:
+        """
+        Publish after the debounce delay, unless already scheduled.
+        """
+        if not self.running:
+            return
+        if self._inFlight is not None:
+            self._dirty = True
+            return
+        if self._pending is None or not self._pending.active():
+            self._pending = self._clock.callLater(self.delay, self._publishNow)
+
+    def currentPayload(self) -> domish.Element:
+        """
+        @return: the item payload for the live links as they are now.
+        """
+        info = fromLinks(
+            self.domain,
+            [(link.domain, link.direction) for link in self.linkTable.links()],
+            self.consent.consents,
+            set(self.localDomains),
+        )
+        return buildPayload(info)
+
+    def _publishNow(self) -> None:
+        self._pending = None
+        payload = self.currentPayload()
+        xml = payload.toXml()
+        if xml == self.lastPayload:
+            return
+        self._dirty = False
+        d = defer.maybeDeferred(self._publish, payload)
+        self._inFlight = d
+
+        def published(_: object) -> None:
+            self.lastPayload = xml
+            self.lastPublished = self._clock.seconds()
+            self._log.info("published serverinfo for {domain} ({n} bytes)", domain=self.domain, n=len(xml))
+
+        def failed(reason: Failure) -> None:
+            self._log.failure("publishing serverinfo failed; retrying in {delay} s", reason, delay=self.retryDelay)
+
+        def done(_: object) -> None:
+            self._inFlight = None
+            if not self.running:
+                return
+            if self.lastPayload != xml:
+                self._pending = self._clock.callLater(self.retryDelay, self._publishNow)
+            elif self._dirty:
+                self._dirty = False
+                self.schedule()
+
+        d.addCallbacks(published, failed)
+        d.addBoth(done)
