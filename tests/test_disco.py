@@ -9,7 +9,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
-from wokkel import data_form, disco
+from wokkel import disco
 
 from xmppnetgraph.config import Config
 from xmppnetgraph.disco import NS_SERVERINFO, ServerDisco

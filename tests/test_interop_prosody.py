@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish

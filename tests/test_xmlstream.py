@@ -20,7 +20,6 @@ from twisted.words.xish import domish
 
 from xmppnetgraph.s2s.xmlstream import (
     S2SXmlStream,
-    StreamTimeout,
     StrictExpatElementStream,
     StrictParserError,
 )

@@ -15,19 +15,27 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.internet import defer
 from twisted.web.server import Site
-from wokkel.component import Router
-from wokkel.disco import DiscoHandler
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+from wokkel.disco import DiscoClientProtocol, DiscoHandler
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials, loadTrustRoots
-from xmppnetgraph.component import LocalComponent
+from xmppnetgraph.component import LocalComponent, QuietRouter
 from xmppnetgraph.config import Config
 from xmppnetgraph.datadir import dialbackSecret, ensureDataDir
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.http.api import buildRoot
 from xmppnetgraph.linktable import LinkTable
+from xmppnetgraph.pubsub import MAX_ITEMS, pubSubHandlers
 from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
+from xmppnetgraph.serverinfo.consent import ConsentChecker, loadAllowlist
+from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID
+from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
+from xmppnetgraph.store.database import Database, openDatabase
+from xmppnetgraph.store.pubsub import PubSubStore
 
 _log = Logger()
 
@@ -36,6 +44,22 @@ class ListenError(Exception):
     """
     A listening endpoint could not be opened.
     """
+
+
+class DatabaseService(service.Service):
+    """
+    Owns the node's open database and closes it when the node stops.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def stopService(self) -> defer.Deferred[None]:
+        """
+        Close the database once everything else has stopped.
+        """
+        super().stopService()
+        return self.database.close()
 
 
 class Listener(StreamServerEndpointService):
@@ -65,10 +89,13 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     Build the node's services; nothing listens until the returned service
     is started.
 
-    Children, by name: C{"s2s"} (the L{S2SService}, whose C{linkTable} is
-    the node's link table), C{"s2s-listen"}, C{"s2s-direct-tls"} (if
-    configured), C{"domain"} and C{"pubsub"} (the L{LocalComponent}s of the
-    two local domains) and C{"web"} (unless disabled).
+    Children, by name: C{"storage"} (the L{DatabaseService}), C{"s2s"}
+    (the L{S2SService}, whose C{linkTable} is the node's link table),
+    C{"s2s-listen"}, C{"s2s-direct-tls"} (if configured), C{"domain"} and
+    C{"pubsub"} (the L{LocalComponent}s of the two local domains; the
+    latter's C{pubsubResource} is the pub-sub service), C{"publisher"}
+    (the XEP-0485 L{ServerInfoPublisher}, unless disabled) and C{"web"}
+    (unless disabled).
     """
     dataDir = ensureDataDir(config.dataDir)
     if config.tlsCert is not None and config.tlsKey is not None:
@@ -80,7 +107,11 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     secret = config.dialbackSecret or dialbackSecret(dataDir)
 
     top = service.MultiService()
-    router = Router()
+    database = openDatabase(config.database, dataDir, reactor)
+    storage = DatabaseService(database)
+    storage.setName("storage")
+    storage.setServiceParent(top)
+    router = QuietRouter()
     linkTable = LinkTable()
     s2s = S2SService(
         config,
@@ -117,10 +148,26 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     pubsub = LocalComponent(router, [config.effectivePubsubHost], reactor, config.iqTimeout)
     pubsub.setName("pubsub")
     DiscoHandler().setHandlerParent(pubsub)
+    pubsubHandlers = pubSubHandlers(
+        PubSubStore(database, reactor),
+        config.effectivePubsubHost,
+        [config.domain, *config.pubsubAdmins],
+        reactor,
+        maxSubscriptionsPerDomain=config.maxSubscriptionsPerDomain,
+    )
+    pubsubHandlers.setHandlerParent(pubsub)
+    pubsub.pubsubResource = pubsubHandlers.resource
     pubsub.setServiceParent(top)
 
+    root, api = buildRoot(config.domain, linkTable)
+    if config.publish:
+        publisher = buildPublisher(config, linkTable, domain, pubsubHandlers.resource, reactor)
+        publisher.setName("publisher")
+        publisher.setServiceParent(top)
+        api.addServerInfo(publisher, config.effectivePubsubHost)
+
     if config.enableWeb:
-        web = Listener("the web endpoint", config.web, Site(buildRoot(config.domain, linkTable)), reactor)
+        web = Listener("the web endpoint", config.web, Site(root), reactor)
         web.setName("web")
         web.setServiceParent(top)
 
@@ -133,3 +180,41 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
         dataDir=str(dataDir),
     )
     return top
+
+
+def buildPublisher(
+    config: Config, linkTable: LinkTable, domain: LocalComponent, resource: Any, reactor: Any
+) -> ServerInfoPublisher:
+    """
+    The XEP-0485 publisher: consent checks by disco#info from our domain,
+    items stored and sent by the pub-sub C{resource}.
+    """
+    discoClient = DiscoClientProtocol()
+    discoClient.setHandlerParent(domain)
+    sender = JID(config.domain)
+
+    def features(remote: str) -> defer.Deferred[set[str]]:
+        d = discoClient.requestInfo(JID(remote), sender=sender)
+        return d.addCallback(lambda info: set(info.features))
+
+    allowlist = loadAllowlist(config.consentAllowlist) if config.consentAllowlist else frozenset()
+    consent = ConsentChecker(features, reactor, ttl=config.consentTTL, timeout=config.iqTimeout, allowlist=allowlist)
+
+    def publish(payload: domish.Element) -> defer.Deferred[None]:
+        return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, {MAX_ITEMS: 1}))
+
+    async def last() -> str | None:
+        items = await resource.currentItems(DEFAULT_NODE, 1)
+        return items[0].payload if items else None
+
+    return ServerInfoPublisher(
+        linkTable,
+        consent,
+        publish,
+        config.domain,
+        frozenset(config.localDomains),
+        reactor,
+        delay=config.publishDelay,
+        refresh=config.publishRefresh,
+        loadLast=lambda: defer.Deferred.fromCoroutine(last()),
+    )

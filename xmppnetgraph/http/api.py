@@ -12,6 +12,7 @@ from twisted.web import resource
 from twisted.web.server import Request
 
 from xmppnetgraph.interfaces import ILinkTable
+from xmppnetgraph.linktable import isoTime
 
 
 def jsonResponse(request: Request, body: Any, code: int = 200) -> bytes:
@@ -62,6 +63,61 @@ class LinksResource(JSONResource):
         return {"domain": self.domain, "links": [link.asJSON() for link in self.linkTable.links()]}
 
 
+class ServerInfoResource(JSONResource):
+    """
+    C{GET /api/serverinfo}: our XEP-0485 item as published, when, and each
+    peer's consent state.
+    """
+
+    def __init__(self, publisher: Any, pubsubHost: str) -> None:
+        super().__init__()
+        self.publisher = publisher
+        self.pubsubHost = pubsubHost
+
+    def body(self, request: Request) -> Any:
+        """
+        @return: the item (XML and decoded), its publication time and the
+            consent state of every linked peer.
+        """
+        from wokkel.generic import parseXml
+
+        from xmppnetgraph.serverinfo.payload import parsePayload
+
+        publisher = self.publisher
+        payload = publisher.lastPayload
+        remotes: list[dict[str, object]] | None = None
+        if payload is not None:
+            info = parsePayload(parseXml(payload.encode("utf-8")))
+            remotes = [
+                {"name": remote.name, "connections": list(remote.connections)}
+                for domain in info.domains
+                for remote in domain.remotes
+            ]
+        peers = []
+        for domain in sorted({link.domain for link in publisher.linkTable.links()} - set(publisher.localDomains)):
+            state = publisher.consent.state(domain)
+            peers.append(
+                {
+                    "domain": domain,
+                    "consents": state.consents,
+                    "checked": isoTime(state.checkedAt) if state.checkedAt is not None else None,
+                    "error": state.error,
+                    "allowlisted": state.allowlisted,
+                    "pending": state.pending,
+                }
+            )
+        return {
+            "domain": publisher.domain,
+            "service": self.pubsubHost,
+            "node": "serverinfo",
+            "item_id": "current",
+            "published": isoTime(publisher.lastPublished) if publisher.lastPublished is not None else None,
+            "item": payload,
+            "remote_domains": remotes,
+            "peers": peers,
+        }
+
+
 class NotFound(resource.Resource):
     """
     A JSON 404 for unknown API paths.
@@ -85,6 +141,12 @@ class API(resource.Resource):
         super().__init__()
         self.putChild(b"links", LinksResource(domain, linkTable))
 
+    def addServerInfo(self, publisher: Any, pubsubHost: str) -> None:
+        """
+        Serve C{/api/serverinfo} from C{publisher}.
+        """
+        self.putChild(b"serverinfo", ServerInfoResource(publisher, pubsubHost))
+
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         """
         Unknown children are JSON 404s.
@@ -92,10 +154,11 @@ class API(resource.Resource):
         return NotFound()
 
 
-def buildRoot(domain: str, linkTable: ILinkTable) -> resource.Resource:
+def buildRoot(domain: str, linkTable: ILinkTable) -> tuple[resource.Resource, API]:
     """
-    @return: the root resource of the web endpoint.
+    @return: the root resource of the web endpoint and its C{/api}.
     """
     root = resource.Resource()
-    root.putChild(b"api", API(domain, linkTable))
-    return root
+    api = API(domain, linkTable)
+    root.putChild(b"api", api)
+    return root, api

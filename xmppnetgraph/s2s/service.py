@@ -13,7 +13,7 @@ from typing import Any, Callable
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime, ISSLTransport
+from twisted.internet.interfaces import IReactorTime, ISSLTransport
 from twisted.logger import Logger
 from twisted.names.error import DNSNameError
 from twisted.python.failure import Failure
@@ -27,7 +27,7 @@ from xmppnetgraph.config import Config
 from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
-from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing, validDomain
+from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import ConnectFailed, resolveTargets, connectToFirst
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
@@ -452,18 +452,36 @@ class S2SService(service.Service):
             return
         self.router.route(error.StanzaError(condition, kind).toResponse(stanza))
 
-    def stopService(self) -> defer.Deferred[None] | None:
+    def stopService(self) -> defer.Deferred[None]:
         """
-        Close every stream and give up on pending connections.
+        Give up on pending connections and close every stream: gracefully,
+        then (after the handshake timeout, at most 5 s) by force.
+
+        @return: a Deferred that fires when every connection is gone.
         """
         super().stopService()
         for d in list(self._connecting.values()):
             d.cancel()
+        ended = []
+        for xs in list(self._streams):
+            if xs.transport is None:
+                continue
+            done: defer.Deferred[None] = defer.Deferred()
+            xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _, done=done: done.called or done.callback(None))
+            ended.append(done)
+            xs.sendFooter()
+            xs.transport.loseConnection()
+        if not ended:
+            return defer.succeed(None)
+        force = self._reactor.callLater(min(5.0, self.config.handshakeTimeout), self._abortAll)
+        d = defer.DeferredList(ended)
+        d.addBoth(lambda _: force.cancel() if force.active() else None)
+        return d
+
+    def _abortAll(self) -> None:
         for xs in list(self._streams):
             if xs.transport is not None:
-                xs.sendFooter()
-                xs.transport.loseConnection()
-        return None
+                xs.transport.abortConnection()
 
 
 def validDomainOf(value: str | None) -> str | None:

@@ -53,12 +53,15 @@ class ServerInfoPublisher(service.Service):
         refresh: float = 300.0,
         retryDelay: float = 30.0,
         lastPayload: str | None = None,
+        loadLast: Callable[[], defer.Deferred[str | None]] | None = None,
     ) -> None:
         """
         @param publish: stores the payload as item C{current} and notifies
             subscribers.
         @param lastPayload: the payload already stored (after a restart), so
             that an identical item is not published again.
+        @param loadLast: reads that payload from storage when the service
+            starts, instead of C{lastPayload}.
         """
         self.linkTable = linkTable
         self.consent = consent
@@ -75,14 +78,29 @@ class ServerInfoPublisher(service.Service):
         self._inFlight: defer.Deferred[Any] | None = None
         self._dirty = False
         self._unobserve: Callable[[], None] | None = None
+        self._loadLast = loadLast
         self._refresher = LoopingCall(self.schedule)
         self._refresher.clock = clock
 
     def startService(self) -> None:
         """
-        Watch links and consent answers; publish the current state soon.
+        Read the stored item (if told how), then watch links and consent
+        answers and publish the current state soon.
         """
         super().startService()
+        if self._loadLast is None:
+            self._begin()
+            return
+
+        def loaded(payload: str | None) -> None:
+            if payload is not None:
+                self.lastPayload = payload
+
+        d = defer.maybeDeferred(self._loadLast)
+        d.addCallbacks(loaded, lambda f: self._log.failure("reading the stored serverinfo item failed", f))
+        d.addCallback(lambda _: self._begin() if self.running else None)
+
+    def _begin(self) -> None:
         self._unobserve = self.linkTable.addObserver(self)
         self.consent.onChange(lambda domain: self.schedule())
         for link in self.linkTable.links():
