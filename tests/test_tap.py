@@ -18,6 +18,8 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
+from xmppnetgraph import tap
+from xmppnetgraph.disco import CONTACT_FIELDS
 from xmppnetgraph.tap import DEFAULT_DATA_DIR, CommandLineService, Options, makeService, toConfig
 
 # The command line promised in DESIGN.md ("Contracts that users and tools
@@ -55,6 +57,24 @@ EXTRA_OPTIONS = [
     "queue-limit",
     "verbose",
     "config",
+]
+# Options for publishing server information (XEP-0485, XEP-0157).
+CONTACT_OPTIONS = [
+    "contact-abuse",
+    "contact-admin",
+    "contact-feedback",
+    "contact-sales",
+    "contact-security",
+    "contact-status",
+    "contact-support",
+]
+PUBLISHING_OPTIONS = CONTACT_OPTIONS + [
+    "pubsub-admin",
+    "consent-allowlist",
+    "consent-ttl",
+    "publish-delay",
+    "publish-refresh",
+    "max-subscriptions-per-domain",
 ]
 
 
@@ -129,6 +149,9 @@ class DefaultsTests(SynchronousTestCase):
         self.assertIsNone(self.config.dialbackSecret)
         self.assertEqual(self.config.routes, ())
         self.assertEqual(self.config.seeds, ())
+        self.assertEqual(self.config.contacts, ())
+        self.assertEqual(self.config.pubsubAdmins, ())
+        self.assertIsNone(self.config.consentAllowlist)
 
     def test_roles(self) -> None:
         """
@@ -163,6 +186,10 @@ class DefaultsTests(SynchronousTestCase):
             "keepaliveInterval",
             "iqTimeout",
             "queueLimit",
+            "consentTTL",
+            "publishDelay",
+            "publishRefresh",
+            "maxSubscriptionsPerDomain",
         ]:
             self.assertEqual(getattr(self.config, name), fields[name].default, name)
 
@@ -174,6 +201,22 @@ class DefaultsTests(SynchronousTestCase):
         self.assertIn("tcp:5269", usage)
         self.assertIn("tcp:8080:interface=127.0.0.1", usage)
         self.assertIn(DEFAULT_DATA_DIR, usage)
+
+    def test_publishingDefaultsInHelp(self) -> None:
+        """
+        The help for the publishing limits shows L{Config}'s defaults.
+        """
+        options = Options()
+        fields = attrs.fields_dict(Config)
+        for option, name in [
+            ("consent-ttl", "consentTTL"),
+            ("publish-delay", "publishDelay"),
+            ("publish-refresh", "publishRefresh"),
+            ("max-subscriptions-per-domain", "maxSubscriptionsPerDomain"),
+        ]:
+            self.assertEqual(options[option], f"{fields[name].default:g}", option)
+        usage = " ".join(str(options).split())
+        self.assertIn(f"[default: {fields['consentTTL'].default:g}]", usage)
 
 
 class OptionsTests(TempDirMixin, SynchronousTestCase):
@@ -197,6 +240,8 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
         """
         cert, key, ca = self.keyPair()
         data = self.tempDir() / "data"
+        allowlist = self.tempDir() / "allow.txt"
+        allowlist.write_text("friend.example\n")
         config = parse(
             "--domain=Node.Example",
             "--s2s=tcp:15269:interface=127.0.0.2",
@@ -230,6 +275,14 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
             "--iq-timeout=5",
             "--queue-limit=6",
             "--verbose",
+            "--contact-security=mailto:security@node.example",
+            "--contact-abuse=xmpp:abuse@node.example",
+            "--pubsub-admin=Admin@Node.example",
+            f"--consent-allowlist={allowlist}",
+            "--consent-ttl=7.5",
+            "--publish-delay=8",
+            "--publish-refresh=9",
+            "--max-subscriptions-per-domain=11",
         )
         self.assertEqual(
             config,
@@ -262,6 +315,16 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
                 iqTimeout=5.0,
                 queueLimit=6,
                 logTraffic=True,
+                contacts=(
+                    ("abuse-addresses", ("xmpp:abuse@node.example",)),
+                    ("security-addresses", ("mailto:security@node.example",)),
+                ),
+                pubsubAdmins=("admin@node.example",),
+                consentAllowlist=allowlist,
+                consentTTL=7.5,
+                publishDelay=8.0,
+                publishRefresh=9.0,
+                maxSubscriptionsPerDomain=11,
             ),
         )
 
@@ -352,6 +415,103 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
         """
         self.assertEqual(parse("--domain=BÜCHER.example").domain, "bücher.example")
 
+    def test_contacts(self) -> None:
+        """
+        Each C{--contact-*} option fills its XEP-0157 field; URIs keep the
+        order given (repeats count once), fields are sorted, and fields not
+        given are left out.
+        """
+        config = parse(
+            "--domain=a.example",
+            "--contact-support=https://a.example/help",
+            "--contact-admin=xmpp:root@a.example",
+            "--contact-support=mailto:help@a.example",
+            "--contact-admin=tel:+1-555-0100",
+            "--contact-support=https://a.example/help",
+        )
+        self.assertEqual(
+            config.contacts,
+            (
+                ("admin-addresses", ("xmpp:root@a.example", "tel:+1-555-0100")),
+                (
+                    "support-addresses",
+                    ("https://a.example/help", "mailto:help@a.example"),
+                ),
+            ),
+        )
+
+    def test_everyContactField(self) -> None:
+        """
+        There is one option for each of the seven XEP-0157 fields, named
+        after it.
+        """
+        argv = ["--domain=a.example"]
+        for option in CONTACT_OPTIONS:
+            argv.append(f"--{option}=mailto:{option}@a.example")
+        config = parse(*argv)
+        self.assertEqual(
+            config.contacts,
+            tuple(
+                (
+                    var,
+                    (f"mailto:contact-{var.removesuffix('-addresses')}@a.example",),
+                )
+                for var in sorted(CONTACT_FIELDS)
+            ),
+        )
+
+    def test_pubsubAdmins(self) -> None:
+        """
+        C{--pubsub-admin} is repeatable; JIDs are normalised, kept in order,
+        and counted once.
+        """
+        config = parse(
+            "--domain=a.example",
+            "--pubsub-admin=Boss@B.example",
+            "--pubsub-admin=c.example",
+            "--pubsub-admin=boss@b.example",
+            "--pubsub-admin=Ärger@b.example",
+        )
+        self.assertEqual(
+            config.pubsubAdmins, ("boss@b.example", "c.example", "ärger@b.example")
+        )
+
+    def test_consentAllowlist(self) -> None:
+        """
+        C{--consent-allowlist} is kept as an absolute path, relative to the
+        current directory.
+        """
+        d = self.tempDir()
+        (d / "allow.txt").write_text("# friends\nb.example\n\nC.example  # too\n")
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(d)
+        config = parse("--domain=a.example", "--consent-allowlist=allow.txt")
+        self.assertEqual(config.consentAllowlist, d / "allow.txt")
+
+    def test_publishingNumbers(self) -> None:
+        """
+        The publishing limits are read as numbers (whole for
+        C{--max-subscriptions-per-domain}).
+        """
+        config = parse(
+            "--domain=a.example",
+            "--consent-ttl=0.5",
+            "--publish-delay",
+            "1e-1",
+            "--publish-refresh=60",
+            "--max-subscriptions-per-domain=3",
+        )
+        self.assertEqual(
+            (
+                config.consentTTL,
+                config.publishDelay,
+                config.publishRefresh,
+                config.maxSubscriptionsPerDomain,
+            ),
+            (0.5, 0.1, 60.0, 3),
+        )
+        self.assertIsInstance(config.maxSubscriptionsPerDomain, int)
+
 
 class ConfigFileTests(TempDirMixin, SynchronousTestCase):
     """
@@ -405,6 +565,86 @@ class ConfigFileTests(TempDirMixin, SynchronousTestCase):
         self.assertEqual(config.iqTimeout, 7.0)
         # Relative paths in the file are relative to the file.
         self.assertEqual(config.dataDir, path.parent / "state")
+
+    def test_publishingKeys(self) -> None:
+        """
+        The publishing options have keys of the same names: repeatable ones
+        take a list or one string; the allowlist path is relative to the
+        file.
+        """
+        path = self.configFile(
+            'domain = "a.example"\n'
+            'contact-abuse = ["mailto:abuse@a.example", "xmpp:abuse@a.example"]\n'
+            'contact-status = "https://status.a.example/"\n'
+            'pubsub-admin = ["Admin@a.example", "b.example"]\n'
+            'consent-allowlist = "allow.txt"\n'
+            "consent-ttl = 120\n"
+            "publish-delay = 0.25\n"
+            'publish-refresh = "600"\n'
+            "max-subscriptions-per-domain = 4\n"
+        )
+        (path.parent / "allow.txt").write_text("b.example\n")
+        config = parse("--config", str(path))
+        self.assertEqual(
+            config.contacts,
+            (
+                (
+                    "abuse-addresses",
+                    ("mailto:abuse@a.example", "xmpp:abuse@a.example"),
+                ),
+                ("status-addresses", ("https://status.a.example/",)),
+            ),
+        )
+        self.assertEqual(config.pubsubAdmins, ("admin@a.example", "b.example"))
+        self.assertEqual(config.consentAllowlist, path.parent / "allow.txt")
+        self.assertEqual(config.consentTTL, 120.0)
+        self.assertEqual(config.publishDelay, 0.25)
+        self.assertEqual(config.publishRefresh, 600.0)
+        self.assertEqual(config.maxSubscriptionsPerDomain, 4)
+
+    def test_publishingCommandLineOverrides(self) -> None:
+        """
+        A repeatable publishing option on the command line replaces the
+        file's list for that option only.
+        """
+        path = self.configFile(
+            'domain = "a.example"\n'
+            'contact-abuse = ["mailto:file@a.example"]\n'
+            'contact-admin = ["mailto:admin@a.example"]\n'
+            'pubsub-admin = ["file@a.example"]\n'
+            "publish-delay = 5\n"
+        )
+        config = parse(
+            "--config",
+            str(path),
+            "--contact-abuse=mailto:cli@a.example",
+            "--pubsub-admin=cli@a.example",
+            "--publish-delay=2",
+        )
+        self.assertEqual(
+            config.contacts,
+            (
+                ("abuse-addresses", ("mailto:cli@a.example",)),
+                ("admin-addresses", ("mailto:admin@a.example",)),
+            ),
+        )
+        self.assertEqual(config.pubsubAdmins, ("cli@a.example",))
+        self.assertEqual(config.publishDelay, 2.0)
+
+    def test_publishingFileValuesAreChecked(self) -> None:
+        """
+        Publishing values from the file go through the command line's checks.
+        """
+        for text, option in [
+            ('contact-admin = "admin@a.example"', "--contact-admin"),
+            ('pubsub-admin = ["a@b/c"]', "--pubsub-admin"),
+            ('consent-allowlist = "absent.txt"', "--consent-allowlist"),
+            ("publish-refresh = 0", "--publish-refresh"),
+            ("max-subscriptions-per-domain = 1.5", "--max-subscriptions-per-domain"),
+        ]:
+            path = self.configFile('domain = "a.example"\n' + text)
+            e = self.assertRaises(UsageError, parse, "--config", str(path))
+            self.assertIn(option, str(e), text)
 
     def test_positiveAndNegativeFlagKeys(self) -> None:
         """
@@ -487,6 +727,12 @@ class ConfigFileTests(TempDirMixin, SynchronousTestCase):
             ("max-depth = true", "max-depth"),
             ("route = [1]", "route"),
             ("seed = {a = 1}", "seed"),
+            ("contact-abuse = 1", "contact-abuse"),
+            ('contact-sales = ["mailto:s@a.example", 2]', "contact-sales"),
+            ("pubsub-admin = {jid = 'a@b'}", "pubsub-admin"),
+            ("consent-allowlist = ['a.txt']", "consent-allowlist"),
+            ("consent-ttl = true", "consent-ttl"),
+            ("max-subscriptions-per-domain = [1]", "max-subscriptions-per-domain"),
             ("[s2s]\nport = 1", "s2s"),
         ]:
             path = self.configFile('domain = "a.example"\n' * (key != "domain") + text)
@@ -706,6 +952,161 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
                 f"--{option}", "--domain=a.example", f"--{option}={bad}"
             )
 
+    def test_badPublishingNumbers(self) -> None:
+        """
+        The publishing limits must be positive (and the subscription limit
+        whole) numbers.
+        """
+        for option, bad in [
+            ("consent-ttl", "0"),
+            ("consent-ttl", "an hour"),
+            ("publish-delay", "-2"),
+            ("publish-delay", "inf"),
+            ("publish-refresh", "0"),
+            ("publish-refresh", "nan"),
+            ("max-subscriptions-per-domain", "0"),
+            ("max-subscriptions-per-domain", "2.5"),
+            ("max-subscriptions-per-domain", "many"),
+        ]:
+            self.assertUsageError(
+                f"--{option}: expected", "--domain=a.example", f"--{option}={bad}"
+            )
+
+    def test_badContactURIs(self) -> None:
+        """
+        A contact address must be a URI with a scheme, without spaces or
+        control characters; the error names the option and the value.
+        """
+        for bad in [
+            "abuse@a.example",
+            "a.example/abuse",
+            "",
+            "mailto:",
+            "1tel:+1-555-0100",
+            ":abuse@a.example",
+            "mailto:abuse @a.example",
+            "https://a.example/\n",
+            "xmpp:abuse@a.example\x00",
+        ]:
+            for option in CONTACT_OPTIONS:
+                e = self.assertRaises(
+                    UsageError, parse, "--domain=a.example", f"--{option}", bad
+                )
+                self.assertIn(f"--{option}:", str(e), bad)
+                self.assertIn(repr(bad), str(e), bad)
+
+    def test_goodContactURIs(self) -> None:
+        """
+        URIs of the usual schemes are accepted unchanged.
+        """
+        uris = (
+            "mailto:abuse@a.example",
+            "xmpp:abuse@a.example?message",
+            "https://a.example/abuse",
+            "http://a.example/",
+            "tel:+1-555-0100",
+            "sip:abuse@a.example",
+            "mailto:bücher@bücher.example",
+        )
+        config = parse(
+            "--domain=a.example", *[f"--contact-abuse={uri}" for uri in uris]
+        )
+        self.assertEqual(config.contacts, (("abuse-addresses", uris),))
+
+    def test_badPubsubAdmins(self) -> None:
+        """
+        C{--pubsub-admin} takes bare JIDs only; the error says why.
+        """
+        for bad, reason in [
+            ("", "empty domain"),
+            ("admin@", "empty domain"),
+            ("@a.example", "empty user part"),
+            ("admin@a.example/laptop", "has a resource"),
+            ("a.example/", "has a resource"),
+            ("a b@a.example", "not a valid JID"),
+            ('a"b@a.example', "not a valid JID"),
+            ("a@b@a.example", "not a valid JID"),
+            ("admin@a..example", "empty label"),
+            ("admin@127.0.0.1", "IP address"),
+        ]:
+            e = self.assertRaises(
+                UsageError, parse, "--domain=a.example", "--pubsub-admin", bad
+            )
+            self.assertIn("--pubsub-admin:", str(e), bad)
+            self.assertIn(reason, str(e), bad)
+
+    def test_missingAllowlist(self) -> None:
+        """
+        The consent allowlist must be an existing file.
+        """
+        d = self.tempDir()
+        self.assertUsageError(
+            "--consent-allowlist: no such file",
+            "--domain=a.example",
+            f"--consent-allowlist={d / 'absent.txt'}",
+        )
+        self.assertUsageError(
+            "--consent-allowlist: no such file",
+            "--domain=a.example",
+            f"--consent-allowlist={d}",
+        )
+
+    def test_badAllowlist(self) -> None:
+        """
+        An allowlist with a line that is not a domain is refused with
+        L{loadAllowlist}'s message, which names the file and the line.
+        """
+        path = self.tempDir() / "allow.txt"
+        path.write_text("b.example\n# fine\nuser@c.example\n")
+        e = self.assertRaises(
+            UsageError,
+            parse,
+            "--domain=a.example",
+            f"--consent-allowlist={path}",
+        )
+        self.assertIn("--consent-allowlist:", str(e))
+        self.assertIn(f"{path}:3:", str(e))
+        self.assertIn("bare domain", str(e))
+
+    def test_allowlistNotText(self) -> None:
+        """
+        An allowlist that is not UTF-8 text is refused, naming the file.
+        """
+        path = self.tempDir() / "allow.bin"
+        path.write_bytes(b"b.example\n\xff\xfe\n")
+        e = self.assertRaises(
+            UsageError,
+            parse,
+            "--domain=a.example",
+            f"--consent-allowlist={path}",
+        )
+        self.assertIn("--consent-allowlist:", str(e))
+        self.assertIn(str(path), str(e))
+        self.assertIn("UTF-8", str(e))
+
+    def test_unreadableAllowlist(self) -> None:
+        """
+        An allowlist that cannot be read is refused, naming the file and
+        the reason.
+        """
+        path = self.tempDir() / "allow.txt"
+        path.write_text("b.example\n")
+
+        def loadAllowlist(p: object) -> frozenset[str]:
+            raise PermissionError(13, "Permission denied", str(p))
+
+        self.patch(tap, "loadAllowlist", loadAllowlist)
+        e = self.assertRaises(
+            UsageError,
+            parse,
+            "--domain=a.example",
+            f"--consent-allowlist={path}",
+        )
+        self.assertEqual(
+            str(e),
+            f"--consent-allowlist: cannot read {str(path)!r}: Permission denied",
+        )
+
     def test_emptyDialbackSecret(self) -> None:
         """
         An empty dialback secret is refused.
@@ -738,7 +1139,7 @@ class HelpTests(SynchronousTestCase):
             for word in line.replace(",", " ").split()[:2]
             if word.startswith("--")
         }
-        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS:
+        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS + PUBLISHING_OPTIONS:
             self.assertIn(option, listed)
 
     def test_everyOptionDocumented(self) -> None:
@@ -746,8 +1147,24 @@ class HelpTests(SynchronousTestCase):
         No option is listed without a description.
         """
         options = Options()
-        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS:
+        for option in CONTRACT_OPTIONS + EXTRA_OPTIONS + PUBLISHING_OPTIONS:
             self.assertTrue(options.docs.get(option), option)
+
+    def test_repeatableOptionsSayItself(self) -> None:
+        """
+        The help for C{--pubsub-admin} and each C{--contact-*} option says
+        that it can be given more than once.
+        """
+        options = Options()
+        for option in CONTACT_OPTIONS + ["pubsub-admin"]:
+            self.assertIn("Repeatable", options.docs[option], option)
+
+    def test_contactURIsExplained(self) -> None:
+        """
+        The help text says that contact addresses are URIs with a scheme.
+        """
+        usage = " ".join(str(Options()).split())
+        self.assertIn("--contact-* options take URIs with a scheme", usage)
 
     def test_plaintextIsForTesting(self) -> None:
         """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Callable
@@ -19,12 +20,23 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
+from xmppnetgraph.disco import CONTACT_FIELDS
+from xmppnetgraph.serverinfo.consent import loadAllowlist
 
 DEFAULT_DATA_DIR = "xmppnetgraph-data"
 
 _DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+
+# --contact-abuse -> abuse-addresses, ... (XEP-0157 fields).
+_CONTACT_OPTIONS = {
+    "contact-" + var.removesuffix("-addresses"): var for var in CONTACT_FIELDS
+}
+
+# A URI scheme (RFC 3986, section 3.1), its colon and something after it.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.+", re.DOTALL)
 
 
 def _configDefault(name: str) -> str:
@@ -51,8 +63,12 @@ _STRING_PARAMETERS = frozenset(
         "dialback-secret",
     }
 )
-_PATH_PARAMETERS = frozenset({"data-dir", "tls-cert", "tls-key", "ca-file"})
-_INT_PARAMETERS = frozenset({"max-stanza-size", "max-depth", "queue-limit"})
+_PATH_PARAMETERS = frozenset(
+    {"data-dir", "tls-cert", "tls-key", "ca-file", "consent-allowlist"}
+)
+_INT_PARAMETERS = frozenset(
+    {"max-stanza-size", "max-depth", "queue-limit", "max-subscriptions-per-domain"}
+)
 _FLOAT_PARAMETERS = frozenset(
     {
         "idle-timeout",
@@ -60,6 +76,9 @@ _FLOAT_PARAMETERS = frozenset(
         "handshake-timeout",
         "keepalive-interval",
         "iq-timeout",
+        "consent-ttl",
+        "publish-delay",
+        "publish-refresh",
     }
 )
 _FLAGS = frozenset({"require-valid-certs", "allow-plaintext", "verbose"})
@@ -73,7 +92,25 @@ _ROLE_KEYS = {
     "opt-in": ("opt-in", False),
     "no-opt-in": ("opt-in", True),
 }
-_LIST_KEYS = frozenset({"route", "seed"})
+# Repeatable options; in a --config file a list of strings or one string.
+_LIST_KEYS = frozenset({"route", "seed", "pubsub-admin", *_CONTACT_OPTIONS})
+
+
+def _listOption(name: str, doc: str) -> Callable[[Options, str], None]:
+    """
+    Make the handler of a repeatable option.
+
+    @param name: the option; its values are collected in a list under it.
+    @param doc: the help text.
+    @return: an C{opt_} method for L{Options}.
+    """
+
+    def handler(self: Options, value: str) -> None:
+        self._given.add(name)
+        self[name].append(value)
+
+    handler.__doc__ = doc
+    return handler
 
 
 class Options(usage.Options):
@@ -91,7 +128,9 @@ class Options(usage.Options):
         "web page.  ENDPOINT values are Twisted strports strings.  A --route "
         "DOMAIN may be *.suffix for all its subdomains; HOST is a name, an "
         "IPv4 address or an IPv6 address in brackets ([::1]:5269); PORT "
-        "defaults to 5269.  Relative "
+        "defaults to 5269.  The --contact-* options take URIs with a scheme "
+        "(mailto:, xmpp:, https:, tel:, ...) that disco#info announces as "
+        "XEP-0157 contact addresses.  Relative "
         "paths on the command line are relative to the current directory; "
         "relative paths in a --config file are relative to the file's "
         "directory."
@@ -214,6 +253,39 @@ class Options(usage.Options):
             "Stanzas queued per remote domain while its stream is not up.",
         ],
         [
+            "consent-allowlist",
+            None,
+            None,
+            "FILE of domains (one per line, # comments) that may be named "
+            "in our server information without being asked.",
+        ],
+        [
+            "consent-ttl",
+            None,
+            _configDefault("consentTTL"),
+            "SECONDS to trust a peer's answer on whether it may be named.",
+        ],
+        [
+            "publish-delay",
+            None,
+            _configDefault("publishDelay"),
+            "SECONDS to wait after a link change before publishing, so that "
+            "a burst of changes makes one item.",
+        ],
+        [
+            "publish-refresh",
+            None,
+            _configDefault("publishRefresh"),
+            "SECONDS between re-checks of the published server information "
+            "(an unchanged item is not published again).",
+        ],
+        [
+            "max-subscriptions-per-domain",
+            None,
+            _configDefault("maxSubscriptionsPerDomain"),
+            "Subscriptions one remote domain may hold on one pubsub node.",
+        ],
+        [
             "config",
             None,
             None,
@@ -247,6 +319,7 @@ class Options(usage.Options):
             "tls-cert": usage.CompleteFiles(),
             "tls-key": usage.CompleteFiles(),
             "ca-file": usage.CompleteFiles(),
+            "consent-allowlist": usage.CompleteFiles(),
             "config": usage.CompleteFiles("*.toml"),
         }
     )
@@ -257,8 +330,8 @@ class Options(usage.Options):
         self._given: set[str] = set()
         super().__init__()
         # dict.__setitem__: these are defaults, not given on the command line.
-        dict.__setitem__(self, "route", [])
-        dict.__setitem__(self, "seed", [])
+        for name in _LIST_KEYS:
+            dict.__setitem__(self, name, [])
         dict.__setitem__(self, "opt-in", True)
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -279,6 +352,33 @@ class Options(usage.Options):
         """DOMAIN to start crawling from. Repeatable."""
         self._given.add("seed")
         self["seed"].append(domain)
+
+    opt_pubsub_admin = _listOption(
+        "pubsub-admin",
+        "Bare JID that may publish and configure on our pubsub service, "
+        "besides DOMAIN itself. Repeatable.",
+    )
+    opt_contact_abuse = _listOption(
+        "contact-abuse", "URI for reporting abuse, e.g. mailto:abuse@DOMAIN. Repeatable."
+    )
+    opt_contact_admin = _listOption(
+        "contact-admin", "URI of the server's administrators. Repeatable."
+    )
+    opt_contact_feedback = _listOption(
+        "contact-feedback", "URI for feedback on the service. Repeatable."
+    )
+    opt_contact_sales = _listOption(
+        "contact-sales", "URI for sales enquiries. Repeatable."
+    )
+    opt_contact_security = _listOption(
+        "contact-security", "URI for reporting security issues. Repeatable."
+    )
+    opt_contact_status = _listOption(
+        "contact-status", "URI of a page or feed with the service's status. Repeatable."
+    )
+    opt_contact_support = _listOption(
+        "contact-support", "URI for user support. Repeatable."
+    )
 
     def opt_opt_in(self) -> None:
         """Let others name this domain in their server information (default)."""
@@ -457,6 +557,68 @@ def _checkFile(option: str, value: str) -> Path:
     return path
 
 
+def _checkURI(option: str, value: str) -> str:
+    """
+    @return: C{value} unchanged.
+    @raise usage.UsageError: unless it is a URI with a scheme
+        (C{mailto:...}, C{https://...}) and no spaces or control characters.
+    """
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise usage.UsageError(
+            f"--{option}: {value!r} contains spaces or control characters"
+        )
+    if not _URI.fullmatch(value):
+        raise usage.UsageError(
+            f"--{option}: {value!r} is not a URI with a scheme, such as "
+            "mailto:abuse@example.org, xmpp:admin@example.org or "
+            "https://example.org/contact"
+        )
+    return value
+
+
+def _checkBareJID(option: str, value: str) -> str:
+    """
+    @return: C{value} as a normalised bare JID (C{user@domain} or C{domain}).
+    @raise usage.UsageError: if it is not a valid bare JID.
+    """
+    bare, slash, _ = value.partition("/")
+    if slash:
+        raise usage.UsageError(
+            f"--{option}: {value!r} has a resource; give a bare JID "
+            "(user@domain or domain)"
+        )
+    user, at, domain = bare.rpartition("@")
+    if at and not user:
+        raise usage.UsageError(f"--{option}: {value!r} has an empty user part")
+    try:
+        host = normalizeDomain(domain)
+        return JID(tuple=(user or None, host, None)).userhost()
+    except (ValueError, InvalidFormat) as e:
+        raise usage.UsageError(f"--{option}: {value!r} is not a valid JID: {e}") from None
+
+
+def _checkAllowlist(option: str, value: str) -> Path:
+    """
+    @return: C{value} as an absolute path.
+    @raise usage.UsageError: if it is not a readable allowlist file (see
+        L{loadAllowlist}).
+    """
+    path = _checkFile(option, value)
+    try:
+        loadAllowlist(path)
+    except UnicodeDecodeError as e:
+        raise usage.UsageError(
+            f"--{option}: {str(path)!r} is not UTF-8 text: {e}"
+        ) from None
+    except ValueError as e:
+        raise usage.UsageError(f"--{option}: {e}") from None
+    except OSError as e:
+        raise usage.UsageError(
+            f"--{option}: cannot read {str(path)!r}: {e.strerror or e}"
+        ) from None
+    return path
+
+
 def _checkNumber(
     option: str, value: object, convert: Callable[[str], int | float]
 ) -> Any:
@@ -542,6 +704,29 @@ def toConfig(options: Options) -> Config:
     if options["dialback-secret"] is not None and not options["dialback-secret"]:
         raise usage.UsageError("--dialback-secret must not be empty")
 
+    contacts: list[tuple[str, tuple[str, ...]]] = []
+    for option, var in _CONTACT_OPTIONS.items():
+        uris: list[str] = []
+        for text in options[option]:
+            uri = _checkURI(option, text)
+            if uri not in uris:
+                uris.append(uri)
+        if uris:
+            contacts.append((var, tuple(uris)))
+    contacts.sort()
+
+    pubsubAdmins: list[str] = []
+    for text in options["pubsub-admin"]:
+        admin = _checkBareJID("pubsub-admin", text)
+        if admin not in pubsubAdmins:
+            pubsubAdmins.append(admin)
+
+    consentAllowlist = None
+    if options["consent-allowlist"]:
+        consentAllowlist = _checkAllowlist(
+            "consent-allowlist", options["consent-allowlist"]
+        )
+
     return Config(
         domain=domain,
         dataDir=dataDir,
@@ -577,6 +762,19 @@ def toConfig(options: Options) -> Config:
         iqTimeout=_checkNumber("iq-timeout", options["iq-timeout"], float),
         queueLimit=_checkNumber("queue-limit", options["queue-limit"], int),
         logTraffic=bool(options["verbose"]),
+        contacts=tuple(contacts),
+        pubsubAdmins=tuple(pubsubAdmins),
+        consentAllowlist=consentAllowlist,
+        consentTTL=_checkNumber("consent-ttl", options["consent-ttl"], float),
+        publishDelay=_checkNumber("publish-delay", options["publish-delay"], float),
+        publishRefresh=_checkNumber(
+            "publish-refresh", options["publish-refresh"], float
+        ),
+        maxSubscriptionsPerDomain=_checkNumber(
+            "max-subscriptions-per-domain",
+            options["max-subscriptions-per-domain"],
+            int,
+        ),
     )
 
 
