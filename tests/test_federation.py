@@ -95,6 +95,9 @@ class FederationTests(TestCase):
                 ("b.example", "outgoing", "sasl-external", "TLSv1.3"),
             ],
         )
+        # The incoming stream was opened to a.example, not to its pubsub host
+        # (SASL authorises both; pubsub.a.example sorts first).
+        self.assertEqual({l.localDomain for l in self.a.s2s.linkTable.links()}, {"a.example"})
 
     @defer.inlineCallbacks
     def test_directTLSBySRV(self):  # type: ignore[no-untyped-def]

@@ -219,11 +219,11 @@ class S2SService(service.Service):
         xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
 
     def _incomingAuthenticated(self, xs: S2SXmlStream) -> None:
-        authenticator: ReceivingAuthenticator = xs.authenticator
         links: dict[str, Link] = {}
         xs.s2sLinks = links
-        for remote, local in sorted(authenticator.authorized):
-            self.incomingPairAdded(xs, remote, local)
+        # The first authorised pair is the peer's domain and the local domain
+        # it opened the stream to (SASL authorises every local domain).
+        self.incomingPairAdded(xs, xs.otherEntity.host, xs.thisEntity.host)
 
         def ended(_: object) -> None:
             for link in links.values():

@@ -1,0 +1,446 @@
+"""
+One benchmark process: an xmppnetgraph node built with
+L{xmppnetgraph.node.buildService}, in one of three roles.
+
+  - C{sink}: counts the messages that arrive for its domain and answers
+    the control messages of a C{source}.
+  - C{source}: sends rounds of N messages from a local handler over its one
+    s2s stream to the sink and times each round until the sink says it has
+    them all.
+  - C{loadgen}: opens authenticated (SASL EXTERNAL) s2s streams to a target
+    node, each from a distinct domain, on request.
+
+It speaks JSON lines: events on stdout, commands on stdin. The log goes to
+C{<data dir>/node.log}. Run by L{bench.s2s_throughput} and
+L{bench.s2s_memory}; not meant to be run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twisted.internet import defer, stdio, task  # noqa: E402
+from twisted.logger import (  # noqa: E402
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.protocols.basic import LineReceiver  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
+from twisted.words.xish import domish  # noqa: E402
+from wokkel.subprotocols import XMPPHandler  # noqa: E402
+
+from xmppnetgraph.config import Config, parseRoute  # noqa: E402
+from xmppnetgraph.node import buildService  # noqa: E402
+
+NS_BENCH = "urn:xmppnetgraph:bench"
+
+
+def emit(event: str, **fields: Any) -> None:
+    """
+    Write one JSON event line on stdout.
+    """
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+class NoDNS:
+    """
+    A resolver whose every lookup fails: only static routes work.
+    """
+
+    def lookupService(self, name: str, timeout: Any = None) -> defer.Deferred[Any]:
+        """
+        Fail like a missing SRV record.
+        """
+        from twisted.names.error import DNSNameError
+
+        return defer.fail(DNSNameError(name))
+
+
+def control(op: str, **attrs: str) -> domish.Element:
+    """
+    @return: a C{<bench/>} control payload.
+    """
+    element = domish.Element((NS_BENCH, "bench"))
+    element["op"] = op
+    for key, value in attrs.items():
+        element[key] = value
+    return element
+
+
+class Sink(XMPPHandler):  # type: ignore[misc]
+    """
+    Count C{<message><body/></message>} stanzas; answer C{ping} with
+    C{pong} and C{start n=N} with C{done} once N have arrived.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.expected = -1
+        self.replyTo = ""
+        self.me = ""
+        self.cpu0 = 0.0
+
+    def connectionInitialized(self) -> None:
+        """
+        Observe messages.
+        """
+        self.xmlstream.addObserver("/message/body", self.onBody)
+        self.xmlstream.addObserver(f"/message/bench[@xmlns='{NS_BENCH}']", self.onControl)
+
+    def reply(self, to: str, sender: str, payload: domish.Element) -> None:
+        """
+        Send a control message back.
+        """
+        message = domish.Element((None, "message"))
+        message["to"] = to
+        message["from"] = sender
+        message.addChild(payload)
+        self.send(message)
+
+    def onControl(self, message: domish.Element) -> None:
+        """
+        Handle C{ping} and C{start}.
+        """
+        payload = message.bench
+        op = payload.getAttribute("op")
+        if op == "ping":
+            self.reply(message["from"], message["to"], control("pong"))
+        elif op == "start":
+            self.count = 0
+            self.expected = int(payload["n"])
+            self.replyTo = message["from"]
+            self.me = message["to"]
+            self.cpu0 = time.process_time()
+
+    def onBody(self, message: domish.Element) -> None:
+        """
+        Count one message; say C{done} at the last.
+        """
+        self.count += 1
+        if self.count == self.expected:
+            cpu = time.process_time() - self.cpu0
+            self.reply(self.replyTo, self.me, control("done", count=str(self.count), cpu=f"{cpu:.3f}"))
+
+
+class Source(XMPPHandler):  # type: ignore[misc]
+    """
+    Send rounds of messages to the sink and time them.
+    """
+
+    def __init__(self, reactor: Any, sender: str, recipient: str) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.sender = sender
+        self.recipient = recipient
+        self.waiting: dict[str, defer.Deferred[domish.Element]] = {}
+
+    def connectionInitialized(self) -> None:
+        """
+        Observe control answers.
+        """
+        self.xmlstream.addObserver(f"/message/bench[@xmlns='{NS_BENCH}']", self.onControl)
+
+    def onControl(self, message: domish.Element) -> None:
+        """
+        Fire whoever waits for this op.
+        """
+        d = self.waiting.pop(message.bench.getAttribute("op"), None)
+        if d is not None:
+            d.callback(message.bench)
+
+    def expect(self, op: str, timeout: float) -> defer.Deferred[domish.Element]:
+        """
+        @return: a Deferred firing with the next control payload C{op}.
+        """
+        d: defer.Deferred[domish.Element] = defer.Deferred()
+        d.addTimeout(timeout, self.reactor)
+        self.waiting[op] = d
+        return d
+
+    def sendControl(self, payload: domish.Element) -> None:
+        """
+        Send a control message to the sink.
+        """
+        message = domish.Element((None, "message"))
+        message["to"] = self.recipient
+        message["from"] = self.sender
+        message.addChild(payload)
+        self.send(message)
+
+    async def ping(self) -> float:
+        """
+        @return: seconds for a ping/pong (opens both s2s streams the first
+            time).
+        """
+        start = time.monotonic()
+        pong = self.expect("pong", 60)
+        self.sendControl(control("ping"))
+        await pong
+        return time.monotonic() - start
+
+    async def round(self, n: int, size: int, batch: int) -> dict[str, float]:
+        """
+        Send C{n} messages with a C{size}-character body, C{batch} per
+        reactor turn, and wait until the sink has them all.
+        """
+        body = "x" * size
+        done = self.expect("done", 600)
+        cpu0 = time.process_time()
+        start = time.monotonic()
+        self.sendControl(control("start", n=str(n)))
+        sent = 0
+        while sent < n:
+            for _ in range(min(batch, n - sent)):
+                message = domish.Element((None, "message"))
+                message["to"] = self.recipient
+                message["from"] = self.sender
+                message["id"] = f"m{sent}"
+                message.addElement("body", content=body)
+                self.send(message)
+                sent += 1
+            await task.deferLater(self.reactor, 0, lambda: None)
+        sendDone = time.monotonic() - start
+        answer = await done
+        elapsed = time.monotonic() - start
+        return {
+            "n": n,
+            "seconds": elapsed,
+            "rate": n / elapsed,
+            "sendSeconds": sendDone,
+            "sourceCPU": time.process_time() - cpu0,
+            "sinkCPU": float(answer["cpu"]),
+        }
+
+
+class Commands(LineReceiver):
+    """
+    JSON commands on stdin, handed to C{handler}; the reactor stops when
+    stdin closes (our parent went away).
+    """
+
+    delimiter = b"\n"
+
+    def __init__(self, handler: Any, reactor: Any) -> None:
+        self.handler = handler
+        self.reactor = reactor
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Decode and dispatch one command.
+        """
+        if line.strip():
+            self.handler(json.loads(line))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Our parent went away: stop.
+        """
+        if self.reactor.running:
+            self.reactor.stop()
+
+
+def buildNode(args: argparse.Namespace, reactor: Any, **extra: Any) -> Any:
+    """
+    Build (not start) the node described by C{args}: s2s and the local
+    domains only (no web, no crawling, no publishing, which would add
+    disco traffic of their own while we measure).
+    """
+    config = Config(
+        domain=args.domain,
+        dataDir=Path(args.data_dir),
+        s2s=f"tcp:{args.s2s_port}:interface={args.address}",
+        enableWeb=False,
+        crawl=False,
+        publish=False,
+        routes=tuple(parseRoute(r) for r in args.route),
+        **extra,
+    )
+    top = buildService(config, reactor, resolver=NoDNS())
+    return top
+
+
+async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
+    """
+    The C{sink} and C{source} roles.
+    """
+    top = buildNode(args, reactor)
+    component = top.getServiceNamed("domain")
+    if args.role == "sink":
+        Sink().setHandlerParent(component)
+    else:
+        source = Source(reactor, f"bench@{args.domain}", args.peer)
+        source.setHandlerParent(component)
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    waiting = getattr(top.getServiceNamed("s2s-listen"), "_waitingForPort", None)
+    if waiting is not None:
+        await waiting
+    emit("ready", pid=os.getpid())
+    if args.role == "sink":
+        await defer.Deferred()  # until stopped
+        return
+    first = await source.ping()
+    again = await source.ping()
+    s2s = top.getServiceNamed("s2s")
+    if args.warmup:
+        await source.round(args.warmup, args.size, args.batch)
+    emit("warm", firstPing=first, ping=again, links=[(l.domain, l.direction, l.auth, l.tls) for l in s2s.linkTable.links()])
+    pending: list[int] = []
+    wake: list[defer.Deferred[None]] = []
+
+    def command(cmd: dict[str, Any]) -> None:
+        if "round" in cmd:
+            pending.append(int(cmd["round"]))
+            if wake:
+                wake.pop().callback(None)
+
+    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
+    index = 0
+    while True:
+        if not pending:
+            d: defer.Deferred[None] = defer.Deferred()
+            wake.append(d)
+            await d
+        n = pending.pop(0)
+        result = await source.round(n, args.size, args.batch)
+        emit("round", index=index, **result)
+        index += 1
+
+
+async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
+    """
+    The C{loadgen} role: on C{{"open": K}} open K more streams to the
+    target, each from the next domain C{n<i>.<suffix>}, at most
+    C{--concurrency} handshakes at a time; answer with an C{opened} event.
+    """
+    from xmppnetgraph.s2s.initiate import Authenticate
+    from xmppnetgraph.s2s.service import OutgoingAuthenticator
+
+    top = buildNode(
+        args,
+        reactor,
+        tlsCert=Path(args.cert),
+        tlsKey=Path(args.key),
+        requireValidCerts=False,
+        handshakeTimeout=120.0,
+        connectTimeout=60.0,
+    )
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    s2s = top.getServiceNamed("s2s")
+    semaphore = defer.DeferredSemaphore(args.concurrency)
+    counter = [0]
+    held: list[Any] = []
+
+    def openOne(index: int) -> defer.Deferred[Any]:
+        local = f"n{index}.{args.suffix}"
+        methods: list[Authenticate] = []
+
+        def authInit(xs: Any) -> Authenticate:
+            a = Authenticate(xs, local, args.target, s2s.secret, allowDialback=False)
+            methods.append(a)
+            return a
+
+        authenticator = OutgoingAuthenticator(s2s, local, args.target, authInit)
+        d = s2s.openStream(args.target, authenticator)
+
+        def ok(xs: Any) -> str:
+            held.append(xs)
+            return methods[0].method or "?"
+
+        return d.addCallback(ok)
+
+    async def openMany(k: int) -> None:
+        start = time.monotonic()
+        first = counter[0]
+        counter[0] += k
+        results = await defer.DeferredList(
+            [semaphore.run(openOne, i) for i in range(first, first + k)], consumeErrors=True
+        )
+        failures = [str(r.getErrorMessage()) for ok, r in results if not ok]
+        methods: dict[str, int] = {}
+        for ok, r in results:
+            if ok:
+                methods[r] = methods.get(r, 0) + 1
+        emit(
+            "opened",
+            requested=k,
+            total=len(held),
+            methods=methods,
+            failures=len(failures),
+            firstFailures=failures[:3],
+            seconds=time.monotonic() - start,
+        )
+
+    def command(cmd: dict[str, Any]) -> None:
+        if "open" in cmd:
+            defer.Deferred.fromCoroutine(openMany(int(cmd["open"]))).addErrback(
+                lambda f: emit("error", message=f.getTraceback())
+            )
+
+    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
+    emit("ready", pid=os.getpid())
+    await defer.Deferred()
+
+
+def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
+    """
+    Parse C{argv} and run the role.
+    """
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["sink", "source", "loadgen"])
+    parser.add_argument("--domain", required=True)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--s2s-port", type=int, required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--route", action="append", default=[])
+    parser.add_argument("--peer", default="", help="JID of the sink (source)")
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--target", default="")
+    parser.add_argument("--suffix", default="load.example")
+    parser.add_argument("--cert", default="")
+    parser.add_argument("--key", default="")
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args(argv)
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    logFile = open(Path(args.data_dir) / "node.log", "a")
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(logFile),
+                [LogLevelFilterPredicate(LogLevel.info)],
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    if args.role == "loadgen":
+        coro = runLoadgen(args, reactor)
+    else:
+        coro = runThroughput(args, reactor)
+    def report(reason: Failure) -> Failure:
+        emit("error", message=reason.getTraceback())
+        return reason
+
+    d = defer.Deferred.fromCoroutine(coro)
+    d.addErrback(report)
+    return d
+
+
+if __name__ == "__main__":
+    task.react(main, (sys.argv[1:],))

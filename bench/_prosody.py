@@ -1,0 +1,85 @@
+"""
+Prosody helpers shared by the benchmarks, on top of the test suite's
+L{tests.prosody.ProsodyPeer}.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+from typing import Any
+
+from _common import sleep
+
+
+def quietLoopbackAddresses(count: int, port: int = 5269) -> list[str]:
+    """
+    @return: C{count} loopback addresses C{127.x.y.2}, C{127.x.y.3}, ... on
+        which C{port} is free. Prosody dials peers on 5269, so each Prosody
+        needs an address of its own; random ones keep clear of the test
+        suite (127.0.0.2, 127.0.0.3, ...) running at the same time.
+    """
+    for _ in range(50):
+        prefix = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}"
+        addresses = [f"{prefix}.{i}" for i in range(2, 2 + count)]
+        try:
+            for address in addresses:
+                with socket.socket() as s:
+                    s.bind((address, port))
+        except OSError:
+            continue
+        return addresses
+    raise RuntimeError(f"no {count} free loopback addresses for port {port}")
+
+
+def catchesSIGHUP(pid: int) -> bool:
+    """
+    @return: whether process C{pid} has a handler for SIGHUP.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+async def setProsodyLogLevel(reactor: Any, peer: Any, level: str) -> None:
+    """
+    Switch a running Prosody's log level: rewrite the C{log} line of its
+    config and send SIGHUP (Prosody then reloads its config and logging).
+
+    The fixture logs at debug, which writes every stanza to the log, and
+    needs that during start-up (it waits for a debug line); Debian's
+    default is info.
+    """
+    from tests import prosody
+
+    if level == "debug":
+        return
+    text = peer.configPath.read_text()
+    debug = f"log = {{ debug = {prosody._lua(str(peer.logPath))} }}"
+    if debug not in text:
+        raise RuntimeError("tests.prosody changed its log line; update bench/_prosody.py")
+    peer.configPath.write_text(text.replace(debug, f"log = {{ {level} = {prosody._lua(str(peer.logPath))} }}"))
+    # Prosody installs its signal handlers from a timer once its main loop
+    # runs, a little after its ports are open; until then SIGHUP would kill
+    # it. The kernel shows caught signals in SigCgt (SIGHUP is bit 0).
+    for _ in range(200):
+        if catchesSIGHUP(peer.pid):
+            break
+        await sleep(reactor, 0.05)
+    else:
+        raise RuntimeError(f"Prosody for {peer.domain} installed no SIGHUP handler within 10 s")
+    before = peer.logPath.stat().st_size
+    os.kill(peer.pid, signal.SIGHUP)
+    for _ in range(100):
+        await sleep(reactor, 0.05)
+        with peer.logPath.open("rb") as f:
+            f.seek(before)
+            if b"SIGHUP" in f.read():
+                break
+    else:
+        raise RuntimeError(f"Prosody for {peer.domain} did not log the SIGHUP; see {peer.logPath}")
+    await sleep(reactor, 0.2)
