@@ -84,7 +84,7 @@ class FederationTests(TestCase):
         aCert, aKey = ca.issue(["a.example", "pubsub.a.example"])
         bCert, bKey = ca.issue(["b.example", "pubsub.b.example"])
         self.startBoth(
-            a=dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath, requireValidCerts=True),
+            a=dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath, requireValidCerts=True, pubsubHost="a-pubsub.a.example"),
             b=dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath, requireValidCerts=True),
         )
         yield defer.Deferred.fromCoroutine(self.discoRoundTrip())
@@ -96,7 +96,7 @@ class FederationTests(TestCase):
             ],
         )
         # The incoming stream was opened to a.example, not to its pubsub host
-        # (SASL authorises both; pubsub.a.example sorts first).
+        # (SASL authorises both; a-pubsub.a.example sorts first).
         self.assertEqual({l.localDomain for l in self.a.s2s.linkTable.links()}, {"a.example"})
 
     @defer.inlineCallbacks
