@@ -10,7 +10,7 @@ addresses.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
@@ -18,7 +18,7 @@ from wokkel import data_form, disco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
-from xmppnetgraph.config import Config
+from xmppnetgraph.config import Config, normalizeDomain
 
 NS_SERVERINFO = "urn:xmpp:serverinfo:0"
 FORM_TYPE_SERVERINFO = "http://jabber.org/network/serverinfo"
@@ -44,33 +44,89 @@ def pubsubNodeURI(pubsubHost: str, node: str = SERVERINFO_NODE) -> str:
     return f"xmpp:{pubsubHost}?;node={node}"
 
 
-def serverInfoForm(config: Config) -> data_form.Form | None:
+def buildServerInfoForm(
+    pubsubHost: str | None, contacts: Iterable[tuple[str, Iterable[str]]] = ()
+) -> data_form.Form | None:
     """
+    @param pubsubHost: the pub-sub host whose C{serverinfo} node the form
+        names, or L{None} for no C{serverinfo-pubsub-node} field.
+    @param contacts: XEP-0157 fields: C{(var, addresses)} pairs, C{var}
+        one of L{CONTACT_FIELDS}.
     @return: the merged XEP-0128 form of XEP-0485 and XEP-0157, or L{None}
         when there is nothing to put in it.
     """
     fields = [
-        data_form.Field("list-multi", var=var, values=list(values)) for var, values in sorted(config.contacts) if values
+        data_form.Field("list-multi", var=var, values=list(values))
+        for var, values in sorted((var, tuple(values)) for var, values in contacts)
+        if values
     ]
-    if config.publish:
-        fields.append(data_form.Field(var="serverinfo-pubsub-node", values=[pubsubNodeURI(config.effectivePubsubHost)]))
+    if pubsubHost is not None:
+        fields.append(data_form.Field(var="serverinfo-pubsub-node", values=[pubsubNodeURI(pubsubHost)]))
     if not fields:
         return None
     return data_form.Form("result", formNamespace=FORM_TYPE_SERVERINFO, fields=fields)
+
+
+def serverInfoForm(config: Config) -> data_form.Form | None:
+    """
+    @return: the merged XEP-0128 form of XEP-0485 and XEP-0157 for
+        C{config}, or L{None} when there is nothing to put in it.
+    """
+    return buildServerInfoForm(config.effectivePubsubHost if config.publish else None, config.contacts)
 
 
 @implementer(disco.IDisco)
 class ServerDisco(XMPPHandler):  # type: ignore[misc]
     """
     Disco for the node's own bare domain.
+
+    Made from the node's L{Config}, or, by an embedder without one, from
+    keyword arguments: C{ServerDisco(domain="example.net")}.
+
+    @ivar domain: the domain answered for.
+    @ivar pubsubHost: the pub-sub host, listed in disco#items.
+    @ivar optIn: whether C{urn:xmpp:serverinfo:0} is listed.
+    @ivar form: the XEP-0128 form, or L{None}.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        domain: str | None = None,
+        pubsubHost: str | None = None,
+        optIn: bool = True,
+        contacts: Iterable[tuple[str, Iterable[str]]] = (),
+        publish: bool = True,
+    ) -> None:
+        """
+        @param config: the node's configuration. Give either this or
+            C{domain}; with a config the keywords below are not used.
+        @param domain: the domain to answer for.
+        @param pubsubHost: the pub-sub host (default C{pubsub.<domain>}).
+        @param optIn: list C{urn:xmpp:serverinfo:0} (consent to be named).
+        @param contacts: XEP-0157 fields, as for L{buildServerInfoForm}.
+        @param publish: put C{serverinfo-pubsub-node} in the form.
+        @raise TypeError: if both or neither of C{config} and C{domain}
+            are given.
+        @raise ValueError: if C{domain} or C{pubsubHost} is not a domain
+            name.
+        """
         super().__init__()
-        self.domain = config.domain
-        self.pubsubHost = config.effectivePubsubHost
-        self.optIn = config.optIn
-        self.form = serverInfoForm(config)
+        if config is not None:
+            if domain is not None:
+                raise TypeError("ServerDisco takes a Config or a domain, not both")
+            self.domain = config.domain
+            self.pubsubHost = config.effectivePubsubHost
+            self.optIn = config.optIn
+            self.form = serverInfoForm(config)
+            return
+        if domain is None:
+            raise TypeError("ServerDisco needs a Config or a domain")
+        self.domain = normalizeDomain(domain)
+        self.pubsubHost = normalizeDomain(pubsubHost) if pubsubHost else "pubsub." + self.domain
+        self.optIn = optIn
+        self.form = buildServerInfoForm(self.pubsubHost if publish else None, contacts)
 
     def _ours(self, target: JID, nodeIdentifier: str) -> bool:
         return target.host == self.domain and not target.user and not target.resource and not nodeIdentifier

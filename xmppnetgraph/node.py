@@ -34,7 +34,7 @@ from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.serverinfo.consent import ConsentChecker, loadAllowlist
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
-from xmppnetgraph.store.database import Database, openDatabase
+from xmppnetgraph.store.database import DatabaseService, openDatabase
 from xmppnetgraph.store.pubsub import PubSubStore
 
 _log = Logger()
@@ -44,22 +44,6 @@ class ListenError(Exception):
     """
     A listening endpoint could not be opened.
     """
-
-
-class DatabaseService(service.Service):
-    """
-    Owns the node's open database and closes it when the node stops.
-    """
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def stopService(self) -> defer.Deferred[None]:
-        """
-        Close the database once everything else has stopped.
-        """
-        super().stopService()
-        return self.database.close()
 
 
 class Listener(StreamServerEndpointService):

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from twisted.enterprise import adbapi
+from twisted.application import service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -574,3 +575,19 @@ def _applyMigrations(cursor: Cursor, description: str, migrations: Sequence[Migr
             (migration.version, migration.name),
         )
     return max(newest, known)
+
+
+class DatabaseService(service.Service):
+    """
+    Owns the node's open database and closes it when the node stops.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Close the database once everything else has stopped.
+        """
+        super().stopService()
+        return self.database.close()
