@@ -12,8 +12,10 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.web.client import Agent, readBody
+from twisted.words.xish import domish
 from twisted.words.protocols.jabber.jid import JID
 from wokkel.disco import DiscoClientProtocol
+from wokkel.generic import Request, parseXml
 
 from xmppnetgraph.config import Config, Route
 from xmppnetgraph.node import buildService
@@ -163,3 +165,21 @@ def bare(value: str) -> JID:
     @return: C{value} as a JID.
     """
     return JID(value)
+
+
+class RawRequest(Request):  # type: ignore[misc]
+    """
+    An IQ request whose child is given as XML.
+    """
+
+    def __init__(self, recipient: str, sender: str, stanzaType: str, child: str) -> None:
+        super().__init__(recipient=JID(recipient), sender=JID(sender), stanzaType=stanzaType)
+        self.child = child
+
+    def toElement(self) -> domish.Element:
+        """
+        @return: the IQ with the child.
+        """
+        element = Request.toElement(self)
+        element.addChild(parseXml(self.child.encode("utf-8")))
+        return element

@@ -20,13 +20,14 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
-from wokkel import disco, generic, pubsub
+from wokkel import disco, pubsub
 from wokkel.component import InternalComponent, Router
 from wokkel.disco import DiscoClientProtocol, DiscoHandler
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.nodes import RawRequest, waitFor
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.config import Config
 from xmppnetgraph.datadir import ensureDataDir
@@ -249,24 +250,6 @@ class Reader(pubsub.PubSubClient):  # type: ignore[misc]
         return d
 
 
-class XMLRequest(generic.Request):  # type: ignore[misc]
-    """
-    An IQ request whose child is given as XML.
-    """
-
-    def __init__(self, recipient: str, sender: str, stanzaType: str, child: str) -> None:
-        super().__init__(recipient=JID(recipient), sender=JID(sender), stanzaType=stanzaType)
-        self.child = child
-
-    def toElement(self) -> domish.Element:
-        """
-        @return: the IQ with the child.
-        """
-        element = generic.Request.toElement(self)
-        element.addChild(parseXML(self.child))
-        return element
-
-
 def parseXML(text: str) -> domish.Element:
     """
     @return: the one element in C{text}, parsed as an XML stream would.
@@ -319,22 +302,6 @@ def asyncTest(f: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., defe
     return wrapper
 
 
-async def waitUntil(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """
-    Poll C{predicate} in the reactor until it is true.
-
-    @raise AssertionError: if it is still false after C{timeout} seconds.
-    """
-    from twisted.internet.task import deferLater
-
-    waited = 0.0
-    while not predicate():
-        if waited >= timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await deferLater(reactor, 0.02, lambda: None)
-        waited += 0.02
-
-
 class EmbeddingTests(TestCase):
     """
     The pieces on a plain Wokkel router, set up exactly as
@@ -385,7 +352,7 @@ class EmbeddingTests(TestCase):
         @return: a Deferred firing with the result IQ.
         """
         body = f"<pubsub xmlns='{pubsub.NS_PUBSUB}'>{child}</pubsub>"
-        return self.readerComponent.request(XMLRequest("pubsub.example.net", "reader.example", kind, body))
+        return self.readerComponent.request(RawRequest("pubsub.example.net", "reader.example", kind, body))
 
     def test_interfaces(self) -> None:
         """
@@ -435,7 +402,7 @@ class EmbeddingTests(TestCase):
         subscriber, and the stored item is what it received last.
         """
         # The first (empty) item creates the node.
-        await waitUntil(lambda: self.publisher.lastPublished is not None)
+        await waitFor(lambda: self.publisher.lastPublished is not None)
         response = await self.pubsubRequest("set", "<subscribe node='serverinfo' jid='reader.example'/>")
         self.assertEqual(response.pubsub.subscription["subscription"], "subscribed")
         empty = await self.reader.waitFor(lambda payload: True)

@@ -18,7 +18,7 @@ from twisted.words.xish import domish
 from wokkel import data_form, disco, pubsub
 from wokkel.component import Router
 from wokkel.disco import DiscoHandler
-from wokkel.generic import Request, XmlPipe, parseXml
+from wokkel.generic import XmlPipe, parseXml
 from wokkel.iwokkel import IPubSubResource
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -38,7 +38,7 @@ from xmppnetgraph.pubsub import (
 )
 from xmppnetgraph.store.pubsub import StoredItem, Subscription
 
-from tests.nodes import RunningNode, routesTo, waitFor
+from tests.nodes import RawRequest, RunningNode, routesTo, waitFor
 
 LOCAL = "a.example"
 PUBSUB = "pubsub.a.example"
@@ -1061,24 +1061,6 @@ class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
             self.assertNotIn("detail", response.toXml())
         self.assertEqual(len(self.flushLoggedErrors(error.StorageError, RuntimeError)), 2)
         self.assertEqual(set(PubSubResource._errorMap), {type(e) for e, _ in expected[:-1]})
-
-
-class RawRequest(Request):  # type: ignore[misc]
-    """
-    An IQ request whose child is given as XML.
-    """
-
-    def __init__(self, recipient: str, sender: str, stanzaType: str, child: str) -> None:
-        super().__init__(recipient=JID(recipient), sender=JID(sender), stanzaType=stanzaType)
-        self.child = child
-
-    def toElement(self) -> domish.Element:
-        """
-        @return: the IQ with the child.
-        """
-        element = Request.toElement(self)
-        element.addChild(parseXml(self.child.encode("utf-8")))
-        return element
 
 
 class EventCollector(pubsub.PubSubClient):  # type: ignore[misc]
