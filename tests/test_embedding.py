@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterable, Iterator
 
-from twisted.application import service
 from twisted.application.service import IService
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -34,12 +33,11 @@ from xmppnetgraph.datadir import ensureDataDir
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.interfaces import ILinkObserver, ILinkTable, IPubSubStore
 from xmppnetgraph.linktable import Direction, Link
-from xmppnetgraph.store.database import DatabaseService
-from xmppnetgraph.pubsub import MAX_ITEMS, pubSubHandlers
-from xmppnetgraph.serverinfo.consent import ConsentChecker
-from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID
-from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
-from xmppnetgraph.store.database import openDatabase
+from xmppnetgraph.pubsub import pubSubHandlers
+from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures
+from xmppnetgraph.serverinfo.payload import DEFAULT_NODE
+from xmppnetgraph.serverinfo.publisher import publisherFor
+from xmppnetgraph.store.database import DatabaseOwner, openDatabase
 from xmppnetgraph.store.pubsub import PubSubStore
 
 NS_SERVERINFO = "urn:xmpp:serverinfo:0"
@@ -59,23 +57,18 @@ def attachServerInfo(
     reactor: Any,
     admins: Iterable[str] = (),
     delay: float = 2.0,
-) -> service.MultiService:
+) -> DatabaseOwner:
     """
     Serve XEP-0485 for C{domain} on C{router}: disco for C{domain}, a
     pub-sub service on C{pubsubHost} stored in SQLite in C{dataDir}, and a
     publisher that keeps the C{serverinfo} item equal to C{linkTable}.
 
-    @return: a service with the children C{"storage"}, C{"domain"},
-        C{"pubsub"} and C{"publisher"}; start it after the router is ready.
+    @return: a service (closing the database after its children stopped)
+        with the children C{"domain"}, C{"pubsub"} and C{"publisher"};
+        start it after the router is ready.
     """
-    top = service.MultiService()
-
-    # The database first: a MultiService stops its children in reverse
-    # order, so it is closed last.
     database = openDatabase(None, ensureDataDir(dataDir), reactor)
-    storage = DatabaseService(database)
-    storage.setName("storage")
-    storage.setServiceParent(top)
+    top = DatabaseOwner(database)
 
     # The domain: disco#info/#items, and disco#info queries to the peers.
     domainComponent = LocalComponent(router, [domain], reactor)
@@ -96,27 +89,9 @@ def attachServerInfo(
 
     # The publisher: consent by disco#info from our domain, items stored
     # and sent by the pub-sub service.
-    def features(peer: str) -> defer.Deferred[set[str]]:
-        d = discoClient.requestInfo(JID(peer), sender=JID(domain))
-        return d.addCallback(lambda info: set(info.features))
-
-    def publish(payload: domish.Element) -> defer.Deferred[None]:
-        resource = handlers.resource
-        return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, {MAX_ITEMS: 1}))
-
-    async def lastStored() -> str | None:
-        items = await handlers.resource.currentItems(DEFAULT_NODE, 1)
-        return items[0].payload if items else None
-
-    publisher = ServerInfoPublisher(
-        linkTable,
-        ConsentChecker(features, reactor),
-        publish,
-        domain,
-        frozenset({domain, pubsubHost}),
-        reactor,
-        delay=delay,
-        loadLast=lambda: defer.Deferred.fromCoroutine(lastStored()),
+    consent = ConsentChecker(discoFeatures(discoClient, domain), reactor)
+    publisher = publisherFor(
+        handlers.resource, linkTable, consent, domain, frozenset({domain, pubsubHost}), reactor, delay=delay
     )
     publisher.setName("publisher")
     # Last: it sends through the components, which must be running.

@@ -163,3 +163,52 @@ class PublisherTests(SynchronousTestCase):
         self.link("z.example")
         self.clock.advance(2)
         self.assertEqual(len(self.published), 2)
+
+
+class LoadLastTests(SynchronousTestCase):
+    """
+    A publisher that reads the stored item when it starts.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.table = LinkTable()
+        self.published: list[domish.Element] = []
+        self.loading: defer.Deferred[str | None] = defer.Deferred()
+        self.publisher = ServerInfoPublisher(
+            self.table,
+            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            lambda p: defer.succeed(self.published.append(p)),
+            "example.org",
+            LOCAL,
+            self.clock,
+            loadLast=lambda: self.loading,
+        )
+
+    def test_waitsForTheStoredItem(self) -> None:
+        """
+        Nothing is published before the stored item is known; an identical
+        stored item is not published again.
+        """
+        self.publisher.startService()
+        self.clock.advance(10)
+        self.assertEqual(self.published, [])
+        empty = self.publisher.currentPayload().toXml()
+        self.loading.callback(empty)
+        self.clock.advance(10)
+        self.assertEqual(self.published, [])
+        self.assertEqual(self.publisher.lastPayload, empty)
+        self.publisher.stopService()
+
+    def test_stopWaitsForTheRead(self) -> None:
+        """
+        Stopping while the stored item is being read waits for the read
+        (the database must stay open for it) and then publishes nothing.
+        """
+        self.publisher.startService()
+        stopped = self.publisher.stopService()
+        self.assertNoResult(stopped)
+        self.loading.callback(None)
+        self.successResultOf(stopped)
+        self.clock.advance(10)
+        self.assertEqual(self.published, [])

@@ -81,6 +81,19 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
             d.cancel()
         super().stopService()
 
+    def send(self, obj: domish.Element | str) -> None:
+        """
+        Send C{obj} to the router; once the component has stopped, drop it
+        instead (Wokkel would raise): work that finishes while the node
+        stops, like a publish whose notifications go out last, has nobody
+        to send to any more.
+        """
+        if self.xmlstream is None:
+            to = obj.getAttribute("to") if isinstance(obj, domish.Element) else None
+            self._log.info("component stopped: dropping a stanza to {to}", to=to)
+            return
+        super().send(obj)
+
     def request(self, request: Any) -> defer.Deferred[domish.Element]:
         """
         Send an IQ request (a Wokkel C{generic.Request}) and track the response.

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.internet import defer
 from twisted.web.server import Site
-from twisted.words.protocols.jabber.jid import JID
-from twisted.words.xish import domish
 from wokkel.disco import DiscoClientProtocol, DiscoHandler
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials, loadTrustRoots
@@ -28,13 +24,12 @@ from xmppnetgraph.datadir import dialbackSecret, ensureDataDir
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.http.api import buildRoot
 from xmppnetgraph.linktable import LinkTable
-from xmppnetgraph.pubsub import MAX_ITEMS, pubSubHandlers
+from xmppnetgraph.pubsub import pubSubHandlers
 from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
-from xmppnetgraph.serverinfo.consent import ConsentChecker, loadAllowlist
-from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID
-from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
-from xmppnetgraph.store.database import DatabaseService, openDatabase
+from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures, loadAllowlist
+from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher, publisherFor
+from xmppnetgraph.store.database import DatabaseOwner, openDatabase
 from xmppnetgraph.store.pubsub import PubSubStore
 
 _log = Logger()
@@ -68,12 +63,13 @@ class Listener(StreamServerEndpointService):
             raise ListenError(f"cannot listen for {self.what} on {self.description}: {reason}") from e
 
 
-def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.MultiService:
+def buildService(config: Config, reactor: Any, resolver: Any = None) -> DatabaseOwner:
     """
     Build the node's services; nothing listens until the returned service
     is started.
 
-    Children, by name: C{"storage"} (the L{DatabaseService}), C{"s2s"}
+    The returned L{DatabaseOwner} holds the node's C{database} and closes
+    it after its children have stopped. Children, by name: C{"s2s"}
     (the L{S2SService}, whose C{linkTable} is the node's link table),
     C{"s2s-listen"}, C{"s2s-direct-tls"} (if configured), C{"domain"} and
     C{"pubsub"} (the L{LocalComponent}s of the two local domains; the
@@ -90,11 +86,8 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> service.
     roots = loadTrustRoots(config.caFile)
     secret = config.dialbackSecret or dialbackSecret(dataDir)
 
-    top = service.MultiService()
     database = openDatabase(config.database, dataDir, reactor)
-    storage = DatabaseService(database)
-    storage.setName("storage")
-    storage.setServiceParent(top)
+    top = DatabaseOwner(database)
     router = QuietRouter()
     linkTable = LinkTable()
     s2s = S2SService(
@@ -175,30 +168,21 @@ def buildPublisher(
     """
     discoClient = DiscoClientProtocol()
     discoClient.setHandlerParent(domain)
-    sender = JID(config.domain)
-
-    def features(remote: str) -> defer.Deferred[set[str]]:
-        d = discoClient.requestInfo(JID(remote), sender=sender)
-        return d.addCallback(lambda info: set(info.features))
-
     allowlist = loadAllowlist(config.consentAllowlist) if config.consentAllowlist else frozenset()
-    consent = ConsentChecker(features, reactor, ttl=config.consentTTL, timeout=config.iqTimeout, allowlist=allowlist)
-
-    def publish(payload: domish.Element) -> defer.Deferred[None]:
-        return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, {MAX_ITEMS: 1}))
-
-    async def last() -> str | None:
-        items = await resource.currentItems(DEFAULT_NODE, 1)
-        return items[0].payload if items else None
-
-    return ServerInfoPublisher(
+    consent = ConsentChecker(
+        discoFeatures(discoClient, config.domain),
+        reactor,
+        ttl=config.consentTTL,
+        timeout=config.iqTimeout,
+        allowlist=allowlist,
+    )
+    return publisherFor(
+        resource,
         linkTable,
         consent,
-        publish,
         config.domain,
         frozenset(config.localDomains),
         reactor,
         delay=config.publishDelay,
         refresh=config.publishRefresh,
-        loadLast=lambda: defer.Deferred.fromCoroutine(last()),
     )

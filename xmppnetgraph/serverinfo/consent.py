@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Callable, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import attrs
 from twisted.internet import defer
@@ -357,3 +357,21 @@ def loadAllowlist(path: str | os.PathLike[str]) -> frozenset[str]:
             except ValueError as e:
                 raise ValueError(f"{os.fspath(path)}:{number}: {e}") from None
     return frozenset(domains)
+
+
+def discoFeatures(discoClient: Any, sender: str) -> Callable[[str], defer.Deferred[set[str]]]:
+    """
+    The query a L{ConsentChecker} needs, made with a Wokkel
+    C{DiscoClientProtocol} attached to a component with a working
+    C{request()} (L{xmppnetgraph.component.LocalComponent}).
+
+    @param sender: our domain, which asks.
+    @return: domain -> the features of its disco#info.
+    """
+    from twisted.words.protocols.jabber.jid import JID
+
+    def features(domain: str) -> defer.Deferred[set[str]]:
+        d = discoClient.requestInfo(JID(domain), sender=JID(sender))
+        return d.addCallback(lambda info: set(info.features))
+
+    return features

@@ -22,10 +22,11 @@ from twisted.python.failure import Failure
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppnetgraph.error import NodeExists
 from xmppnetgraph.interfaces import ILinkObserver, ILinkTable
 from xmppnetgraph.linktable import Link
 from xmppnetgraph.serverinfo.consent import ConsentChecker
-from xmppnetgraph.serverinfo.payload import buildPayload, fromLinks
+from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID, buildPayload, fromLinks
 
 
 @implementer(ILinkObserver)
@@ -96,9 +97,17 @@ class ServerInfoPublisher(service.Service):
             if payload is not None:
                 self.lastPayload = payload
 
+        def begin(_: object) -> None:
+            self._inFlight = None
+            if self.running:
+                self._begin()
+
         d = defer.maybeDeferred(self._loadLast)
         d.addCallbacks(loaded, lambda f: self._log.failure("reading the stored serverinfo item failed", f))
-        d.addCallback(lambda _: self._begin() if self.running else None)
+        if not d.called:
+            # stopService waits for the read, so the store stays open for it.
+            self._inFlight = d
+        d.addCallback(begin)
 
     def _begin(self) -> None:
         self._unobserve = self.linkTable.addObserver(self)
@@ -198,3 +207,51 @@ class ServerInfoPublisher(service.Service):
 
         d.addCallbacks(published, failed)
         d.addBoth(done)
+
+
+def publisherFor(
+    resource: Any,
+    linkTable: ILinkTable,
+    consent: ConsentChecker,
+    domain: str,
+    localDomains: frozenset[str],
+    clock: IReactorTime,
+    **options: Any,
+) -> ServerInfoPublisher:
+    """
+    A publisher that keeps item C{current} of node C{serverinfo} on a
+    pub-sub service of ours (L{xmppnetgraph.pubsub.PubSubResource}).
+
+    The node is created when the publisher starts (disco points readers at
+    it from the start: they must not get C{item-not-found} before the first
+    publish), with open access and one item; the item stored before a
+    restart is the starting point, so it is not published again.
+
+    @param options: passed on to L{ServerInfoPublisher} (C{delay},
+        C{refresh}, C{retryDelay}).
+    """
+    from xmppnetgraph.pubsub import MAX_ITEMS
+
+    config = {MAX_ITEMS: 1}
+
+    def publish(payload: domish.Element) -> defer.Deferred[None]:
+        return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config))
+
+    async def last() -> str | None:
+        try:
+            await resource.store.createNode(DEFAULT_NODE, {**resource.defaultConfig, **config})
+        except NodeExists:
+            pass
+        items = await resource.currentItems(DEFAULT_NODE, 1)
+        return items[0].payload if items else None
+
+    return ServerInfoPublisher(
+        linkTable,
+        consent,
+        publish,
+        domain,
+        localDomains,
+        clock,
+        loadLast=lambda: defer.Deferred.fromCoroutine(last()),
+        **options,
+    )

@@ -31,7 +31,7 @@ import attrs
 
 from twisted.enterprise import adbapi
 from twisted.application import service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -577,17 +577,23 @@ def _applyMigrations(cursor: Cursor, description: str, migrations: Sequence[Migr
     return max(newest, known)
 
 
-class DatabaseService(service.Service):
+class DatabaseOwner(service.MultiService):
     """
-    Owns the node's open database and closes it when the node stops.
+    The parent of the services that use a database: it closes the database
+    only once all of them have stopped (they may still use it while
+    stopping, e.g. to finish a publish).
+
+    @ivar database: the open database.
     """
 
     def __init__(self, database: Database) -> None:
+        super().__init__()
         self.database = database
 
     def stopService(self) -> Deferred[None]:
         """
-        Close the database once everything else has stopped.
+        Stop the children, wait for them, then close the database.
         """
-        super().stopService()
-        return self.database.close()
+        d: Deferred[Any] = maybeDeferred(super().stopService)
+        d.addBoth(lambda _: self.database.close())
+        return d
