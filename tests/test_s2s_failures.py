@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.jid import JID
@@ -280,6 +281,23 @@ class UnreachablePeerTests(NodeTestCase):
         self.start(self.a, routes=(Route("x.example", ADDRESS, closed),))
         self.assertEqual(await self.requestError(self.a, "x.example"), "remote-server-not-found")
         self.assertEqual(self.a.links(), [])
+
+    async def test_noConnectionsAfterStop(self) -> None:
+        """
+        A stanza that reaches the stopped s2s service (work finishing during
+        shutdown) opens no connection: it is dropped.
+        """
+        port, connections = self.silentPeer()
+        self.start(self.a, routes=(Route("x.example", ADDRESS, port),))
+        await self.a.s2s.stopService()
+        message = domish.Element((None, "message"))
+        message["from"] = "a.example"
+        message["to"] = "x.example"
+        self.a.s2s.send(message)
+        from twisted.internet import reactor
+
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(connections, [])
 
     async def test_silentPeer(self) -> None:
         """

@@ -288,6 +288,9 @@ class S2SService(service.Service):
         Send a stanza from a local domain to a remote one, opening (and
         authenticating) a stream first if there is none yet.
         """
+        if not self.running:
+            self._log.info("s2s stopped: dropping a {name} to {to}", name=stanza.name, to=stanza.getAttribute("to"))
+            return
         sender = validDomainOf(stanza.getAttribute("from"))
         recipient = validDomainOf(stanza.getAttribute("to"))
         if sender not in self.localDomains or recipient is None:
