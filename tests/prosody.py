@@ -312,7 +312,6 @@ class ProsodyPeer:
 
             reactor = globalReactor
         self._reactor = reactor
-        self.directory = Path(directory).absolute()
         self.domain = domain
         self.address = address
         self.certPath = Path(certPath)
@@ -328,12 +327,8 @@ class ProsodyPeer:
             self.components = {self.pubsubDomain: "pubsub", **self.components}
         self.extraModules = tuple(extraModules)
         self.testZone = testZone.strip(".")
-        self.configPath = self.directory / "prosody.cfg.lua"
-        self.hostsPath = self.directory / "hosts"
-        self.dataPath = self.directory / "data"
-        self.tlsPath = self.directory / "tls"
-        self.pidPath = self.directory / "prosody.pid"
-        self.logPath = self.directory / "prosody.log"
+        self._relocate(Path(directory).absolute())
+        self._temporaryDirectory: Path | None = None
         self.pid: int | None = None
         self.startTime: float | None = None
         self.stopTime: float | None = None
@@ -423,6 +418,17 @@ class ProsodyPeer:
         the Prosody user when running as root.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        if _isRoot():
+            user = pwd.getpwnam(PROSODY_USER)
+            try:
+                self._checkReachable(user.pw_uid, user.pw_gid)
+            except ProsodyError as e:
+                # E.g. a checkout under /root (mode 0700): run from a
+                # directory of our own in the system temporary directory.
+                self._relocate(Path(tempfile.mkdtemp(prefix=f"prosody-{self.domain}-")))
+                self._temporaryDirectory = self.directory
+                self._log.info("{reason}: using {directory} instead", reason=str(e), directory=str(self.directory))
+                self._checkReachable(user.pw_uid, user.pw_gid)
         self.dataPath.mkdir(exist_ok=True)
         self.tlsPath.mkdir(exist_ok=True)
         sources = {"certificate": self.certPath, "key": self.keyPath}
@@ -434,12 +440,24 @@ class ProsodyPeer:
         self.hostsPath.write_text(self.hostsText())
         if _isRoot():
             user = pwd.getpwnam(PROSODY_USER)
-            self._checkReachable(user.pw_uid, user.pw_gid)
             for root, dirs, files in os.walk(self.directory):
                 os.chown(root, user.pw_uid, user.pw_gid)
                 for name in dirs + files:
                     os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
         self._prepared = True
+
+    def _relocate(self, directory: Path) -> None:
+        """
+        Keep Prosody's config, hosts file, TLS copies, data, pid file and
+        log in C{directory}.
+        """
+        self.directory = directory
+        self.configPath = directory / "prosody.cfg.lua"
+        self.hostsPath = directory / "hosts"
+        self.dataPath = directory / "data"
+        self.tlsPath = directory / "tls"
+        self.pidPath = directory / "prosody.pid"
+        self.logPath = directory / "prosody.log"
 
     def _checkReachable(self, uid: int, gid: int) -> None:
         """
@@ -715,6 +733,9 @@ class ProsodyPeer:
             self._process = None
             self._transport = None
             self.pid = None
+        if self._temporaryDirectory is not None:
+            shutil.rmtree(self._temporaryDirectory, ignore_errors=True)
+            self._temporaryDirectory = None
 
     def _signal(self, name: str) -> None:
         """
