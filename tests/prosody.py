@@ -707,6 +707,9 @@ class ProsodyPeer:
             await self._startSettled
         if self._process is not None:
             await self._terminate(self._process)
+        if self._temporaryDirectory is not None:
+            shutil.rmtree(self._temporaryDirectory, ignore_errors=True)
+            self._temporaryDirectory = None
 
     async def _terminate(self, process: _ProsodyProcess) -> None:
         """
@@ -733,9 +736,6 @@ class ProsodyPeer:
             self._process = None
             self._transport = None
             self.pid = None
-        if self._temporaryDirectory is not None:
-            shutil.rmtree(self._temporaryDirectory, ignore_errors=True)
-            self._temporaryDirectory = None
 
     def _signal(self, name: str) -> None:
         """
