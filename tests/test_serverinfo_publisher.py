@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.words.xish import domish
+from wokkel.generic import parseXml
 
 from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.serverinfo.consent import ConsentChecker
@@ -31,14 +31,14 @@ class PublisherTests(SynchronousTestCase):
         self.table = LinkTable()
         self.features: dict[str, set[str]] = {}
         self.queries: list[str] = []
-        self.published: list[domish.Element] = []
+        self.published: list[str] = []
         self.publishResult: Any = None
 
         def query(domain: str) -> defer.Deferred[set[str]]:
             self.queries.append(domain)
             return defer.succeed(self.features.get(domain, set()))
 
-        def publish(payload: domish.Element) -> defer.Deferred[None]:
+        def publish(payload: str) -> defer.Deferred[None]:
             self.published.append(payload)
             if self.publishResult is not None:
                 return self.publishResult
@@ -57,7 +57,7 @@ class PublisherTests(SynchronousTestCase):
         return link
 
     def remotes(self, index: int = -1) -> list[tuple[str | None, tuple[str, ...]]]:
-        info = parsePayload(self.published[index])
+        info = parsePayload(parseXml(self.published[index].encode("utf-8")))
         return [(r.name, r.connections) for r in info.domains[0].remotes]
 
     def test_firstPublishAfterDelay(self) -> None:
@@ -173,7 +173,7 @@ class LoadLastTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.table = LinkTable()
-        self.published: list[domish.Element] = []
+        self.published: list[str] = []
         self.loading: defer.Deferred[str | None] = defer.Deferred()
         self.publisher = ServerInfoPublisher(
             self.table,

@@ -532,7 +532,7 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         self,
         nodeIdentifier: str,
         itemIdentifier: str,
-        payload: domish.Element,
+        payload: domish.Element | str,
         config: Mapping[str, object] | None = None,
         publisher: JID | None = None,
     ) -> None:
@@ -540,6 +540,8 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         Store an item published by this node itself and notify the node's
         subscribers; create the node first if it does not exist.
 
+        @param payload: the item's payload element, or its serialization
+            (which the caller may have at hand already).
         @param config: options (over L{defaultConfig}) for the node if it
             has to be created; ignored for an existing node.
         @param publisher: recorded as the item's publisher (default: the
@@ -556,7 +558,11 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             except error.NodeExists:
                 nodeConfig = await self.store.nodeConfig(nodeIdentifier)
         await self._storeAndNotify(
-            nodeIdentifier, itemIdentifier, payload.toXml(), publisher or self.serviceJID, nodeConfig
+            nodeIdentifier,
+            itemIdentifier,
+            payload if isinstance(payload, str) else payload.toXml(),
+            publisher or self.serviceJID,
+            nodeConfig,
         )
 
     async def currentItems(self, nodeIdentifier: str, maxItems: int | None = None) -> list[StoredItem]:
@@ -580,11 +586,11 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         subscriptions = await self.store.subscriptions(nodeIdentifier)
         if self.notifier is None or not subscriptions:
             return
-        withPayload = bool(config.get(DELIVER_PAYLOADS, True))
+        raw = domish.SerializedXML(xml) if config.get(DELIVER_PAYLOADS, True) else None
         notifications = []
         for stored in subscriptions:
             subscription = self._toWokkel(stored)
-            item = self._itemElement(NS_PUBSUB_EVENT, itemIdentifier, xml if withPayload else None)
+            item = self._itemElement(NS_PUBSUB_EVENT, itemIdentifier, raw)
             notifications.append((subscription.subscriber, [subscription], [item]))
         self.notifier.notifyPublish(self.serviceJID, nodeIdentifier, notifications)
 
@@ -614,18 +620,24 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         self.notifier.notifyLastItem(self.serviceJID, nodeIdentifier, subscriber, item, last.published)
 
     @staticmethod
-    def _itemElement(namespace: str, itemIdentifier: str, payload: str | None) -> domish.Element:
+    def _itemElement(
+        namespace: str, itemIdentifier: str, payload: str | domish.SerializedXML | None
+    ) -> domish.Element:
         """
         @param namespace: C{pubsub} (items results) or C{pubsub#event}
             (notifications); the element is built in it, so it serializes
             without a prefix (unlike an item re-emitted from the wire).
-        @param payload: serialized XML we stored ourselves, added unparsed.
+        @param payload: serialized XML we stored ourselves, added unparsed;
+            one L{domish.SerializedXML} can be shared by many items (it is
+            immutable), which spares a copy of a big payload per subscriber.
         @return: a new C{item} element.
         """
         item = domish.Element((namespace, "item"))
         item["id"] = itemIdentifier
         if payload is not None:
-            item.addRawXml(payload)
+            if not isinstance(payload, domish.SerializedXML):
+                payload = domish.SerializedXML(payload)
+            item.addChild(payload)
         return item
 
     def _toWokkel(self, stored: Subscription) -> pubsub.Subscription:

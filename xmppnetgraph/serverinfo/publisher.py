@@ -45,7 +45,7 @@ class ServerInfoPublisher(service.Service):
         self,
         linkTable: ILinkTable,
         consent: ConsentChecker,
-        publish: Callable[[domish.Element], defer.Deferred[Any]],
+        publish: Callable[[str], defer.Deferred[Any]],
         domain: str,
         localDomains: frozenset[str],
         clock: IReactorTime,
@@ -57,8 +57,8 @@ class ServerInfoPublisher(service.Service):
         loadLast: Callable[[], defer.Deferred[str | None]] | None = None,
     ) -> None:
         """
-        @param publish: stores the payload as item C{current} and notifies
-            subscribers.
+        @param publish: stores the serialized payload as item C{current} and
+            notifies subscribers.
         @param lastPayload: the payload already stored (after a restart), so
             that an identical item is not published again.
         @param loadLast: reads that payload from storage when the service
@@ -184,7 +184,7 @@ class ServerInfoPublisher(service.Service):
         if xml == self.lastPayload:
             return
         self._dirty = False
-        d = defer.maybeDeferred(self._publish, payload)
+        d = defer.maybeDeferred(self._publish, xml)
         self._inFlight = d
 
         def published(_: object) -> None:
@@ -234,7 +234,7 @@ def publisherFor(
 
     config = {MAX_ITEMS: 1}
 
-    def publish(payload: domish.Element) -> defer.Deferred[None]:
+    def publish(payload: str) -> defer.Deferred[None]:
         return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config))
 
     async def last() -> str | None:
