@@ -772,3 +772,48 @@ __all__ = [
     "prosodySkip",
     "requireProsody",
 ]
+
+
+async def startBeside(
+    directory: Path,
+    domain: str,
+    neighbours: Sequence[str],
+    *,
+    certPath: Path,
+    keyPath: Path,
+    caPath: Path | None = None,
+    secureAuth: bool = False,
+    attempts: int = 5,
+) -> tuple[ProsodyPeer, str]:
+    """
+    Start a Prosody for C{domain} on a free loopback address, with a second
+    free address (port 5269 free) on which C{neighbours} resolve for it: the
+    place for a node of ours that federates with it. When a concurrent run
+    takes an address first, try others.
+
+    @return: the started peer (the caller stops it) and the neighbours'
+        address.
+    """
+    tried: set[str] = set()
+    for attempt in range(attempts):
+        peerAddress, neighbourAddress = freeLoopbackAddresses(2, exclude=tried)
+        tried.update((peerAddress, neighbourAddress))
+        peer = ProsodyPeer(
+            directory / str(attempt),
+            domain,
+            peerAddress,
+            certPath=certPath,
+            keyPath=keyPath,
+            caPath=caPath,
+            hosts={name: neighbourAddress for name in neighbours},
+            secureAuth=secureAuth,
+        )
+        try:
+            await peer.start()
+        except PortInUse:
+            await peer.stop()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return peer, neighbourAddress
+    raise ProsodyError(f"no free loopback addresses for Prosody after {attempts} attempts")

@@ -19,7 +19,7 @@ from twisted.words.xish import domish
 from tests import c2sclient
 from tests.nodes import RunningNode, waitFor
 from tests.pki import TestCA, selfSigned
-from tests.prosody import PortInUse, ProsodyPeer, freeLoopbackAddresses, prosodySkip, requireProsody
+from tests.prosody import ProsodyPeer, prosodySkip, requireProsody, startBeside
 from xmppnetgraph.config import Route
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -58,31 +58,22 @@ class ProsodyInteropTests(TestCase):
             self-signed certificates (dialback over TLS).
         @return: our node, the Prosody peer, alice's client stream.
         """
-        tried: set[str] = set()
-        for attempt in range(5):
-            prosodyAddress, nodeAddress = freeLoopbackAddresses(2, exclude=tried)
-            tried.update((prosodyAddress, nodeAddress))
-            if ca is not None:
-                certPath, keyPath = ca.issue(["prosody.example", "pubsub.prosody.example"])
-            else:
-                certPath, keyPath = selfSigned(self.base / "pki", ["prosody.example", "pubsub.prosody.example"])
-            peer = ProsodyPeer(
-                self.base / str(attempt) / "prosody",
-                "prosody.example",
-                prosodyAddress,
-                certPath=certPath,
-                keyPath=keyPath,
-                caPath=ca.caPath if ca is not None else None,
-                hosts={"node.example": nodeAddress, "pubsub.node.example": nodeAddress},
-                secureAuth=ca is not None,
-            )
-            self.addCleanup(peer.stop)
-            try:
-                await peer.start()
-            except PortInUse:
-                await peer.stop()
-                continue
-            break
+        names = ["prosody.example", "pubsub.prosody.example"]
+        if ca is not None:
+            certPath, keyPath = ca.issue(names)
+        else:
+            certPath, keyPath = selfSigned(self.base / "pki", names)
+        peer, nodeAddress = await startBeside(
+            self.base / "prosody",
+            "prosody.example",
+            ["node.example", "pubsub.node.example"],
+            certPath=certPath,
+            keyPath=keyPath,
+            caPath=ca.caPath if ca is not None else None,
+            secureAuth=ca is not None,
+        )
+        self.addCleanup(peer.stop)
+        prosodyAddress = peer.address
         node = RunningNode(self.base, "node.example", nodeAddress, s2sPort=5269)
         routes = (Route("prosody.example", prosodyAddress, 5269), Route("*.prosody.example", prosodyAddress, 5269))
         if ca is not None:

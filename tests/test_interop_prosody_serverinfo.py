@@ -24,7 +24,7 @@ from twisted.words.xish import domish
 from tests import c2sclient
 from tests.nodes import RunningNode, routesTo, waitFor
 from tests.pki import selfSigned
-from tests.prosody import PortInUse, ProsodyPeer, freeLoopbackAddresses, prosodySkip, requireProsody
+from tests.prosody import prosodySkip, requireProsody, startBeside
 from tests.test_serverinfo_federation import LinkTimes, directions, names, publisherOf, remotesOf, settled
 from xmppnetgraph.config import Route
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO, ServerInfo, parsePayload
@@ -76,26 +76,16 @@ class ProsodyServerInfoTests(TestCase):
 
         @return: our node, the second node, alice's stream.
         """
-        tried: set[str] = set()
-        for attempt in range(5):
-            prosodyAddress, nodeAddress = freeLoopbackAddresses(2, exclude=tried)
-            tried.update((prosodyAddress, nodeAddress))
-            certPath, keyPath = selfSigned(self.base / "pki", ["prosody.example", "pubsub.prosody.example"])
-            peer = ProsodyPeer(
-                self.base / str(attempt) / "prosody",
-                "prosody.example",
-                prosodyAddress,
-                certPath=certPath,
-                keyPath=keyPath,
-                hosts={"node.example": nodeAddress, "pubsub.node.example": nodeAddress},
-            )
-            self.addCleanup(peer.stop)
-            try:
-                await peer.start()
-            except PortInUse:
-                await peer.stop()
-                continue
-            break
+        certPath, keyPath = selfSigned(self.base / "pki", ["prosody.example", "pubsub.prosody.example"])
+        peer, nodeAddress = await startBeside(
+            self.base / "prosody",
+            "prosody.example",
+            ["node.example", "pubsub.node.example"],
+            certPath=certPath,
+            keyPath=keyPath,
+        )
+        self.addCleanup(peer.stop)
+        prosodyAddress = peer.address
         node = RunningNode(self.base, "node.example", nodeAddress, s2sPort=5269)
         other = RunningNode(self.base, "b.example", "127.0.0.1")
         prosodyRoutes = (
