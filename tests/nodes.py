@@ -160,6 +160,19 @@ async def waitFor(predicate: Any, timeout: float = 10.0) -> None:
         waited += 0.05
 
 
+async def discoBothWays(testCase: Any, a: RunningNode, b: RunningNode) -> None:
+    """
+    A asks B for disco#info; assert the answer, then wait until each node
+    has an incoming and an outgoing link.
+    """
+    info = await a.disco.requestInfo(JID(b.domain), sender=JID(a.domain))
+    testCase.assertIn(("server", "im"), info.identities)
+    try:
+        await waitFor(lambda: len(a.links()) == 2 and len(b.links()) == 2)
+    except AssertionError:
+        testCase.fail(f"links: a={a.links()} b={b.links()}")
+
+
 def bare(value: str) -> JID:
     """
     @return: C{value} as a JID.

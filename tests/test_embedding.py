@@ -19,6 +19,7 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
+from wokkel.generic import parseXml
 from wokkel import disco, pubsub
 from wokkel.component import InternalComponent, Router
 from wokkel.disco import DiscoClientProtocol, DiscoHandler
@@ -229,14 +230,7 @@ def parseXML(text: str) -> domish.Element:
     """
     @return: the one element in C{text}, parsed as an XML stream would.
     """
-    found: list[domish.Element] = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = found.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse(b"<wrapper>" + text.encode("utf-8") + b"</wrapper>")
-    assert len(found) == 1, found
-    return found[0]
+    return parseXml(text.encode("utf-8"))
 
 
 def payloadOf(item: domish.Element) -> domish.Element:

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
-from tests.nodes import RunningNode, SRVOnly, freePort, routesTo, waitFor
+from tests.nodes import RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
 from tests.pki import TestCA
 
 
@@ -37,12 +37,7 @@ class FederationTests(TestCase):
             self.addCleanup(node.stop)
 
     async def discoRoundTrip(self) -> None:
-        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
-        self.assertIn(("server", "im"), info.identities)
-        try:
-            await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
-        except AssertionError:
-            self.fail(f"links: a={self.a.links()} b={self.b.links()}")
+        await discoBothWays(self, self.a, self.b)
 
     @defer.inlineCallbacks
     def test_selfSignedDialback(self):  # type: ignore[no-untyped-def]

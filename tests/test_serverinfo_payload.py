@@ -12,6 +12,7 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
+from wokkel.generic import parseXml
 
 from xmppnetgraph.config import normalizeDomain
 from xmppnetgraph.serverinfo.payload import (
@@ -34,19 +35,9 @@ NS = NS_SERVERINFO
 
 def parseXML(text: str) -> domish.Element:
     """
-    Parse C{text} into one L{domish.Element}, as an XML stream would.
-
-    @param text: one XML element.
-    @return: its tree.
+    @return: the one element in C{text}, parsed as an XML stream would.
     """
-    found: list[domish.Element] = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = found.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse(b"<wrapper>" + text.encode("utf-8") + b"</wrapper>")
-    assert len(found) == 1, found
-    return found[0]
+    return parseXml(text.encode("utf-8"))
 
 
 def roundtrip(element: domish.Element) -> domish.Element:
