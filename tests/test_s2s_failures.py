@@ -262,6 +262,53 @@ class HostileInputTests(NodeTestCase):
         self.assertEqual(list(self.a.s2s.linkTable.links()), linksBefore)
 
 
+class SpoofingTests(NodeTestCase):
+    """
+    An impostor that claims another server's domain is found out by
+    dialback: the genuine server, asked by the receiving one, says the key
+    is not its own.
+    """
+
+    async def test_impostorRejected(self) -> None:
+        """
+        The impostor (claiming c.example) connects to A; A verifies with the
+        genuine c.example, which answers invalid: no link appears on A for
+        the impostor, its request bounces, and the genuine c.example then
+        federates with A as usual.
+        """
+        genuine = RunningNode(self.base / "genuine", "c.example", ADDRESS)
+        impostor = RunningNode(self.base / "impostor", "c.example", ADDRESS)
+        self.start(self.a, routes=routesTo(genuine))
+        self.start(impostor, routes=routesTo(self.a))
+        self.start(genuine, routes=routesTo(self.a))
+
+        self.assertEqual(await self.requestError(impostor, "a.example"), "remote-server-not-found")
+        self.assertEqual([l for l in self.a.links() if l[1] == "incoming"], [])
+        self.assertEqual(impostor.links(), [])
+
+        await discoBothWays(self, genuine, self.a)
+        self.assertIn(("c.example", "incoming", "dialback", "TLSv1.3"), self.a.links())
+
+    async def test_sameSecretAccepted(self) -> None:
+        """
+        The control for L{test_impostorRejected}: a second process of the
+        genuine server (sharing its dialback secret, as a cluster would) is
+        accepted, so the rejection above is the key's doing.
+        """
+        genuine = RunningNode(self.base / "genuine", "c.example", ADDRESS)
+        sibling = RunningNode(self.base / "sibling", "c.example", ADDRESS)
+        self.start(self.a, routes=routesTo(genuine))
+        self.start(genuine, routes=routesTo(self.a), dialbackSecret="shared secret of c.example")
+        self.start(sibling, routes=routesTo(self.a), dialbackSecret="shared secret of c.example")
+        # A answers through its route to the genuine node, so the sibling
+        # never sees the answer: what counts is that A accepts its stream.
+        request = sibling.disco.requestInfo(JID("a.example"), sender=JID("c.example"))
+        request.addErrback(lambda f: f.trap(defer.CancelledError))
+        await waitFor(lambda: ("c.example", "incoming", "dialback", "TLSv1.3") in self.a.links())
+        self.assertIn(("a.example", "outgoing", "dialback", "TLSv1.3"), sibling.links())
+        request.cancel()
+
+
 class UnreachablePeerTests(NodeTestCase):
     """
     Stanzas to peers that cannot be reached bounce with the right error.
