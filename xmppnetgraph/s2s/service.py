@@ -140,6 +140,53 @@ class _CheckPeer:
             raise PeerCertificateInvalid(f"the certificate of {a.otherHost} is not valid for it")
 
 
+class _Handshake:
+    """
+    Follows one outgoing stream until it is authenticated or fails.
+
+    @ivar done: fires with the stream once authenticated; fails when
+        initialisation fails, the peer sends a stream error or the
+        connection ends first; cancelling it aborts the connection.
+    """
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self.stream: S2SXmlStream | None = None
+        self.done: defer.Deferred[S2SXmlStream] = defer.Deferred(self._abort)
+
+    def watch(self, xs: S2SXmlStream) -> None:
+        """
+        Observe C{xs}, just connected.
+        """
+        self.stream = xs
+        xs.addObserver(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
+        xs.addObserver(xmlstream.INIT_FAILED_EVENT, self._initFailed)
+        xs.addObserver(xmlstream.STREAM_ERROR_EVENT, self._fail)
+        xs.addObserver(xmlstream.STREAM_END_EVENT, self._ended)
+
+    def _authenticated(self, xs: S2SXmlStream) -> None:
+        if not self.done.called:
+            self.done.callback(xs)
+
+    def _initFailed(self, reason: Failure) -> None:
+        self._fail(reason)
+        xs = self.stream
+        if xs is not None and xs.transport is not None:
+            xs.sendFooter()
+            xs.transport.loseConnection()
+
+    def _ended(self, reason: object) -> None:
+        self._fail(Failure(RemoteServerNotFound(f"stream to {self.remote} closed during the handshake")))
+
+    def _fail(self, reason: Failure) -> None:
+        if not self.done.called:
+            self.done.errback(reason)
+
+    def _abort(self, _: object) -> None:
+        if self.stream is not None and self.stream.transport is not None:
+            self.stream.transport.abortConnection()
+
+
 class S2SService(service.Service):
     """
     All server-to-server streams of one node.
@@ -419,24 +466,10 @@ class S2SService(service.Service):
             targets = await resolveTargets(remote, self.config.routeFor(remote), self._resolver)
             if not targets:
                 raise RemoteServerNotFound(f"{remote} announces no XMPP s2s service")
-            authd: defer.Deferred[S2SXmlStream] = defer.Deferred(lambda _: streamHolder and streamHolder[0].transport.abortConnection())
-            streamHolder: list[S2SXmlStream] = []
-
-            def connected(xs: S2SXmlStream) -> None:
-                streamHolder.append(xs)
-                self._track(xs)
-
-                def fail(reason: Any) -> None:
-                    if not authd.called:
-                        authd.errback(reason if isinstance(reason, Failure) else Failure(RemoteServerNotFound(str(reason))))
-
-                xs.addObserver(xmlstream.STREAM_AUTHD_EVENT, lambda _: authd.called or authd.callback(xs))
-                xs.addObserver(xmlstream.INIT_FAILED_EVENT, lambda f: (fail(f), xs.sendFooter(), xs.transport.loseConnection()))
-                xs.addObserver(xmlstream.STREAM_END_EVENT, lambda r: fail(Failure(RemoteServerNotFound(f"stream to {remote} closed during the handshake"))))
-                xs.addObserver(xmlstream.STREAM_ERROR_EVENT, fail)
-
+            handshake = _Handshake(remote)
             factory = StreamFactory(lambda: authenticator, self.config, self._reactor)
-            factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, connected)
+            factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, self._track)
+            factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, handshake.watch)
             await connectToFirst(
                 self._reactor,
                 targets,
@@ -444,7 +477,7 @@ class S2SService(service.Service):
                 lambda: clientTLSOptions(self.credentials, remote),
                 self.config.connectTimeout,
             )
-            return await authd
+            return await handshake.done
 
         d = defer.Deferred.fromCoroutine(run())
         d.addTimeout(self.config.connectTimeout + self.config.handshakeTimeout, self._reactor)
