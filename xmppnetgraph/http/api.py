@@ -6,9 +6,10 @@ JSON resources of the web API.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
-from twisted.web import resource
+from twisted.web import resource, static
 from twisted.web.server import Request
 
 from xmppnetgraph.interfaces import ILinkTable
@@ -140,6 +141,7 @@ class API(resource.Resource):
     def __init__(self, domain: str, linkTable: ILinkTable) -> None:
         super().__init__()
         self.putChild(b"links", LinksResource(domain, linkTable))
+        self.putChild(b"openapi.json", static.Data(openAPIDocument(), "application/json"))
 
     def addServerInfo(self, publisher: Any, pubsubHost: str) -> None:
         """
@@ -152,6 +154,14 @@ class API(resource.Resource):
         Unknown children are JSON 404s.
         """
         return NotFound()
+
+
+def openAPIDocument() -> bytes:
+    """
+    @return: the OpenAPI description of this API (C{openapi.json}, shipped
+        with the package).
+    """
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
 def buildRoot(domain: str, linkTable: ILinkTable) -> tuple[resource.Resource, API]:
