@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
-from tests.nodes import RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
+from tests.nodes import RawRequest, RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
 from tests.pki import TestCA
 
 
@@ -68,6 +68,20 @@ class FederationTests(TestCase):
             sorted((l["domain"], l["direction"], l["auth"], l["tls"]) for l in api["links"]),
             self.a.links(),
         )
+
+    @defer.inlineCallbacks
+    def test_pingAndFeatures(self):  # type: ignore[no-untyped-def]
+        """
+        A answers XEP-0199 pings to its domain and lists the feature, with
+        the XEP-0485 consent feature, in its disco#info.
+        """
+        self.startBoth()
+        domain = self.b.service.getServiceNamed("domain")
+        pong = yield domain.request(RawRequest("a.example", "b.example", "get", "<ping xmlns='urn:xmpp:ping'/>"))
+        self.assertEqual((pong["type"], pong["from"]), ("result", "a.example"))
+        info = yield self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
+        self.assertIn("urn:xmpp:ping", info.features)
+        self.assertIn("urn:xmpp:serverinfo:0", info.features)
 
     @defer.inlineCallbacks
     def test_testCASaslExternal(self):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 from wokkel.disco import DiscoClientProtocol, DiscoHandler
+from wokkel.ping import PingHandler
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials, loadTrustRoots
 from xmppnetgraph.component import LocalComponent, QuietRouter
@@ -120,6 +121,7 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> Database
     domain.setName("domain")
     DiscoHandler().setHandlerParent(domain)
     ServerDisco(config).setHandlerParent(domain)
+    PingHandler().setHandlerParent(domain)
     domain.setServiceParent(top)
 
     pubsub = LocalComponent(router, [config.effectivePubsubHost], reactor, config.iqTimeout)
