@@ -1194,6 +1194,33 @@ class MakeServiceTests(SynchronousTestCase):
     L{xmppnetgraph.node.buildService}.
     """
 
+    def setUp(self) -> None:
+        """
+        L{makeService} tunes the process's garbage collector: put it back.
+        """
+        import gc
+
+        threshold = gc.get_threshold()
+
+        def restore() -> None:
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
+
+        self.addCleanup(restore)
+
+    def test_tunesGarbageCollector(self) -> None:
+        """
+        Under twistd the collector runs young collections every 50,000
+        allocations and start-up objects are frozen.
+        """
+        import gc
+
+        from xmppnetgraph.tap import tuneGarbageCollector
+
+        tuneGarbageCollector()
+        self.assertEqual(gc.get_threshold(), (50_000, 50, 50))
+        self.assertGreater(gc.get_freeze_count(), 0)
+
     def test_buildService(self) -> None:
         """
         L{makeService} wraps what C{buildService(config, reactor)} returns
@@ -1226,6 +1253,9 @@ class MakeServiceTests(SynchronousTestCase):
         options.parseOptions(["--domain=a.example"])
         service = makeService(options)
         self.assertIsInstance(service, CommandLineService)
+        import gc
+
+        self.assertEqual(gc.get_threshold()[0], 50_000)
         self.assertEqual(list(service), [built])  # type: ignore[call-overload]
         self.assertTrue(IService.providedBy(service))
         self.assertEqual(calls, [(options.config, reactor)])
