@@ -106,6 +106,27 @@ def installShutdownCleanup(reactor: Any) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromCoroutine(shutdown()))
 
 
+def workDirectory(reactor: Any, prefix: str, keep: bool, description: str = "") -> Path:
+    """
+    Set up a benchmark run: install the shutdown clean-up, make a work
+    directory (mode 0755: Prosody peers read it) that is removed at the end
+    unless C{keep}, and print the machine's load with the directory and
+    C{description}.
+
+    @return: the work directory.
+    """
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    installShutdownCleanup(reactor)
+    addCleanup(lambda: None if keep else shutil.rmtree(work, ignore_errors=True))
+    suffix = f"; {description}" if description else ""
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}{suffix}")
+    return work
+
+
 def runMain(main: Callable[[Any, list[str]], Any]) -> None:
     """
     Run C{main(reactor, argv)} (a coroutine function) under C{task.react};

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import warnings
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -324,11 +321,9 @@ async def main(reactor: Any, argv: list[str]) -> None:
 
     from tests.pki import TestCA
 
-    work = Path(tempfile.mkdtemp(prefix="xng-bench-mem-"))
-    work.chmod(0o755)
-    _common.installShutdownCleanup(reactor)
-    _common.addCleanup(lambda: None if args.keep else shutil.rmtree(work, ignore_errors=True))
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}; N={args.n} after {args.warmup} warm-up streams")
+    work = _common.workDirectory(
+        reactor, "xng-bench-mem-", args.keep, f"N={args.n} after {args.warmup} warm-up streams"
+    )
     ca = TestCA(work / "ca")
     certPath, keyPath = ca.issue([f"*.{SUFFIX}"], name="load", srvIDs=False, xmppAddrs=False)
     rows: list[list[object]] = []

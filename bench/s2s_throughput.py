@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -329,12 +327,13 @@ async def main(reactor: Any, argv: list[str]) -> None:
                         help="Prosody's log level while measuring (default info)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="xng-bench-"))
-    work.chmod(0o755)
-    _common.installShutdownCleanup(reactor)
-    _common.addCleanup(lambda: None if args.keep else shutil.rmtree(work, ignore_errors=True))
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}; N={args.n}, body {args.size} chars, {args.rounds} timed rounds, "
-          f"{args.warmup} warm-up messages, {args.batch} messages per reactor turn")
+    work = _common.workDirectory(
+        reactor,
+        "xng-bench-",
+        args.keep,
+        f"N={args.n}, body {args.size} chars, {args.rounds} timed rounds, "
+        f"{args.warmup} warm-up messages, {args.batch} messages per reactor turn",
+    )
     sys.stdout.flush()
     try:
         ours = OurPair()

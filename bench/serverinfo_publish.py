@@ -37,11 +37,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -470,11 +467,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="xng-bench-serverinfo-"))
-    work.chmod(0o755)
-    _common.installShutdownCleanup(reactor)
-    _common.addCleanup(lambda: None if args.keep else shutil.rmtree(work, ignore_errors=True))
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}")
+    work = _common.workDirectory(reactor, "xng-bench-serverinfo-", args.keep)
     sys.stdout.flush()
     began = time.monotonic()
     try:
