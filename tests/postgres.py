@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from twisted.trial.unittest import TestCase
 
-from tests.prosody import inCI
+from tests.prosody import skipOutsideCI
 
 #: The user PostgreSQL runs as when the tests run as root.
 POSTGRES_USER = "postgres"
@@ -110,10 +110,7 @@ def postgresSkip() -> str | None:
     @return: the reason PostgreSQL is unusable, or L{None} when it is usable
         or when running in CI (then L{requirePostgres} fails the test).
     """
-    reason = postgresAvailable()
-    if reason is None or inCI():
-        return None
-    return reason
+    return skipOutsideCI(postgresAvailable())
 
 
 def requirePostgres() -> None:

@@ -96,6 +96,15 @@ def inCI() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def skipOutsideCI(reason: str | None) -> str | None:
+    """
+    @param reason: why a component the tests need is unusable, or L{None}.
+    @return: C{reason} as a class-level C{skip} value, except in CI, where
+        a missing component must fail the tests rather than skip them.
+    """
+    return None if inCI() else reason
+
+
 def prosodySkip() -> str | None:
     """
     The value for a class-level C{skip} of a test case that needs Prosody.
@@ -103,10 +112,7 @@ def prosodySkip() -> str | None:
     @return: the reason Prosody is unusable, or L{None} when it is usable or
         when running in CI (then L{requireProsody} fails the test instead).
     """
-    reason = prosodyAvailable()
-    if reason is None or inCI():
-        return None
-    return reason
+    return skipOutsideCI(prosodyAvailable())
 
 
 def requireProsody() -> None:
