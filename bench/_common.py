@@ -15,8 +15,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -103,7 +104,9 @@ def installShutdownCleanup(reactor: Any) -> None:
         if not _state["mainFinished"]:
             print("interrupted; every process we started has been stopped", file=sys.stderr)
 
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.Deferred.fromCoroutine(shutdown()))
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: defer.Deferred.fromCoroutine(shutdown())
+    )
 
 
 def workDirectory(reactor: Any, prefix: str, keep: bool, description: str = "") -> Path:
@@ -123,7 +126,9 @@ def workDirectory(reactor: Any, prefix: str, keep: bool, description: str = "") 
     installShutdownCleanup(reactor)
     addCleanup(lambda: None if keep else shutil.rmtree(work, ignore_errors=True))
     suffix = f"; {description}" if description else ""
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}{suffix}")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}{suffix}"
+    )
     return work
 
 
@@ -140,7 +145,9 @@ def runMain(main: Callable[[Any, list[str]], Any]) -> None:
             return None
         return result
 
-    task.react(lambda reactor: defer.Deferred.fromCoroutine(main(reactor, sys.argv[1:])).addBoth(finished))
+    task.react(
+        lambda reactor: defer.Deferred.fromCoroutine(main(reactor, sys.argv[1:])).addBoth(finished)
+    )
 
 
 def freePort(address: str = "127.0.0.1") -> int:
@@ -189,7 +196,9 @@ class Child(protocol.ProcessProtocol):
         self.ended: defer.Deferred[None] = defer.Deferred()
         self._stderr = stderrPath.open("ab")
         self._buffer = b""
-        self._waiters: list[tuple[Callable[[dict[str, Any]], bool], defer.Deferred[dict[str, Any]]]] = []
+        self._waiters: list[
+            tuple[Callable[[dict[str, Any]], bool], defer.Deferred[dict[str, Any]]]
+        ] = []
         self.exitReason: Any = None
 
     @classmethod

@@ -27,21 +27,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import defer, stdio, task  # noqa: E402
-from twisted.logger import (  # noqa: E402
+from twisted.internet import defer, stdio, task
+from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
     textFileLogObserver,
 )
-from twisted.protocols.basic import LineReceiver  # noqa: E402
-from twisted.python.failure import Failure  # noqa: E402
-from twisted.words.xish import domish  # noqa: E402
-from wokkel.subprotocols import XMPPHandler  # noqa: E402
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from twisted.words.xish import domish
+from wokkel.subprotocols import XMPPHandler
 
-from xmppnetgraph.config import Config, parseRoute  # noqa: E402
-from xmppnetgraph.node import buildService  # noqa: E402
+from xmppnetgraph.config import Config, parseRoute
+from xmppnetgraph.node import buildService
 
 NS_BENCH = "urn:xmppnetgraph:bench"
 
@@ -132,7 +132,9 @@ class Sink(XMPPHandler):  # type: ignore[misc]
         self.count += 1
         if self.count == self.expected:
             cpu = time.process_time() - self.cpu0
-            self.reply(self.replyTo, self.me, control("done", count=str(self.count), cpu=f"{cpu:.3f}"))
+            self.reply(
+                self.replyTo, self.me, control("done", count=str(self.count), cpu=f"{cpu:.3f}")
+            )
 
 
 class Source(XMPPHandler):  # type: ignore[misc]
@@ -297,7 +299,12 @@ async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
     s2s = top.getServiceNamed("s2s")
     if args.warmup:
         await source.round(args.warmup, args.size, args.batch)
-    emit("warm", firstPing=first, ping=again, links=[(l.domain, l.direction, l.auth, l.tls) for l in s2s.linkTable.links()])
+    emit(
+        "warm",
+        firstPing=first,
+        ping=again,
+        links=[(l.domain, l.direction, l.auth, l.tls) for l in s2s.linkTable.links()],
+    )
     pending: list[int] = []
     wake: list[defer.Deferred[None]] = []
 
@@ -433,6 +440,7 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
         coro = runLoadgen(args, reactor)
     else:
         coro = runThroughput(args, reactor)
+
     def report(reason: Failure) -> Failure:
         emit("error", message=reason.getTraceback())
         return reason

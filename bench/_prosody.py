@@ -62,7 +62,9 @@ async def setProsodyLogLevel(reactor: Any, peer: Any, level: str) -> None:
     debug = f"log = {{ debug = {prosody._lua(str(peer.logPath))} }}"
     if debug not in text:
         raise RuntimeError("tests.prosody changed its log line; update bench/_prosody.py")
-    peer.configPath.write_text(text.replace(debug, f"log = {{ {level} = {prosody._lua(str(peer.logPath))} }}"))
+    peer.configPath.write_text(
+        text.replace(debug, f"log = {{ {level} = {prosody._lua(str(peer.logPath))} }}")
+    )
     # Prosody installs its signal handlers from a timer once its main loop
     # runs, a little after its ports are open; until then SIGHUP would kill
     # it. The kernel shows caught signals in SigCgt (SIGHUP is bit 0).

@@ -27,34 +27,34 @@ import argparse
 import gc
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _node import Commands, NoDNS, emit  # noqa: E402
-
-from twisted.internet import defer, stdio, task  # noqa: E402
-from twisted.logger import (  # noqa: E402
+from _node import Commands, NoDNS, emit
+from twisted.internet import defer, stdio, task
+from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
     textFileLogObserver,
 )
-from twisted.python.failure import Failure  # noqa: E402
-from twisted.words.protocols.jabber.jid import JID  # noqa: E402
-from wokkel import generic, pubsub  # noqa: E402
-from wokkel.disco import DiscoClientProtocol  # noqa: E402
-from zope.interface import implementer  # noqa: E402
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber.jid import JID
+from wokkel import generic, pubsub
+from wokkel.disco import DiscoClientProtocol
+from zope.interface import implementer
 
-from xmppnetgraph.config import Config, parseRoute  # noqa: E402
-from xmppnetgraph.interfaces import ILinkObserver  # noqa: E402
-from xmppnetgraph.linktable import Link  # noqa: E402
-from xmppnetgraph.node import buildService  # noqa: E402
-from xmppnetgraph.pubsub import MAX_ITEMS  # noqa: E402
-from xmppnetgraph.serverinfo.payload import (  # noqa: E402
+from xmppnetgraph.config import Config, parseRoute
+from xmppnetgraph.interfaces import ILinkObserver
+from xmppnetgraph.linktable import Link
+from xmppnetgraph.node import buildService
+from xmppnetgraph.pubsub import MAX_ITEMS
+from xmppnetgraph.serverinfo.payload import (
     DEFAULT_NODE,
     ITEM_ID,
     NS_SERVERINFO,
@@ -199,7 +199,9 @@ class Marks:
         """
         self.times = {}
 
-    def wrapDeferred(self, name: str, f: Callable[..., defer.Deferred[Any]]) -> Callable[..., defer.Deferred[Any]]:
+    def wrapDeferred(
+        self, name: str, f: Callable[..., defer.Deferred[Any]]
+    ) -> Callable[..., defer.Deferred[Any]]:
         """
         @return: C{f}, recording the time of its call and of its result.
         """
@@ -339,7 +341,10 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
             ),
         }
     else:
-        settings = {name: (await database.runQuery(f"SHOW {name}"))[0][0] for name in ("fsync", "synchronous_commit")}
+        settings = {
+            name: (await database.runQuery(f"SHOW {name}"))[0][0]
+            for name in ("fsync", "synchronous_commit")
+        }
     emit("ready", database=database.description, settings=settings)
     await defer.Deferred()
 
@@ -396,7 +401,9 @@ class SubscribeRequest(generic.Request):  # type: ignore[misc]
         return element
 
 
-async def subscribeAll(components: dict[str, Any], service: str, node: str, jids: list[str]) -> dict[str, Any]:
+async def subscribeAll(
+    components: dict[str, Any], service: str, node: str, jids: list[str]
+) -> dict[str, Any]:
     """
     Subscribe every JID in C{jids} (each from the component of its domain)
     to C{node} at C{service}.
@@ -462,7 +469,9 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
     for spec in args.node:
         domain, _, where = spec.partition("=")
         address, _, port = where.rpartition(":")
-        top = buildNode(reactor, args, domain, address, int(port), maxStanzaSize=args.max_stanza_size)
+        top = buildNode(
+            reactor, args, domain, address, int(port), maxStanzaSize=args.max_stanza_size
+        )
         component = top.getServiceNamed("domain")
         EventSink(received).setHandlerParent(component)
         components[domain] = component
@@ -471,11 +480,18 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
             spec = cmd["subscribe"]
-            emit("subscribed", **await subscribeAll(components, spec["service"], spec["node"], spec["jids"]))
+            emit(
+                "subscribed",
+                **await subscribeAll(components, spec["service"], spec["node"], spec["jids"]),
+            )
         elif "expect" in cmd:
             spec = cmd["expect"]
             state.update(
-                expected=int(spec["count"]), tag=spec["tag"], peers=int(spec["peers"]), count=0, other=0,
+                expected=int(spec["count"]),
+                tag=spec["tag"],
+                peers=int(spec["peers"]),
+                count=0,
+                other=0,
                 cpu0=time.process_time(),
             )
             gcTimer.reset()
@@ -517,7 +533,12 @@ async def runSubscriber(args: argparse.Namespace, reactor: Any) -> None:
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
             spec = cmd["subscribe"]
-            emit("subscribed", **await subscribeAll({args.domain: component}, spec["service"], spec["node"], spec["jids"]))
+            emit(
+                "subscribed",
+                **await subscribeAll(
+                    {args.domain: component}, spec["service"], spec["node"], spec["jids"]
+                ),
+            )
 
     listenForCommands(reactor, handle)
     emit("ready")
@@ -537,13 +558,27 @@ class LinkReporter:
         """
         Report a new link.
         """
-        emit("link", t=now(), up=True, domain=link.domain, direction=link.direction, local=link.localDomain)
+        emit(
+            "link",
+            t=now(),
+            up=True,
+            domain=link.domain,
+            direction=link.direction,
+            local=link.localDomain,
+        )
 
     def linkDown(self, link: Link) -> None:
         """
         Report a link that ended.
         """
-        emit("link", t=now(), up=False, domain=link.domain, direction=link.direction, local=link.localDomain)
+        emit(
+            "link",
+            t=now(),
+            up=False,
+            domain=link.domain,
+            direction=link.direction,
+            local=link.localDomain,
+        )
 
 
 async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
@@ -553,24 +588,40 @@ async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
     (start and end of every publish, with the peers it names).
     """
     top = buildNode(
-        reactor, args, args.domain, args.address, args.s2s_port, publish=True, publishDelay=args.publish_delay
+        reactor,
+        args,
+        args.domain,
+        args.address,
+        args.s2s_port,
+        publish=True,
+        publishDelay=args.publish_delay,
     )
     s2s = top.getServiceNamed("s2s")
     resource = top.getServiceNamed("pubsub").pubsubResource
     publisher = top.getServiceNamed("publisher")
     s2s.linkTable.addObserver(LinkReporter())
     publisher.consent.onChange(
-        lambda domain: emit("consent", t=now(), domain=domain, consents=publisher.consent.consents(domain))
+        lambda domain: emit(
+            "consent", t=now(), domain=domain, consents=publisher.consent.consents(domain)
+        )
     )
     publishLocal = resource.publishLocal
 
-    async def reportingPublish(nodeIdentifier: str, itemIdentifier: str, payload: Any, *a: Any, **kw: Any) -> None:
+    async def reportingPublish(
+        nodeIdentifier: str, itemIdentifier: str, payload: Any, *a: Any, **kw: Any
+    ) -> None:
         start = now()
         info = parsePayload(payload)
         remotes = [r for d in info.domains for r in d.remotes]
         named = sorted(r.name for r in remotes if r.name is not None)
         await publishLocal(nodeIdentifier, itemIdentifier, payload, *a, **kw)
-        emit("publish", start=start, end=now(), named=named, anonymous=sum(1 for r in remotes if r.name is None))
+        emit(
+            "publish",
+            start=start,
+            end=now(),
+            named=named,
+            anonymous=sum(1 for r in remotes if r.name is None),
+        )
 
     resource.publishLocal = reportingPublish
     await startNode(reactor, top)
@@ -613,13 +664,17 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     Parse C{argv} and run the role.
     """
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["publisher", "receivers", "origin", "subscriber", "linker"])
+    parser.add_argument(
+        "role", choices=["publisher", "receivers", "origin", "subscriber", "linker"]
+    )
     parser.add_argument("--domain", default="")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--s2s-port", type=int, default=0)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--route", action="append", default=[])
-    parser.add_argument("--node", action="append", default=[], help="DOMAIN=ADDRESS:PORT (receivers)")
+    parser.add_argument(
+        "--node", action="append", default=[], help="DOMAIN=ADDRESS:PORT (receivers)"
+    )
     parser.add_argument("--database", default="")
     parser.add_argument("--max-subscriptions", type=int, default=10)
     parser.add_argument("--max-stanza-size", type=int, default=256 * 1024)
@@ -628,7 +683,11 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     logFile = open(Path(args.data_dir) / "node.log", "a")
     globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(logFile), [LogLevelFilterPredicate(LogLevel.info)])],
+        [
+            FilteringLogObserver(
+                textFileLogObserver(logFile), [LogLevelFilterPredicate(LogLevel.info)]
+            )
+        ],
         redirectStandardIO=False,
     )
     roles = {

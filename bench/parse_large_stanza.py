@@ -25,10 +25,10 @@ def child(setting: str, peers: int, repeat: int) -> dict[str, float]:
     """
     import gc
 
-    import xmppnetgraph.node  # noqa: F401 (load what a node loads)
     from twisted.internet.testing import StringTransport
     from twisted.words.protocols.jabber import xmlstream
 
+    import xmppnetgraph.node  # noqa: F401 (load what a node loads)
     from xmppnetgraph.s2s.xmlstream import S2SXmlStream
     from xmppnetgraph.serverinfo.payload import buildPayload, fromLinks
     from xmppnetgraph.tap import tuneGarbageCollector
@@ -45,7 +45,9 @@ def child(setting: str, peers: int, repeat: int) -> dict[str, float]:
     elif setting == "off":
         gc.disable()
     received: list[object] = []
-    xs = S2SXmlStream(xmlstream.ListenAuthenticator(), maxStanzaSize=len(stanza) + 1024, maxDepth=64)
+    xs = S2SXmlStream(
+        xmlstream.ListenAuthenticator(), maxStanzaSize=len(stanza) + 1024, maxDepth=64
+    )
     xs.makeConnection(StringTransport())
     xs.addObserver("/message", received.append)
     xs.dataReceived(
@@ -66,7 +68,9 @@ def main() -> None:
     """
     Run each setting in its own process and print a table with ratios.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--peers", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--child", choices=SETTINGS, help=argparse.SUPPRESS)
@@ -77,14 +81,25 @@ def main() -> None:
     results = {}
     for setting in SETTINGS:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", setting, "--peers", str(args.peers), "--repeat", str(args.repeat)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                setting,
+                "--peers",
+                str(args.peers),
+                "--repeat",
+                str(args.repeat),
+            ],
             check=True,
             capture_output=True,
             text=True,
         )
         results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
     size = results["default"]["bytes"]
-    print(f"one stanza of {size:,} bytes ({args.peers:,} peers), CPU ms per stanza, mean of {args.repeat}")
+    print(
+        f"one stanza of {size:,} bytes ({args.peers:,} peers), CPU ms per stanza, mean of {args.repeat}"
+    )
     print(f"{'gc setting':<10}  {'ms':>8}  {'vs default':>10}")
     for setting in SETTINGS:
         ms = results[setting]["ms"]

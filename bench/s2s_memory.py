@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 import sys
+import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-from _common import REPO, Child, freePort, printTable, rssKiB, sleep  # noqa: E402
-
-from twisted.web.client import Agent, readBody  # noqa: E402
+import _common
+from _common import REPO, Child, freePort, printTable, rssKiB, sleep
+from twisted.web.client import Agent, readBody
 
 # Agent + readBody on Twisted 26 warns about abortConnection; harmless here.
 warnings.filterwarnings("ignore", message="Using readBody with a transport")
@@ -65,7 +65,9 @@ async def getLinks(reactor: Any, url: str) -> list[dict[str, Any]]:
         raise APIBroken(f"GET {url} answered {body[:300]!r}: {e}") from None
 
 
-async def waitUntil(reactor: Any, what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+async def waitUntil(
+    reactor: Any, what: str, check: Callable[[], Awaitable[bool]], timeout: float
+) -> None:
     """
     Poll C{check} every 0.2 s until it is true.
 
@@ -119,13 +121,26 @@ class OurTarget(Target):
         self.webPort = freePort(ADDRESS)
         self.url = f"http://{ADDRESS}:{self.webPort}/api/links"
         argv = [
-            sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
-            "-n", "--pidfile=", "--logfile", str(work / "target.log"),
-            "xmppnetgraph", "--domain", self.domain,
-            "--s2s", f"tcp:{self.port}:interface={ADDRESS}",
-            "--web", f"tcp:{self.webPort}:interface={ADDRESS}",
-            "--data-dir", str(work / "target"), "--ca-file", str(caPath),
-            "--no-crawl", "--no-publish",
+            sys.executable,
+            "-c",
+            "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            str(work / "target.log"),
+            "xmppnetgraph",
+            "--domain",
+            self.domain,
+            "--s2s",
+            f"tcp:{self.port}:interface={ADDRESS}",
+            "--web",
+            f"tcp:{self.webPort}:interface={ADDRESS}",
+            "--data-dir",
+            str(work / "target"),
+            "--ca-file",
+            str(caPath),
+            "--no-crawl",
+            "--no-publish",
         ]
         self.child = Child.spawn(reactor, "target", argv, work)
         assert self.child.pid is not None
@@ -151,7 +166,9 @@ class OurTarget(Target):
         C{GET /api/links}.
         """
         links = await getLinks(reactor, self.url)
-        mine = [l for l in links if l["direction"] == "incoming" and l["domain"].endswith("." + SUFFIX)]
+        mine = [
+            l for l in links if l["direction"] == "incoming" and l["domain"].endswith("." + SUFFIX)
+        ]
         methods: dict[str, int] = {}
         for l in mine:
             key = f"{l['auth']}/{l['tls']}"
@@ -176,17 +193,22 @@ class ProsodyTarget(Target):
     name = "Prosody"
 
     def __init__(self, work: Path, caPath: Path, certPath: Path, keyPath: Path) -> None:
-        from tests import prosody
-
         from _prosody import quietLoopbackAddresses
+
+        from tests import prosody
 
         self.domain = "p.example"
         self.address = quietLoopbackAddresses(1)[0]
         self.port = freePort(self.address)
         self.peer = prosody.ProsodyPeer(
-            work / "prosody", self.domain, self.address,
-            certPath=certPath, keyPath=keyPath, caPath=caPath,
-            s2sPort=self.port, c2sPort=freePort(self.address),
+            work / "prosody",
+            self.domain,
+            self.address,
+            certPath=certPath,
+            keyPath=keyPath,
+            caPath=caPath,
+            s2sPort=self.port,
+            c2sPort=freePort(self.address),
         )
         _common.addCleanup(self.peer.stop)
         self.authMethods: dict[str, int] = {}
@@ -240,7 +262,12 @@ class ProsodyTarget(Target):
 
 
 async def measure(
-    reactor: Any, args: argparse.Namespace, work: Path, target: Target, certPath: Path, keyPath: Path
+    reactor: Any,
+    args: argparse.Namespace,
+    work: Path,
+    target: Target,
+    certPath: Path,
+    keyPath: Path,
 ) -> list[list[object]]:
     """
     Open warm-up and then N streams to C{target}; @return: table rows.
@@ -248,12 +275,31 @@ async def measure(
     loadgen = Child.spawn(
         reactor,
         f"loadgen-{target.name}",
-        [sys.executable, str(REPO / "bench" / "_node.py"), "loadgen",
-         "--domain", SUFFIX, "--address", ADDRESS, "--s2s-port", str(freePort(ADDRESS)),
-         "--data-dir", str(work / f"loadgen-{target.name}"),
-         "--route", f"{target.domain}={target.address}:{target.port}",
-         "--target", target.domain, "--suffix", SUFFIX,
-         "--cert", str(certPath), "--key", str(keyPath), "--concurrency", str(args.concurrency)],
+        [
+            sys.executable,
+            str(REPO / "bench" / "_node.py"),
+            "loadgen",
+            "--domain",
+            SUFFIX,
+            "--address",
+            ADDRESS,
+            "--s2s-port",
+            str(freePort(ADDRESS)),
+            "--data-dir",
+            str(work / f"loadgen-{target.name}"),
+            "--route",
+            f"{target.domain}={target.address}:{target.port}",
+            "--target",
+            target.domain,
+            "--suffix",
+            SUFFIX,
+            "--cert",
+            str(certPath),
+            "--key",
+            str(keyPath),
+            "--concurrency",
+            str(args.concurrency),
+        ],
         work,
     )
     _common.addCleanup(lambda: loadgen.stop(reactor))
@@ -268,7 +314,9 @@ async def measure(
             loadgen.writeLine({"open": k})
             opened = await loadgen.waitFor("opened", 60 + k / 5, reactor)
             if opened["failures"]:
-                raise RuntimeError(f"{opened['failures']} of {k} streams failed, e.g. {opened['firstFailures']}")
+                raise RuntimeError(
+                    f"{opened['failures']} of {k} streams failed, e.g. {opened['firstFailures']}"
+                )
             if set(opened["methods"]) != {"sasl-external"}:
                 raise RuntimeError(f"unexpected authentication methods {opened['methods']}")
             total += k
@@ -292,8 +340,16 @@ async def measure(
             added += k
             await sleep(reactor, args.settle)
             rss = rssKiB(target.pid)
-            rows.append([target.name, total, added, f"{rss / 1024:.1f}", f"{(rss - base) / 1024:.1f}",
-                         f"{(rss - base) / added:.1f}"])
+            rows.append(
+                [
+                    target.name,
+                    total,
+                    added,
+                    f"{rss / 1024:.1f}",
+                    f"{(rss - base) / 1024:.1f}",
+                    f"{(rss - base) / added:.1f}",
+                ]
+            )
         count = await target.countStreams(reactor)
         if count != total:
             raise RuntimeError(f"{target.name} lost streams: {count} of {total} left")
@@ -309,13 +365,27 @@ async def main(reactor: Any, argv: list[str]) -> None:
     """
     Measure and print.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=1000, help="streams to add after the warm-up (default 1000)")
-    parser.add_argument("--steps", type=int, default=4, help="RSS readings on the way to N (default 4)")
-    parser.add_argument("--warmup", type=int, default=20, help="streams opened before the baseline (default 20)")
-    parser.add_argument("--concurrency", type=int, default=50, help="handshakes in flight (default 50)")
-    parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait before each RSS reading")
-    parser.add_argument("--no-prosody", action="store_true", help="do not measure a Prosody process")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-n", type=int, default=1000, help="streams to add after the warm-up (default 1000)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=4, help="RSS readings on the way to N (default 4)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=20, help="streams opened before the baseline (default 20)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="handshakes in flight (default 50)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="seconds to wait before each RSS reading"
+    )
+    parser.add_argument(
+        "--no-prosody", action="store_true", help="do not measure a Prosody process"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
 

@@ -40,12 +40,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-from _common import Child, cpuSeconds, freePort, printTable  # noqa: E402
-from _prosody import quietLoopbackAddresses, setProsodyLogLevel  # noqa: E402
-
-from twisted.internet import defer, task  # noqa: E402
-from twisted.words.xish import domish  # noqa: E402
+import _common
+from _common import Child, cpuSeconds, freePort, printTable
+from _prosody import quietLoopbackAddresses, setProsodyLogLevel
+from twisted.internet import defer, task
+from twisted.words.xish import domish
 
 NODE_ADDRESS = "127.0.0.1"
 
@@ -67,29 +66,70 @@ class OurPair:
         """
         portA, portB = freePort(NODE_ADDRESS), freePort(NODE_ADDRESS)
         node = str(Path(__file__).resolve().parent / "_node.py")
-        common = ["--size", str(args.size), "--batch", str(args.batch), "--warmup", str(args.warmup)]
+        common = [
+            "--size",
+            str(args.size),
+            "--batch",
+            str(args.batch),
+            "--warmup",
+            str(args.warmup),
+        ]
         work = work / "ours"
         work.mkdir()
         self.sink = Child.spawn(
-            reactor, "sink",
-            [sys.executable, node, "sink", "--domain", "b.example", "--address", NODE_ADDRESS,
-             "--s2s-port", str(portB), "--data-dir", str(work / "b.example"),
-             "--route", f"a.example={NODE_ADDRESS}:{portA}", *common],
+            reactor,
+            "sink",
+            [
+                sys.executable,
+                node,
+                "sink",
+                "--domain",
+                "b.example",
+                "--address",
+                NODE_ADDRESS,
+                "--s2s-port",
+                str(portB),
+                "--data-dir",
+                str(work / "b.example"),
+                "--route",
+                f"a.example={NODE_ADDRESS}:{portA}",
+                *common,
+            ],
             work,
         )
         _common.addCleanup(lambda: self.sink.stop(reactor))
         await self.sink.waitFor("ready", 30, reactor)
         self.source = Child.spawn(
-            reactor, "source",
-            [sys.executable, node, "source", "--domain", "a.example", "--address", NODE_ADDRESS,
-             "--s2s-port", str(portA), "--data-dir", str(work / "a.example"),
-             "--route", f"b.example={NODE_ADDRESS}:{portB}", "--peer", "sink@b.example", *common],
+            reactor,
+            "source",
+            [
+                sys.executable,
+                node,
+                "source",
+                "--domain",
+                "a.example",
+                "--address",
+                NODE_ADDRESS,
+                "--s2s-port",
+                str(portA),
+                "--data-dir",
+                str(work / "a.example"),
+                "--route",
+                f"b.example={NODE_ADDRESS}:{portB}",
+                "--peer",
+                "sink@b.example",
+                *common,
+            ],
             work,
         )
         _common.addCleanup(lambda: self.source.stop(reactor))
         warm = await self.source.waitFor("warm", 120, reactor)
-        print(f"{self.label}: streams up (first message {warm['firstPing'] * 1000:.0f} ms): "
-              + "; ".join(f"{d} {direction} {auth} {tls}" for d, direction, auth, tls in warm["links"]))
+        print(
+            f"{self.label}: streams up (first message {warm['firstPing'] * 1000:.0f} ms): "
+            + "; ".join(
+                f"{d} {direction} {auth} {tls}" for d, direction, auth, tls in warm["links"]
+            )
+        )
         sys.stdout.flush()
 
     async def round(self, reactor: Any, args: argparse.Namespace) -> None:
@@ -105,10 +145,22 @@ class OurPair:
         """
         Print one row per round.
         """
-        rows = [[f"#{i + 1}", r["n"], f"{r['seconds']:.3f}", f"{r['rate']:.0f}",
-                 f"{r['sourceCPU']:.2f}", f"{r['sinkCPU']:.2f}"] for i, r in enumerate(self.rounds)]
-        printTable(f"{self.label}: node A -> node B, one s2s stream (TLS), each node its own process",
-                   ["round", "N", "seconds", "stanzas/s", "node A CPU s", "node B CPU s"], rows)
+        rows = [
+            [
+                f"#{i + 1}",
+                r["n"],
+                f"{r['seconds']:.3f}",
+                f"{r['rate']:.0f}",
+                f"{r['sourceCPU']:.2f}",
+                f"{r['sinkCPU']:.2f}",
+            ]
+            for i, r in enumerate(self.rounds)
+        ]
+        printTable(
+            f"{self.label}: node A -> node B, one s2s stream (TLS), each node its own process",
+            ["round", "N", "seconds", "stanzas/s", "node A CPU s", "node B CPU s"],
+            rows,
+        )
 
     async def stop(self, reactor: Any) -> None:
         """
@@ -154,7 +206,9 @@ class Receiver:
             d.callback(time.monotonic())
 
 
-async def sendMessages(reactor: Any, xs: Any, sender: str, recipient: str, n: int, size: int, batch: int) -> None:
+async def sendMessages(
+    reactor: Any, xs: Any, sender: str, recipient: str, n: int, size: int, batch: int
+) -> None:
     """
     Send C{n} messages as node A's handler does: a new element each, in
     batches of C{batch} per reactor turn.
@@ -200,12 +254,24 @@ class ProsodyPair:
         if reason is not None:
             raise RuntimeError(f"Prosody is not usable: {reason}")
         addresses = dict(zip(("a.example", "b.example"), quietLoopbackAddresses(2)))
-        hosts = {name: address for domain, address in addresses.items() for name in (domain, f"pubsub.{domain}")}
+        hosts = {
+            name: address
+            for domain, address in addresses.items()
+            for name in (domain, f"pubsub.{domain}")
+        }
         for domain, address in addresses.items():
-            certPath, keyPath = selfSigned(work / "certs" / domain, [domain, f"pubsub.{domain}"], name=domain)
+            certPath, keyPath = selfSigned(
+                work / "certs" / domain, [domain, f"pubsub.{domain}"], name=domain
+            )
             self.peers[domain] = prosody.ProsodyPeer(
-                work / f"prosody-{domain}", domain, address, certPath=certPath, keyPath=keyPath,
-                hosts=hosts, s2sPort=5269, c2sPort=freePort(address),
+                work / f"prosody-{domain}",
+                domain,
+                address,
+                certPath=certPath,
+                keyPath=keyPath,
+                hosts=hosts,
+                s2sPort=5269,
+                c2sPort=freePort(address),
             )
             _common.addCleanup(self.peers[domain].stop)
         await defer.gatherResults([p.start() for p in self.peers.values()])
@@ -214,7 +280,9 @@ class ProsodyPair:
             await setProsodyLogLevel(reactor, p, args.prosody_log)
         a, b = self.peers["a.example"], self.peers["b.example"]
         self.pids = {"a": a.pid, "b": b.pid}
-        await defer.gatherResults([a.register("alice", "pw"), a.register("carol", "pw"), b.register("bob", "pw")])
+        await defer.gatherResults(
+            [a.register("alice", "pw"), a.register("carol", "pw"), b.register("bob", "pw")]
+        )
 
         async def login(peer: Any, user: str) -> Any:
             xs = await c2sclient.connectClient(
@@ -242,13 +310,20 @@ class ProsodyPair:
             await self._round(reactor, args, "s2s", args.warmup)
             await self._round(reactor, args, "c2s", args.warmup)
         logGrowth = a.logPath.stat().st_size + b.logPath.stat().st_size - logSize
-        s2sLines = [line.split("\t")[-1] for line in b.logPath.read_text(errors="replace").splitlines()
-                    if "s2sin" in line and "a.example->b.example complete" in line]
-        print(f"{self.label}: streams up (first message {first * 1000:.0f} ms): {'; '.join(s2sLines) or '?'}; "
-              f"log level {args.prosody_log} (logs grew {logGrowth} bytes over {2 * args.warmup} warm-up messages)")
+        s2sLines = [
+            line.split("\t")[-1]
+            for line in b.logPath.read_text(errors="replace").splitlines()
+            if "s2sin" in line and "a.example->b.example complete" in line
+        ]
+        print(
+            f"{self.label}: streams up (first message {first * 1000:.0f} ms): {'; '.join(s2sLines) or '?'}; "
+            f"log level {args.prosody_log} (logs grew {logGrowth} bytes over {2 * args.warmup} warm-up messages)"
+        )
         sys.stdout.flush()
 
-    async def _round(self, reactor: Any, args: argparse.Namespace, kind: str, n: int) -> dict[str, Any]:
+    async def _round(
+        self, reactor: Any, args: argparse.Namespace, kind: str, n: int
+    ) -> dict[str, Any]:
         """
         Send C{n} messages from alice to the C{kind} receiver and wait
         until it has them all.
@@ -281,10 +356,31 @@ class ProsodyPair:
             "c2s": "Prosody, c2s only (client check): alice@a -c2s-> Prosody A -c2s-> carol@a",
         }
         for kind, title in titles.items():
-            rows = [[f"#{i + 1}", r["n"], f"{r['seconds']:.3f}", f"{r['rate']:.0f}", f"{r['cpu']['a']:.2f}",
-                     f"{r['cpu']['b']:.2f}", f"{r['cpu']['clients']:.2f}"] for i, r in enumerate(self.rounds[kind])]
-            printTable(title, ["round", "N", "seconds", "stanzas/s", "Prosody A CPU s", "Prosody B CPU s",
-                               "clients CPU s"], rows)
+            rows = [
+                [
+                    f"#{i + 1}",
+                    r["n"],
+                    f"{r['seconds']:.3f}",
+                    f"{r['rate']:.0f}",
+                    f"{r['cpu']['a']:.2f}",
+                    f"{r['cpu']['b']:.2f}",
+                    f"{r['cpu']['clients']:.2f}",
+                ]
+                for i, r in enumerate(self.rounds[kind])
+            ]
+            printTable(
+                title,
+                [
+                    "round",
+                    "N",
+                    "seconds",
+                    "stanzas/s",
+                    "Prosody A CPU s",
+                    "Prosody B CPU s",
+                    "clients CPU s",
+                ],
+                rows,
+            )
 
     async def stop(self, reactor: Any) -> None:
         """
@@ -316,15 +412,29 @@ async def main(reactor: Any, argv: list[str]) -> None:
     """
     Run the benchmark and print the figures.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=20000, help="messages per timed round (default 20000)")
-    parser.add_argument("--size", type=int, default=100, help="body characters per message (default 100)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-n", type=int, default=20000, help="messages per timed round (default 20000)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=100, help="body characters per message (default 100)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per system (default 5)")
-    parser.add_argument("--warmup", type=int, default=1000, help="messages in an untimed first round (default 1000)")
-    parser.add_argument("--batch", type=int, default=100, help="messages written per reactor turn (default 100)")
+    parser.add_argument(
+        "--warmup", type=int, default=1000, help="messages in an untimed first round (default 1000)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=100, help="messages written per reactor turn (default 100)"
+    )
     parser.add_argument("--no-prosody", action="store_true", help="measure our nodes only")
-    parser.add_argument("--prosody-log", default="info", choices=["debug", "info", "warn"],
-                        help="Prosody's log level while measuring (default info)")
+    parser.add_argument(
+        "--prosody-log",
+        default="info",
+        choices=["debug", "info", "warn"],
+        help="Prosody's log level while measuring (default info)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     work = _common.workDirectory(
@@ -351,11 +461,18 @@ async def main(reactor: Any, argv: list[str]) -> None:
         summary: list[list[object]] = [[ours.label, *rateCells(ours.rounds)]]
         if theirs is not None:
             theirs.printRounds()
-            summary.append(["Prosody 0.12 (s2s, driven by c2s clients)", *rateCells(theirs.rounds["s2s"])])
-            summary.append(["Prosody 0.12 (c2s only, client check)", *rateCells(theirs.rounds["c2s"])])
-        printTable(f"Summary: stanzas/s over one s2s stream, N={args.n}, body {args.size} chars, "
-                   f"{args.rounds} rounds each",
-                   ["system", "median", "best", "worst"], summary)
+            summary.append(
+                ["Prosody 0.12 (s2s, driven by c2s clients)", *rateCells(theirs.rounds["s2s"])]
+            )
+            summary.append(
+                ["Prosody 0.12 (c2s only, client check)", *rateCells(theirs.rounds["c2s"])]
+            )
+        printTable(
+            f"Summary: stanzas/s over one s2s stream, N={args.n}, body {args.size} chars, "
+            f"{args.rounds} rounds each",
+            ["system", "median", "best", "worst"],
+            summary,
+        )
         if theirs is not None:
             ourMedian = statistics.median(r["rate"] for r in ours.rounds)
             theirMedian = statistics.median(r["rate"] for r in theirs.rounds["s2s"])

@@ -40,14 +40,15 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-from _common import Child, freePort, printTable, sleep  # noqa: E402
-from _prosody import quietLoopbackAddresses  # noqa: E402
+import _common
+from _common import Child, freePort, printTable, sleep
+from _prosody import quietLoopbackAddresses
 
 NODE = str(Path(__file__).resolve().parent / "_serverinfo_node.py")
 
@@ -106,7 +107,9 @@ async def waitEvent(
         await sleep(reactor, 0.005)
 
 
-async def ask(reactor: Any, child: Child, command: dict[str, Any], answer: str, timeout: float) -> dict[str, Any]:
+async def ask(
+    reactor: Any, child: Child, command: dict[str, Any], answer: str, timeout: float
+) -> dict[str, Any]:
     """
     Send C{command} and wait for the C{answer} event that follows it.
     """
@@ -165,9 +168,21 @@ class CostRun:
         where = f"{self.publisherAddress}:{self.port}"
         routes = ["--route", f"p.example={where}", "--route", f"*.p.example={where}"]
         for m, group in enumerate(self.groups):
-            nodes = [a for domain in group for a in ("--node", f"{domain}={self.addresses[domain]}:{self.port}")]
-            child = spawn(self.reactor, f"receivers{m}", "receivers", self.work, *nodes, *routes,
-                          "--max-stanza-size", str(self.args.max_stanza_size))
+            nodes = [
+                a
+                for domain in group
+                for a in ("--node", f"{domain}={self.addresses[domain]}:{self.port}")
+            ]
+            child = spawn(
+                self.reactor,
+                f"receivers{m}",
+                "receivers",
+                self.work,
+                *nodes,
+                *routes,
+                "--max-stanza-size",
+                str(self.args.max_stanza_size),
+            )
             self.receivers.append(child)
         for child in self.receivers:
             await waitEvent(self.reactor, child, "ready", 60)
@@ -178,29 +193,53 @@ class CostRun:
         and time the rounds.
         """
         args = self.args
-        routes = [a for domain, address in self.addresses.items()
-                  for a in ("--route", f"{domain}={address}:{self.port}")]
+        routes = [
+            a
+            for domain, address in self.addresses.items()
+            for a in ("--route", f"{domain}={address}:{self.port}")
+        ]
         extra = ["--database", database] if database else []
-        publisher = spawn(self.reactor, f"publisher-{label.lower()}", "publisher", self.work,
-                          "--domain", "p.example", "--address", self.publisherAddress, "--s2s-port", str(self.port),
-                          "--max-subscriptions", str(self.maxSubscriptions), *routes, *extra)
+        publisher = spawn(
+            self.reactor,
+            f"publisher-{label.lower()}",
+            "publisher",
+            self.work,
+            "--domain",
+            "p.example",
+            "--address",
+            self.publisherAddress,
+            "--s2s-port",
+            str(self.port),
+            "--max-subscriptions",
+            str(self.maxSubscriptions),
+            *routes,
+            *extra,
+        )
         ready = await waitEvent(self.reactor, publisher, "ready", 60)
         settings = ", ".join(f"{k}={v}" for k, v in ready["settings"].items())
         self.databases[label] = f"{ready['database']} ({settings})"
         for child, group in zip(self.receivers, self.groups):
             jids = [j for j in self.jids if j.partition("@")[2] in group]
-            answer = await ask(self.reactor, child,
-                               {"subscribe": {"service": "pubsub.p.example", "node": "serverinfo", "jids": jids}},
-                               "subscribed", 120)
+            answer = await ask(
+                self.reactor,
+                child,
+                {"subscribe": {"service": "pubsub.p.example", "node": "serverinfo", "jids": jids}},
+                "subscribed",
+                120,
+            )
             if answer["ok"] != len(jids):
-                raise RuntimeError(f"{child.name}: only {answer['ok']} of {len(jids)} subscribed: {answer['failures']}")
+                raise RuntimeError(
+                    f"{child.name}: only {answer['ok']} of {len(jids)} subscribed: {answer['failures']}"
+                )
         await self.publishRound(publisher, "w-", 10)
         rounds = []
         for r in range(args.rounds):
             rounds.append(await self.publishRound(publisher, f"r{r}-", args.peers))
         self.results[label] = rounds
         if naive:
-            self.naive = await ask(self.reactor, publisher, {"naive": {"count": args.subscribers}}, "naive", 600)
+            self.naive = await ask(
+                self.reactor, publisher, {"naive": {"count": args.subscribers}}, "naive", 600
+            )
         await publisher.stop(self.reactor)
 
     async def publishRound(self, publisher: Child, tag: str, peers: int) -> dict[str, Any]:
@@ -215,8 +254,19 @@ class CostRun:
         for child, group in zip(self.receivers, self.groups):
             count = sum(1 for j in self.jids if j.partition("@")[2] in group)
             marks.append(len(child.events))
-            await ask(self.reactor, child, {"expect": {"count": count, "tag": tag, "peers": peers}}, "expecting", 30)
-        spec = {"tag": tag, "peers": peers, "streams": args.streams_per_peer, "consentEvery": args.consent_every}
+            await ask(
+                self.reactor,
+                child,
+                {"expect": {"count": count, "tag": tag, "peers": peers}},
+                "expecting",
+                30,
+            )
+        spec = {
+            "tag": tag,
+            "peers": peers,
+            "streams": args.streams_per_peer,
+            "consentEvery": args.consent_every,
+        }
         published = await ask(self.reactor, publisher, {"publish": spec}, "published", 300)
         # About 0.4 CPU seconds per notification of a 10,000-peer item on
         # the receiving side were measured; allow 1 s each, plus a minute.
@@ -239,37 +289,87 @@ class CostRun:
             for i, result in enumerate(rounds):
                 p, received = result["published"], result["received"]
                 buildTotal = p["fromLinks"] + p["buildPayload"] + p["toXml"]
-                build.append([f"{label} #{i + 1}", f"{p['itemBytes'] / 1e6:.2f}", ms(p["fromLinks"]),
-                              ms(p["buildPayload"]), ms(p["toXml"]), ms(buildTotal),
-                              ms(p["storeStart"] - p["publishStart"]), ms(p["storeEnd"] - p["storeStart"]),
-                              ms(p["subscriptionsEnd"] - p["storeEnd"]), ms(p["notifyStart"] - p["subscriptionsEnd"])])
+                build.append(
+                    [
+                        f"{label} #{i + 1}",
+                        f"{p['itemBytes'] / 1e6:.2f}",
+                        ms(p["fromLinks"]),
+                        ms(p["buildPayload"]),
+                        ms(p["toXml"]),
+                        ms(buildTotal),
+                        ms(p["storeStart"] - p["publishStart"]),
+                        ms(p["storeEnd"] - p["storeStart"]),
+                        ms(p["subscriptionsEnd"] - p["storeEnd"]),
+                        ms(p["notifyStart"] - p["subscriptionsEnd"]),
+                    ]
+                )
                 first = min(r["first"] for r in received)
                 last = max(r["last"] for r in received)
-                sender.append([f"{label} #{i + 1}", ms(p["notifyEnd"] - p["notifyStart"]),
-                               ms(p["drained"] - p["notifyStart"]), f"{p['bytesSent'] / 1e6:.0f}", p["streams"],
-                               f"{p['cpuPublish']:.2f}", f"{ms(p['gcSeconds'])} ({p['gcCollections']})"])
+                sender.append(
+                    [
+                        f"{label} #{i + 1}",
+                        ms(p["notifyEnd"] - p["notifyStart"]),
+                        ms(p["drained"] - p["notifyStart"]),
+                        f"{p['bytesSent'] / 1e6:.0f}",
+                        p["streams"],
+                        f"{p['cpuPublish']:.2f}",
+                        f"{ms(p['gcSeconds'])} ({p['gcCollections']})",
+                    ]
+                )
                 cpu = sum(r["cpu"] for r in received)
-                receiver.append([f"{label} #{i + 1}", ms(first - p["notifyStart"]), ms(last - p["notifyStart"]),
-                                 ms(last - p["start"]), f"{cpu:.2f}", f"{sum(r['gcSeconds'] for r in received):.2f}",
-                                 ms(cpu / sum(r["count"] for r in received))])
+                receiver.append(
+                    [
+                        f"{label} #{i + 1}",
+                        ms(first - p["notifyStart"]),
+                        ms(last - p["notifyStart"]),
+                        ms(last - p["start"]),
+                        f"{cpu:.2f}",
+                        f"{sum(r['gcSeconds'] for r in received):.2f}",
+                        ms(cpu / sum(r["count"] for r in received)),
+                    ]
+                )
         printTable(
             f"Build and store: one item of {args.peers} peers ({args.streams_per_peer} streams each, every "
             f"{args.consent_every}. named); ms",
-            ["backend, round", "item MB", "fromLinks", "buildPayload", "toXml", "build total",
-             "publishLocal prelude", "store", "subscriptions query", "notifications made"],
+            [
+                "backend, round",
+                "item MB",
+                "fromLinks",
+                "buildPayload",
+                "toXml",
+                "build total",
+                "publishLocal prelude",
+                "store",
+                "subscriptions query",
+                "notifications made",
+            ],
             build,
         )
         printTable(
             f"Notify {args.subscribers} remote subscribers, sender side; ms from the start of notifying",
-            ["backend, round", "handed to s2s streams", "all in the kernel", "MB sent", "streams",
-             "publisher CPU s (build+publish)", "publisher GC ms (runs)"],
+            [
+                "backend, round",
+                "handed to s2s streams",
+                "all in the kernel",
+                "MB sent",
+                "streams",
+                "publisher CPU s (build+publish)",
+                "publisher GC ms (runs)",
+            ],
             sender,
         )
         printTable(
             f"Notify {args.subscribers} remote subscribers, receiver side ({args.receiver_domains} receiving domains "
             f"in {len(self.groups)} processes); ms from the start of notifying",
-            ["backend, round", "first received", "all received", "build start -> all received",
-             "receivers CPU s", "of which GC s", "receiver CPU ms per notification"],
+            [
+                "backend, round",
+                "first received",
+                "all received",
+                "build start -> all received",
+                "receivers CPU s",
+                "of which GC s",
+                "receiver CPU ms per notification",
+            ],
             receiver,
         )
         for label, rounds in self.results.items():
@@ -278,11 +378,30 @@ class CostRun:
             stores = [p["storeEnd"] - p["storeStart"] for p in publishers]
             notifies = [p["notifyEnd"] - p["notifyStart"] for p in publishers]
             publishes = [p["publishEnd"] - p["publishStart"] for p in publishers]
-            alls = [max(x["last"] for x in r["received"]) - r["published"]["notifyStart"] for r in rounds]
-            summary.append([label, spread(builds), spread(stores), spread(publishes), spread(notifies), spread(alls)])
+            alls = [
+                max(x["last"] for x in r["received"]) - r["published"]["notifyStart"]
+                for r in rounds
+            ]
+            summary.append(
+                [
+                    label,
+                    spread(builds),
+                    spread(stores),
+                    spread(publishes),
+                    spread(notifies),
+                    spread(alls),
+                ]
+            )
         printTable(
             "Summary, ms: median (min-max) over the rounds",
-            ["backend", "build", "store", "publishLocal (store+notify)", "handed to s2s streams", "all received"],
+            [
+                "backend",
+                "build",
+                "store",
+                "publishLocal (store+notify)",
+                "handed to s2s streams",
+                "all received",
+            ],
             summary,
         )
         for label, description in self.databases.items():
@@ -290,19 +409,29 @@ class CostRun:
         if self.naive is not None and self.results:
             naive = self.naive["seconds"]
             first = next(iter(self.results.values()))
-            notifyMedian = statistics.median(r["published"]["notifyEnd"] - r["published"]["notifyStart"] for r in first)
-            publishMedian = statistics.median(r["published"]["publishEnd"] - r["published"]["publishStart"] for r in first)
-            print(f"baseline: serializing the item {self.naive['count']} times with toXml() took {ms(naive)} ms "
-                  f"({ms(naive / self.naive['count'])} ms each)")
-            print(f"ratio handed-to-streams / baseline: {notifyMedian / naive:.3f}; "
-                  f"whole publishLocal / baseline: {publishMedian / naive:.3f} ({next(iter(self.results))} medians)")
+            notifyMedian = statistics.median(
+                r["published"]["notifyEnd"] - r["published"]["notifyStart"] for r in first
+            )
+            publishMedian = statistics.median(
+                r["published"]["publishEnd"] - r["published"]["publishStart"] for r in first
+            )
+            print(
+                f"baseline: serializing the item {self.naive['count']} times with toXml() took {ms(naive)} ms "
+                f"({ms(naive / self.naive['count'])} ms each)"
+            )
+            print(
+                f"ratio handed-to-streams / baseline: {notifyMedian / naive:.3f}; "
+                f"whole publishLocal / baseline: {publishMedian / naive:.3f} ({next(iter(self.results))} medians)"
+            )
         sizes = {r["published"]["itemBytes"] for rounds in self.results.values() for r in rounds}
         tooBig = " (the default, 262144, would close the stream)" if max(sizes) > 262144 else ""
-        print(f"item size: {', '.join(f'{s} bytes' for s in sorted(sizes))}; receivers run with maxStanzaSize "
-              f"{args.max_stanza_size} bytes{tooBig}; publisher's "
-              f"maxSubscriptionsPerDomain {self.maxSubscriptions} "
-              f"({'the default' if self.maxSubscriptions == 10 else 'raised from 10'}; "
-              f"{math.ceil(args.subscribers / args.receiver_domains)} subscribers per receiving domain)")
+        print(
+            f"item size: {', '.join(f'{s} bytes' for s in sorted(sizes))}; receivers run with maxStanzaSize "
+            f"{args.max_stanza_size} bytes{tooBig}; publisher's "
+            f"maxSubscriptionsPerDomain {self.maxSubscriptions} "
+            f"({'the default' if self.maxSubscriptions == 10 else 'raised from 10'}; "
+            f"{math.ceil(args.subscribers / args.receiver_domains)} subscribers per receiving domain)"
+        )
         sys.stdout.flush()
 
 
@@ -335,7 +464,9 @@ async def runCost(reactor: Any, args: argparse.Namespace, work: Path) -> None:
 # -- part 2: latency ----------------------------------------------------------
 
 
-async def quiet(reactor: Any, children: Sequence[Child], seconds: float, timeout: float = 60) -> None:
+async def quiet(
+    reactor: Any, children: Sequence[Child], seconds: float, timeout: float = 60
+) -> None:
     """
     Wait until none of C{children} has reported anything for C{seconds}.
     """
@@ -351,7 +482,9 @@ async def quiet(reactor: Any, children: Sequence[Child], seconds: float, timeout
             raise RuntimeError("the nodes did not settle")
 
 
-async def runLatency(reactor: Any, args: argparse.Namespace, work: Path, delay: float) -> list[dict[str, Any]]:
+async def runLatency(
+    reactor: Any, args: argparse.Namespace, work: Path, delay: float
+) -> list[dict[str, Any]]:
     """
     Part 2 with the origin's C{publishDelay} set to C{delay}.
 
@@ -364,10 +497,34 @@ async def runLatency(reactor: Any, args: argparse.Namespace, work: Path, delay: 
     routesA = ["--route", f"s.example={addressS}:{port}"]
     for i, address in enumerate(linkAddresses):
         routesA += ["--route", f"c{i}.example={address}:{port}"]
-    origin = spawn(reactor, "origin", "origin", work, "--domain", "a.example", "--address", addressA,
-                   "--s2s-port", str(port), "--publish-delay", str(delay), *routesA)
-    subscriber = spawn(reactor, "subscriber", "subscriber", work, "--domain", "s.example", "--address", addressS,
-                       "--s2s-port", str(port), *toA)
+    origin = spawn(
+        reactor,
+        "origin",
+        "origin",
+        work,
+        "--domain",
+        "a.example",
+        "--address",
+        addressA,
+        "--s2s-port",
+        str(port),
+        "--publish-delay",
+        str(delay),
+        *routesA,
+    )
+    subscriber = spawn(
+        reactor,
+        "subscriber",
+        "subscriber",
+        work,
+        "--domain",
+        "s.example",
+        "--address",
+        addressS,
+        "--s2s-port",
+        str(port),
+        *toA,
+    )
     linker = spawn(reactor, "linker", "linker", work, *toA)
     try:
         for child in (origin, subscriber, linker):
@@ -376,12 +533,24 @@ async def runLatency(reactor: Any, args: argparse.Namespace, work: Path, delay: 
         # the node exists and s.example can subscribe. The new link makes
         # the origin publish again, naming s.example.
         await waitEvent(reactor, origin, "publish", 30)
-        answer = await ask(reactor, subscriber,
-                           {"subscribe": {"service": "pubsub.a.example", "node": "serverinfo", "jids": ["s.example"]}},
-                           "subscribed", 60)
+        answer = await ask(
+            reactor,
+            subscriber,
+            {
+                "subscribe": {
+                    "service": "pubsub.a.example",
+                    "node": "serverinfo",
+                    "jids": ["s.example"],
+                }
+            },
+            "subscribed",
+            60,
+        )
         if answer["ok"] != 1:
             raise RuntimeError(f"s.example could not subscribe: {answer['failures']}")
-        await waitEvent(reactor, subscriber, "item", 60, predicate=lambda e: "s.example" in e["named"])
+        await waitEvent(
+            reactor, subscriber, "item", 60, predicate=lambda e: "s.example" in e["named"]
+        )
         await quiet(reactor, [origin, subscriber], delay + 0.5)
         records = []
         for i, address in enumerate(linkAddresses):
@@ -389,31 +558,40 @@ async def runLatency(reactor: Any, args: argparse.Namespace, work: Path, delay: 
             markA, markS = len(origin.events), len(subscriber.events)
             spec = {"domain": domain, "address": address, "port": port, "target": "a.example"}
             linked = await ask(reactor, linker, {"link": spec}, "linked", 60)
-            named = await waitEvent(reactor, subscriber, "item", 60, markS, lambda e: domain in e["named"])
+            named = await waitEvent(
+                reactor, subscriber, "item", 60, markS, lambda e: domain in e["named"]
+            )
             await quiet(reactor, [origin, subscriber], delay + 0.5)
             t0 = linked["t0"]
             eventsA = origin.events[markA:]
-            links = {e["direction"]: e["t"] for e in eventsA
-                     if e.get("event") == "link" and e["up"] and e["domain"] == domain}
-            consent = [e["t"] for e in eventsA if e.get("event") == "consent" and e["domain"] == domain]
+            links = {
+                e["direction"]: e["t"]
+                for e in eventsA
+                if e.get("event") == "link" and e["up"] and e["domain"] == domain
+            }
+            consent = [
+                e["t"] for e in eventsA if e.get("event") == "consent" and e["domain"] == domain
+            ]
             publishes = [e for e in eventsA if e.get("event") == "publish"]
             naming = next(e for e in publishes if domain in e["named"])
             items = [e for e in subscriber.events[markS:] if e.get("event") == "item"]
-            records.append({
-                "domain": domain,
-                "total": named["t"] - t0,
-                "answered": linked["answered"] - t0,
-                "incoming": links.get("incoming", math.nan) - t0,
-                "outgoing": links.get("outgoing", math.nan) - t0,
-                "consent": (consent[0] - t0) if consent else math.nan,
-                "publishStart": naming["start"] - t0,
-                "publishEnd": naming["end"] - t0,
-                "notify": named["t"] - naming["start"],
-                "firstChange": items[0]["t"] - t0,
-                "itemsBefore": sum(1 for e in items if e["t"] < named["t"]),
-                "publishes": len(publishes),
-                "optIn": linked["optIn"],
-            })
+            records.append(
+                {
+                    "domain": domain,
+                    "total": named["t"] - t0,
+                    "answered": linked["answered"] - t0,
+                    "incoming": links.get("incoming", math.nan) - t0,
+                    "outgoing": links.get("outgoing", math.nan) - t0,
+                    "consent": (consent[0] - t0) if consent else math.nan,
+                    "publishStart": naming["start"] - t0,
+                    "publishEnd": naming["end"] - t0,
+                    "notify": named["t"] - naming["start"],
+                    "firstChange": items[0]["t"] - t0,
+                    "itemsBefore": sum(1 for e in items if e["t"] < named["t"]),
+                    "publishes": len(publishes),
+                    "optIn": linked["optIn"],
+                }
+            )
         return records
     finally:
         for child in (linker, subscriber, origin):
@@ -426,21 +604,55 @@ def reportLatency(results: dict[float, list[dict[str, Any]]]) -> None:
     """
     summary = []
     for delay, records in results.items():
-        rows = [[r["domain"], ms(r["answered"]), ms(r["incoming"]), ms(r["outgoing"]), ms(r["consent"]),
-                 ms(r["publishStart"]), ms(r["publishEnd"]), ms(r["notify"]), ms(r["firstChange"]),
-                 r["itemsBefore"], ms(r["total"])] for r in records]
+        rows = [
+            [
+                r["domain"],
+                ms(r["answered"]),
+                ms(r["incoming"]),
+                ms(r["outgoing"]),
+                ms(r["consent"]),
+                ms(r["publishStart"]),
+                ms(r["publishEnd"]),
+                ms(r["notify"]),
+                ms(r["firstChange"]),
+                r["itemsBefore"],
+                ms(r["total"]),
+            ]
+            for r in records
+        ]
         printTable(
             f"publishDelay {delay:g} s: ms from cN.example's disco#info request to a.example",
-            ["new peer", "disco answered", "link in", "link out", "consent yes", "publish start",
-             "publish end", "publish -> s.example", "first notification", "earlier notifications",
-             "total (named)"],
+            [
+                "new peer",
+                "disco answered",
+                "link in",
+                "link out",
+                "consent yes",
+                "publish start",
+                "publish end",
+                "publish -> s.example",
+                "first notification",
+                "earlier notifications",
+                "total (named)",
+            ],
             rows,
         )
         totals = [r["total"] for r in records]
-        summary.append([f"{delay:g}", len(records), ms(statistics.median(totals)), ms(min(totals)), ms(max(totals)),
-                        ms(statistics.median(r["firstChange"] for r in records))])
-    printTable("Summary: link change -> notification naming the new peer at s.example, ms",
-               ["publishDelay s", "repeats", "median", "min", "max", "median first notification"], summary)
+        summary.append(
+            [
+                f"{delay:g}",
+                len(records),
+                ms(statistics.median(totals)),
+                ms(min(totals)),
+                ms(max(totals)),
+                ms(statistics.median(r["firstChange"] for r in records)),
+            ]
+        )
+    printTable(
+        "Summary: link change -> notification naming the new peer at s.example, ms",
+        ["publishDelay s", "repeats", "median", "min", "max", "median first notification"],
+        summary,
+    )
     sys.stdout.flush()
 
 
@@ -448,20 +660,47 @@ async def main(reactor: Any, argv: list[str]) -> None:
     """
     Run the benchmark and print the figures.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--peers", type=int, default=10000, help="remote domains in the item (default 10000)")
-    parser.add_argument("--streams-per-peer", type=int, default=2, choices=[1, 2],
-                        help="streams per peer: 1 incoming, 2 incoming and outgoing (default 2)")
-    parser.add_argument("--consent-every", type=int, default=2, help="every N-th peer consents (default 2)")
-    parser.add_argument("--subscribers", type=int, default=100, help="remote subscribers (default 100)")
-    parser.add_argument("--receiver-domains", type=int, default=10, help="receiving domains (default 10)")
-    parser.add_argument("--receiver-processes", type=int, default=2,
-                        help="processes the receiving domains are spread over (default 2)")
-    parser.add_argument("--max-stanza-size", type=int, default=16 * 1024 * 1024,
-                        help="maxStanzaSize of the receiving nodes in bytes (default 16 MiB)")
-    parser.add_argument("--rounds", type=int, default=1, help="timed publishes per database (default 1)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--peers", type=int, default=10000, help="remote domains in the item (default 10000)"
+    )
+    parser.add_argument(
+        "--streams-per-peer",
+        type=int,
+        default=2,
+        choices=[1, 2],
+        help="streams per peer: 1 incoming, 2 incoming and outgoing (default 2)",
+    )
+    parser.add_argument(
+        "--consent-every", type=int, default=2, help="every N-th peer consents (default 2)"
+    )
+    parser.add_argument(
+        "--subscribers", type=int, default=100, help="remote subscribers (default 100)"
+    )
+    parser.add_argument(
+        "--receiver-domains", type=int, default=10, help="receiving domains (default 10)"
+    )
+    parser.add_argument(
+        "--receiver-processes",
+        type=int,
+        default=2,
+        help="processes the receiving domains are spread over (default 2)",
+    )
+    parser.add_argument(
+        "--max-stanza-size",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="maxStanzaSize of the receiving nodes in bytes (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="timed publishes per database (default 1)"
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--delays", default="2,0.2", help="publishDelay values for part 2 (default 2,0.2)")
+    parser.add_argument(
+        "--delays", default="2,0.2", help="publishDelay values for part 2 (default 2,0.2)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="new links per delay (default 5)")
     parser.add_argument("--skip-cost", action="store_true", help="skip part 1")
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2")
@@ -483,7 +722,10 @@ async def main(reactor: Any, argv: list[str]) -> None:
                     reportLatency(results)
     finally:
         await _common.runCleanups()
-        print(f"\nfinished in {time.monotonic() - began:.0f} s" + (f"; kept {work}" if args.keep else ""))
+        print(
+            f"\nfinished in {time.monotonic() - began:.0f} s"
+            + (f"; kept {work}" if args.keep else "")
+        )
 
 
 if __name__ == "__main__":

@@ -42,9 +42,7 @@ def tlsConfiguration(host: str, caPath: Path | None) -> Any:
     """
     if caPath is None:
         return ssl.CertificateOptions()
-    trust = ssl.trustRootFromCertificates(
-        [ssl.Certificate.loadPEM(Path(caPath).read_bytes())]
-    )
+    trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(Path(caPath).read_bytes())])
     return ssl.optionsForClientTLS(host, trustRoot=trust)
 
 
@@ -86,7 +84,7 @@ def connectClient(
     def connected(xs: xmlstream.XmlStream) -> None:
         streams.append(xs)
         # IQ timeouts on our reactor, not the global one.
-        setattr(xs, "_callLater", reactor.callLater)
+        xs._callLater = reactor.callLater
         ended: defer.Deferred[None] = defer.Deferred()
         _ended[xs] = ended
 
@@ -111,9 +109,7 @@ def connectClient(
     factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, authenticated)
     factory.addBootstrap(xmlstream.INIT_FAILED_EVENT, failed)
 
-    connecting = TCP4ClientEndpoint(reactor, host, port, timeout=timeout).connect(
-        factory
-    )
+    connecting = TCP4ClientEndpoint(reactor, host, port, timeout=timeout).connect(factory)
     connecting.addErrback(failed)
 
     def timedOut(result: Any) -> Any:

@@ -12,8 +12,8 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.web.client import Agent, readBody
-from twisted.words.xish import domish
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
 from wokkel.disco import DiscoClientProtocol
 from wokkel.generic import Request, parseXml
 
@@ -74,7 +74,9 @@ class RunningNode:
     One node of ours, built with L{buildService} and started.
     """
 
-    def __init__(self, directory: Path, domain: str, address: str, s2sPort: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, domain: str, address: str, s2sPort: int | None = None
+    ) -> None:
         self.directory = directory
         self.domain = domain
         self.address = address

@@ -81,7 +81,7 @@ class TestCA:
         self.directory = Path(directory)
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         publicKey = self._key.public_key()
         signer = self if issuer is None else issuer
         builder = (
@@ -93,9 +93,7 @@ class TestCA:
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(
-                x509.BasicConstraints(
-                    ca=True, path_length=None if issuer is None else 0
-                ),
+                x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0),
                 True,
             )
             .add_extension(
@@ -112,15 +110,11 @@ class TestCA:
                 ),
                 critical=True,
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
         )
         if issuer is not None:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    issuer._key.public_key()
-                ),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer._key.public_key()),
                 critical=False,
             )
         self.certificate = builder.sign(signer._key, hashes.SHA256())
@@ -161,13 +155,11 @@ class TestCA:
         """
         base = _safeName(name if name is not None else domains[0])
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         if notAfter is None:
             notAfter = now + datetime.timedelta(days=30)
         notBefore = min(now - datetime.timedelta(days=1), notAfter)
-        subject = x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, certs.aLabel(domains[0]))]
-        )
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, certs.aLabel(domains[0]))])
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -192,15 +184,11 @@ class TestCA:
                 critical=True,
             )
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self._key.public_key()
-                ),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
         )
-        san = certs.subjectAltNames(
-            domains, dnsIDs=dnsIDs, srvIDs=srvIDs, xmppAddrs=xmppAddrs
-        )
+        san = certs.subjectAltNames(domains, dnsIDs=dnsIDs, srvIDs=srvIDs, xmppAddrs=xmppAddrs)
         if extendedKeyUsage:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage(list(extendedKeyUsage)), critical=False
@@ -212,17 +200,13 @@ class TestCA:
         keyPath = self.directory / f"{base}.key"
         _write(
             certPath,
-            b"".join(
-                c.public_bytes(serialization.Encoding.PEM) for c in (cert, *self.chain)
-            ),
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *self.chain)),
         )
         _write(keyPath, _keyPEM(key))
         return certPath, keyPath
 
 
-def selfSigned(
-    directory: Path, domains: Sequence[str], name: str = "self"
-) -> tuple[Path, Path]:
+def selfSigned(directory: Path, domains: Sequence[str], name: str = "self") -> tuple[Path, Path]:
     """
     Write a self-signed certificate for C{domains}, made by
     L{xmppnetgraph.certs.writeSelfSigned}.

@@ -245,7 +245,9 @@ class PostgresCluster:
         while True:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise PostgresError(f"postgres exited with {self._process.returncode}: {self._logTail()}")
+                raise PostgresError(
+                    f"postgres exited with {self._process.returncode}: {self._logTail()}"
+                )
             try:
                 return psycopg.connect(self.url("postgres"), autocommit=True)
             except psycopg.OperationalError as e:
@@ -339,7 +341,9 @@ def sharedCluster() -> PostgresCluster:
         binDir = postgresBinDir()
         if binDir is None:
             raise PostgresError(f"PostgreSQL is not installed (no {_BIN_GLOB})")
-        cluster = PostgresCluster(binDir, Path(tempfile.mkdtemp(prefix="xng-pg-", dir=_scratchDir())))
+        cluster = PostgresCluster(
+            binDir, Path(tempfile.mkdtemp(prefix="xng-pg-", dir=_scratchDir()))
+        )
         try:
             cluster.start()
         except BaseException:

@@ -375,9 +375,7 @@ class ProsodyPeer:
             "version",
             *self.extraModules,
         ]
-        ssl = "; ".join(
-            f"{key} = {_lua(str(path))}" for key, path in self._tlsFiles().items()
-        )
+        ssl = "; ".join(f"{key} = {_lua(str(path))}" for key, path in self._tlsFiles().items())
         lines = [
             "-- Written by tests/prosody.py for one test; do not edit.",
             f"pidfile = {_lua(str(self.pidPath))}",
@@ -433,7 +431,11 @@ class ProsodyPeer:
                 # directory of our own in the system temporary directory.
                 self._relocate(Path(tempfile.mkdtemp(prefix=f"prosody-{self.domain}-")))
                 self._temporaryDirectory = self.directory
-                self._log.info("{reason}: using {directory} instead", reason=str(e), directory=str(self.directory))
+                self._log.info(
+                    "{reason}: using {directory} instead",
+                    reason=str(e),
+                    directory=str(self.directory),
+                )
                 self._checkReachable(user.pw_uid, user.pw_gid)
         self.dataPath.mkdir(exist_ok=True)
         self.tlsPath.mkdir(exist_ok=True)
@@ -486,9 +488,7 @@ class ProsodyPeer:
                 ok = bool(st.st_mode & 0o001)
             if ok:
                 continue
-            ours = st.st_uid == os.geteuid() and any(
-                root in parent.parents for root in ownRoots
-            )
+            ours = st.st_uid == os.geteuid() and any(root in parent.parents for root in ownRoots)
             if not ours:
                 raise ProsodyError(
                     f"{parent} is not searchable by the {PROSODY_USER} user; "
@@ -532,9 +532,7 @@ class ProsodyPeer:
         parts.extend(text.splitlines()[-lines:])
         if self._process is not None and self._process.output:
             parts.append("--- console output (tail) ---")
-            parts.extend(
-                self._process.output.decode("utf-8", "replace").splitlines()[-lines:]
-            )
+            parts.extend(self._process.output.decode("utf-8", "replace").splitlines()[-lines:])
         return "\n".join(parts)
 
     # -- lifecycle ---------------------------------------------------------
@@ -616,9 +614,7 @@ class ProsodyPeer:
         except FileNotFoundError:
             return ""
 
-    async def _waitForPorts(
-        self, process: _ProsodyProcess, began: float, logOffset: int
-    ) -> None:
+    async def _waitForPorts(self, process: _ProsodyProcess, began: float, logOffset: int) -> None:
         """
         Wait until Prosody logs that it listens on the s2s and c2s ports and
         both accept a connection.
@@ -634,14 +630,12 @@ class ProsodyPeer:
         while pending:
             if process.hasEnded:
                 raise ProsodyError(
-                    f"Prosody for {self.domain} exited during start-up\n"
-                    + self.logTail()
+                    f"Prosody for {self.domain} exited during start-up\n" + self.logTail()
                 )
             logged = self._newLog(logOffset)
             if "Failed to open server port" in logged:
                 raise PortInUse(
-                    f"Prosody for {self.domain} could not bind its ports\n"
-                    + self.logTail()
+                    f"Prosody for {self.domain} could not bind its ports\n" + self.logTail()
                 )
             if time.monotonic() - began > self.startTimeout:
                 raise ProsodyError(
@@ -675,9 +669,7 @@ class ProsodyPeer:
         """
         if not self._prepared:
             self._prepare()
-        executable, argv = self._command(
-            "prosodyctl", "register", user, self.domain, password
-        )
+        executable, argv = self._command("prosodyctl", "register", user, self.domain, password)
         d = getProcessOutputAndValue(
             executable,
             argv[1:],

@@ -86,9 +86,7 @@ class SelfSignedTests(SynchronousTestCase):
         warning says peers will fall back to dialback.
         """
         with capturedLogs() as events:
-            certPath, keyPath = certs.ensureSelfSigned(
-                self.dataDir, ["a.test", "pubsub.a.test"]
-            )
+            certPath, keyPath = certs.ensureSelfSigned(self.dataDir, ["a.test", "pubsub.a.test"])
         self.assertEqual(certPath, self.dataDir / "tls" / "selfsigned.crt")
         self.assertEqual(keyPath, self.dataDir / "tls" / "selfsigned.key")
         self.assertEqual(stat.S_IMODE(os.stat(keyPath).st_mode), 0o600)
@@ -169,12 +167,8 @@ class SelfSignedTests(SynchronousTestCase):
             certs.ensureSelfSigned(self.dataDir, ["a.test", "b.test"])
         self.assertNotEqual(certPath.read_bytes(), before)
         cert = certs.loadCredentials(certPath, keyPath).certificate
-        self.assertEqual(
-            _sans(cert).get_values_for_type(x509.DNSName), ["a.test", "b.test"]
-        )
-        self.assertTrue(
-            any("does not cover" in e["log_format"] for e in events), events
-        )
+        self.assertEqual(_sans(cert).get_values_for_type(x509.DNSName), ["a.test", "b.test"])
+        self.assertTrue(any("does not cover" in e["log_format"] for e in events), events)
 
     def test_regenerateBroken(self) -> None:
         """
@@ -197,9 +191,7 @@ class SelfSignedTests(SynchronousTestCase):
         certs.writeSelfSigned(certPath, keyPath, ["a.test"], days=-1)
         certs.ensureSelfSigned(self.dataDir, ["a.test"])
         cert = certs.loadCredentials(certPath, keyPath).certificate
-        self.assertGreater(
-            cert.not_valid_after_utc, datetime.datetime.now(datetime.timezone.utc)
-        )
+        self.assertGreater(cert.not_valid_after_utc, datetime.datetime.now(datetime.UTC))
 
     def test_noDomains(self) -> None:
         """
@@ -230,9 +222,7 @@ class LoadCredentialsTests(SynchronousTestCase):
         """
         Assert that loading fails with a message holding C{fragments}.
         """
-        e = self.assertRaises(
-            certs.TLSConfigError, certs.loadCredentials, certPath, keyPath
-        )
+        e = self.assertRaises(certs.TLSConfigError, certs.loadCredentials, certPath, keyPath)
         for fragment in fragments:
             self.assertIn(fragment, str(e))
 
@@ -257,9 +247,7 @@ class LoadCredentialsTests(SynchronousTestCase):
         both.write_bytes(keyPath.read_bytes() + certPath.read_bytes())
         creds = certs.loadCredentials(both, both)
         self.assertEqual(creds.chain, ())
-        self.assertIn(
-            "a.test", _sans(creds.certificate).get_values_for_type(x509.DNSName)
-        )
+        self.assertIn("a.test", _sans(creds.certificate).get_values_for_type(x509.DNSName))
 
     def test_missing(self) -> None:
         """
@@ -325,9 +313,7 @@ class LoadTrustRootsTests(SynchronousTestCase):
         self.ca1 = TestCA(self.dir / "1", name="CA 1")
         self.ca2 = TestCA(self.dir / "2", name="CA 2")
         self.bundle = self.dir / "bundle.pem"
-        self.bundle.write_bytes(
-            self.ca1.caPath.read_bytes() + self.ca2.caPath.read_bytes()
-        )
+        self.bundle.write_bytes(self.ca1.caPath.read_bytes() + self.ca2.caPath.read_bytes())
 
     def test_caFile(self) -> None:
         """
@@ -348,9 +334,7 @@ class LoadTrustRootsTests(SynchronousTestCase):
             + b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
             + self.ca2.caPath.read_bytes()
         )
-        self.assertEqual(
-            certs.loadTrustRoots(broken), (self.ca1.certificate, self.ca2.certificate)
-        )
+        self.assertEqual(certs.loadTrustRoots(broken), (self.ca1.certificate, self.ca2.certificate))
 
     def test_missingOrEmpty(self) -> None:
         """
@@ -370,9 +354,7 @@ class LoadTrustRootsTests(SynchronousTestCase):
         """
         paths = SimpleNamespace(cafile=str(self.bundle), capath=None)
         self.patch(certs.ssl, "get_default_verify_paths", lambda: paths)
-        self.assertEqual(
-            certs.loadTrustRoots(None), (self.ca1.certificate, self.ca2.certificate)
-        )
+        self.assertEqual(certs.loadTrustRoots(None), (self.ca1.certificate, self.ca2.certificate))
 
     def test_systemCAPath(self) -> None:
         """
@@ -384,9 +366,7 @@ class LoadTrustRootsTests(SynchronousTestCase):
         self.patch(certs, "_FALLBACK_CAFILE", str(self.dir / "none.pem"))
         self.assertEqual(certs.loadTrustRoots(None), (self.ca1.certificate,))
         self.patch(certs, "_FALLBACK_CAFILE", str(self.bundle))
-        self.assertEqual(
-            certs.loadTrustRoots(None), (self.ca1.certificate, self.ca2.certificate)
-        )
+        self.assertEqual(certs.loadTrustRoots(None), (self.ca1.certificate, self.ca2.certificate))
 
     def test_systemEmpty(self) -> None:
         """
@@ -551,24 +531,16 @@ class HandshakeTests(TestCase):
         self.assertEqual(certs.tlsVersion(server.transport), "TLSv1.3")
         self.assertEqual(certs.tlsVersion(client.transport), "TLSv1.3")
         self.assertTrue(
-            peerCertificateValidFor(
-                server.transport, "client.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
         )
         self.assertFalse(
-            peerCertificateValidFor(
-                server.transport, "server.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "server.test", self.roots, peerIsClient=True)
         )
         self.assertTrue(
-            peerCertificateValidFor(
-                client.transport, "server.test", self.roots, peerIsClient=False
-            )
+            peerCertificateValidFor(client.transport, "server.test", self.roots, peerIsClient=False)
         )
         self.assertFalse(
-            peerCertificateValidFor(
-                client.transport, "client.test", self.roots, peerIsClient=False
-            )
+            peerCertificateValidFor(client.transport, "client.test", self.roots, peerIsClient=False)
         )
 
     async def test_intermediateChain(self) -> None:
@@ -585,14 +557,10 @@ class HandshakeTests(TestCase):
             certs.clientTLSOptions(clientCreds, "server.test"),
         )
         self.assertTrue(
-            peerCertificateValidFor(
-                server.transport, "client.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
         )
         self.assertTrue(
-            peerCertificateValidFor(
-                client.transport, "server.test", self.roots, peerIsClient=False
-            )
+            peerCertificateValidFor(client.transport, "server.test", self.roots, peerIsClient=False)
         )
 
     async def test_selfSignedAccepted(self) -> None:
@@ -613,14 +581,10 @@ class HandshakeTests(TestCase):
         self.assertIsNotNone(server.transport.getPeerCertificate())  # type: ignore[union-attr]
         self.assertIsNotNone(client.transport.getPeerCertificate())  # type: ignore[union-attr]
         self.assertFalse(
-            peerCertificateValidFor(
-                server.transport, "client.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
         )
         self.assertFalse(
-            peerCertificateValidFor(
-                client.transport, "server.test", self.roots, peerIsClient=False
-            )
+            peerCertificateValidFor(client.transport, "server.test", self.roots, peerIsClient=False)
         )
 
     async def test_wrongCAAccepted(self) -> None:
@@ -635,14 +599,10 @@ class HandshakeTests(TestCase):
             certs.clientTLSOptions(clientCreds, "server.test"),
         )
         self.assertFalse(
-            peerCertificateValidFor(
-                server.transport, "client.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
         )
         self.assertTrue(
-            peerCertificateValidFor(
-                client.transport, "server.test", self.roots, peerIsClient=False
-            )
+            peerCertificateValidFor(client.transport, "server.test", self.roots, peerIsClient=False)
         )
 
     async def test_clientWithoutCertificate(self) -> None:
@@ -655,9 +615,7 @@ class HandshakeTests(TestCase):
         )
         self.assertIsNone(server.transport.getPeerCertificate())  # type: ignore[union-attr]
         self.assertFalse(
-            peerCertificateValidFor(
-                server.transport, "client.test", self.roots, peerIsClient=True
-            )
+            peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
         )
 
     def _clientOffering(self, protocols: list[bytes]) -> object:

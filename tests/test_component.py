@@ -73,7 +73,13 @@ class LocalComponentTests(SynchronousTestCase):
         (sent,) = self.outgoing[before:]
         return d, sent
 
-    def respond(self, request: domish.Element, sender: str, kind: str = "result", condition: str | None = None) -> None:
+    def respond(
+        self,
+        request: domish.Element,
+        sender: str,
+        kind: str = "result",
+        condition: str | None = None,
+    ) -> None:
         """
         Deliver a response to C{request} that claims to come from C{sender}.
 
@@ -93,7 +99,9 @@ class LocalComponentTests(SynchronousTestCase):
         """
         _, first = self.request()
         _, second = self.request()
-        self.assertEqual((first.name, first["type"], first["from"], first["to"]), ("iq", "get", LOCAL, PEER))
+        self.assertEqual(
+            (first.name, first["type"], first["from"], first["to"]), ("iq", "get", LOCAL, PEER)
+        )
         self.assertNotEqual(first["id"], second["id"])
         self.assertGreaterEqual(len(first["id"]), 16)
 
@@ -105,7 +113,9 @@ class LocalComponentTests(SynchronousTestCase):
         d, sent = self.request()
         self.respond(sent, PEER)
         result = self.successResultOf(d)
-        self.assertEqual((result["type"], result["from"], result["id"]), ("result", PEER, sent["id"]))
+        self.assertEqual(
+            (result["type"], result["from"], result["id"]), ("result", PEER, sent["id"])
+        )
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_resultFromThirdDomainIgnored(self) -> None:

@@ -61,20 +61,34 @@ class ServerDiscoTests(SynchronousTestCase):
         """
         The XEP-0128 form names the serverinfo node on the pubsub host.
         """
-        form = info(config(pubsubHost="ps.example.org")).extensions["http://jabber.org/network/serverinfo"]
+        form = info(config(pubsubHost="ps.example.org")).extensions[
+            "http://jabber.org/network/serverinfo"
+        ]
         self.assertEqual(form.formType, "result")
-        self.assertEqual(form.fields["serverinfo-pubsub-node"].values, ["xmpp:ps.example.org?;node=serverinfo"])
+        self.assertEqual(
+            form.fields["serverinfo-pubsub-node"].values, ["xmpp:ps.example.org?;node=serverinfo"]
+        )
 
     def test_formMergedWithContacts(self) -> None:
         """
         XEP-0157 contact addresses share the one form with the XEP-0485
         field (same FORM_TYPE: merged, not duplicated).
         """
-        result = info(config(contacts=(("abuse-addresses", ("mailto:abuse@example.org",)), ("admin-addresses", ("xmpp:admin@example.org", "mailto:a@example.org")))))
+        result = info(
+            config(
+                contacts=(
+                    ("abuse-addresses", ("mailto:abuse@example.org",)),
+                    ("admin-addresses", ("xmpp:admin@example.org", "mailto:a@example.org")),
+                )
+            )
+        )
         self.assertEqual(list(result.extensions), ["http://jabber.org/network/serverinfo"])
         form = result.extensions["http://jabber.org/network/serverinfo"]
         self.assertEqual(form.fields["abuse-addresses"].values, ["mailto:abuse@example.org"])
-        self.assertEqual(form.fields["admin-addresses"].values, ["xmpp:admin@example.org", "mailto:a@example.org"])
+        self.assertEqual(
+            form.fields["admin-addresses"].values,
+            ["xmpp:admin@example.org", "mailto:a@example.org"],
+        )
         self.assertIn("serverinfo-pubsub-node", form.fields)
 
     def test_noPublishNoNodeField(self) -> None:
@@ -96,5 +110,7 @@ class ServerDiscoTests(SynchronousTestCase):
         Disco#items of the domain lists the pubsub host.
         """
         result = []
-        ServerDisco(config()).getDiscoItems(JID("peer.example"), JID("example.org"), "").addCallback(result.append)
+        ServerDisco(config()).getDiscoItems(
+            JID("peer.example"), JID("example.org"), ""
+        ).addCallback(result.append)
         self.assertEqual([item.entity for item in result[0]], [JID("pubsub.example.org")])

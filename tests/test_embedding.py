@@ -11,18 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Iterable, Iterator
+from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
-from wokkel.generic import parseXml
 from wokkel import disco, pubsub
 from wokkel.component import InternalComponent, Router
 from wokkel.disco import DiscoClientProtocol, DiscoHandler
+from wokkel.generic import parseXml
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -84,7 +85,9 @@ def attachServerInfo(
     pubsubComponent = LocalComponent(router, [pubsubHost], reactor)
     pubsubComponent.setName("pubsub")
     DiscoHandler().setHandlerParent(pubsubComponent)
-    handlers = pubSubHandlers(PubSubStore(database, reactor), pubsubHost, [domain, *admins], reactor)
+    handlers = pubSubHandlers(
+        PubSubStore(database, reactor), pubsubHost, [domain, *admins], reactor
+    )
     handlers.setHandlerParent(pubsubComponent)
     pubsubComponent.setServiceParent(top)
 
@@ -92,7 +95,13 @@ def attachServerInfo(
     # and sent by the pub-sub service.
     consent = ConsentChecker(discoFeatures(discoClient, domain), reactor)
     publisher = publisherFor(
-        handlers.resource, linkTable, consent, domain, frozenset({domain, pubsubHost}), reactor, delay=delay
+        handlers.resource,
+        linkTable,
+        consent,
+        domain,
+        frozenset({domain, pubsubHost}),
+        reactor,
+        delay=delay,
     )
     publisher.setName("publisher")
     # Last: it sends through the components, which must be running.
@@ -164,19 +173,26 @@ class PeerDisco(XMPPHandler):  # type: ignore[misc]
         self.consenting = consenting
         self.asked: list[tuple[str, str]] = []
 
-    def getDiscoInfo(self, requestor: JID, target: JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoInfo(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: the server's identity and features.
         """
         if nodeIdentifier or target.user or target.resource:
             return defer.succeed([])
         self.asked.append((requestor.full(), target.host))
-        info: list[Any] = [disco.DiscoIdentity("server", "im"), disco.DiscoFeature(disco.NS_DISCO_INFO)]
+        info: list[Any] = [
+            disco.DiscoIdentity("server", "im"),
+            disco.DiscoFeature(disco.NS_DISCO_INFO),
+        ]
         if target.host in self.consenting:
             info.append(disco.DiscoFeature(NS_SERVERINFO))
         return defer.succeed(info)
 
-    def getDiscoItems(self, requestor: JID, target: JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: nothing.
         """
@@ -196,7 +212,9 @@ class Reader(pubsub.PubSubClient):  # type: ignore[misc]
         super().__init__()
         self.payloads: list[domish.Element] = []
         self.raw: list[str] = []
-        self._waiters: list[tuple[Callable[[domish.Element], bool], defer.Deferred[domish.Element]]] = []
+        self._waiters: list[
+            tuple[Callable[[domish.Element], bool], defer.Deferred[domish.Element]]
+        ] = []
 
     def itemsReceived(self, event: pubsub.ItemsEvent) -> None:
         """
@@ -213,7 +231,9 @@ class Reader(pubsub.PubSubClient):  # type: ignore[misc]
                     self._waiters.remove(waiter)
                     waiter[1].callback(payload)
 
-    def waitFor(self, predicate: Callable[[domish.Element], bool]) -> defer.Deferred[domish.Element]:
+    def waitFor(
+        self, predicate: Callable[[domish.Element], bool]
+    ) -> defer.Deferred[domish.Element]:
         """
         @return: a Deferred firing with the first payload received (now or
             later) for which C{predicate} is true.
@@ -254,7 +274,10 @@ def remotes(payload: domish.Element) -> list[tuple[str | None, list[str]]]:
     assert domain["name"] == "example.net", domain.toXml()
     (federation,) = domain.elements(NS_SERVERINFO, "federation")
     return [
-        (remote.getAttribute("name"), [c["type"] for c in remote.elements(NS_SERVERINFO, "connection")])
+        (
+            remote.getAttribute("name"),
+            [c["type"] for c in remote.elements(NS_SERVERINFO, "connection")],
+        )
         for remote in federation.elements(NS_SERVERINFO, "remote-domain")
     ]
 
@@ -301,7 +324,13 @@ class EmbeddingTests(TestCase):
         self.table = FeedLinkTable("example.net")
         dataDir = Path(self.mktemp()).absolute() / "data"
         self.embedded = attachServerInfo(
-            self.router, "example.net", "pubsub.example.net", self.table, dataDir, reactor, delay=0.05
+            self.router,
+            "example.net",
+            "pubsub.example.net",
+            self.table,
+            dataDir,
+            reactor,
+            delay=0.05,
         )
         self.publisher = self.embedded.getServiceNamed("publisher")
         self.readerComponent = readerComponent
@@ -321,7 +350,9 @@ class EmbeddingTests(TestCase):
         @return: a Deferred firing with the result IQ.
         """
         body = f"<pubsub xmlns='{pubsub.NS_PUBSUB}'>{child}</pubsub>"
-        return self.readerComponent.request(RawRequest("pubsub.example.net", "reader.example", kind, body))
+        return self.readerComponent.request(
+            RawRequest("pubsub.example.net", "reader.example", kind, body)
+        )
 
     def test_interfaces(self) -> None:
         """
@@ -351,11 +382,18 @@ class EmbeddingTests(TestCase):
         self.assertIn(("server", "im"), info.identities)
         self.assertIn(NS_SERVERINFO, info.features)
         form = info.extensions[FORM_TYPE]
-        self.assertEqual(form.fields["serverinfo-pubsub-node"].values, ["xmpp:pubsub.example.net?;node=serverinfo"])
+        self.assertEqual(
+            form.fields["serverinfo-pubsub-node"].values,
+            ["xmpp:pubsub.example.net?;node=serverinfo"],
+        )
 
-        items = await self.readerDisco.requestItems(JID("example.net"), sender=JID("reader.example"))
+        items = await self.readerDisco.requestItems(
+            JID("example.net"), sender=JID("reader.example")
+        )
         self.assertEqual([item.entity for item in items], [JID("pubsub.example.net")])
-        pubsubInfo = await self.readerDisco.requestInfo(JID("pubsub.example.net"), sender=JID("reader.example"))
+        pubsubInfo = await self.readerDisco.requestInfo(
+            JID("pubsub.example.net"), sender=JID("reader.example")
+        )
         self.assertIn(("pubsub", "service"), pubsubInfo.identities)
         self.assertIn("http://jabber.org/protocol/pubsub#subscribe", pubsubInfo.features)
 
@@ -372,17 +410,22 @@ class EmbeddingTests(TestCase):
         """
         # The first (empty) item creates the node.
         await waitFor(lambda: self.publisher.lastPublished is not None)
-        response = await self.pubsubRequest("set", "<subscribe node='serverinfo' jid='reader.example'/>")
+        response = await self.pubsubRequest(
+            "set", "<subscribe node='serverinfo' jid='reader.example'/>"
+        )
         self.assertEqual(response.pubsub.subscription["subscription"], "subscribed")
         empty = await self.reader.waitFor(lambda payload: True)
         self.assertEqual(remotes(empty), [])
 
         self.table.up("peer.example", "outgoing")
         other = self.table.up("other.example", "incoming")
-        both = await self.reader.waitFor(lambda payload: ("peer.example", ["outgoing"]) in remotes(payload))
+        both = await self.reader.waitFor(
+            lambda payload: ("peer.example", ["outgoing"]) in remotes(payload)
+        )
         self.assertEqual(remotes(both), [("peer.example", ["outgoing"]), (None, ["incoming"])])
         self.assertEqual(
-            sorted(self.peerDisco.asked), [("example.net", "other.example"), ("example.net", "peer.example")]
+            sorted(self.peerDisco.asked),
+            [("example.net", "other.example"), ("example.net", "peer.example")],
         )
 
         self.table.down(other)
@@ -425,7 +468,10 @@ class ServerDiscoKeywordTests(SynchronousTestCase):
             fromConfig = ServerDisco(
                 Config(domain="example.net", dataDir=Path("unused"), contacts=contacts, **kw)  # type: ignore[arg-type]
             )
-            self.assertEqual(self.info(fromKeywords).toElement().toXml(), self.info(fromConfig).toElement().toXml())
+            self.assertEqual(
+                self.info(fromKeywords).toElement().toXml(),
+                self.info(fromConfig).toElement().toXml(),
+            )
             self.assertEqual(fromKeywords.pubsubHost, fromConfig.pubsubHost)
 
     def test_defaults(self) -> None:
@@ -445,7 +491,9 @@ class ServerDiscoKeywordTests(SynchronousTestCase):
         The domains are normalized, so requests (whose JIDs are) match.
         """
         handler = ServerDisco(domain="Example.NET", pubsubHost="PubSub.Example.NET")
-        self.assertEqual((handler.domain, handler.pubsubHost), ("example.net", "pubsub.example.net"))
+        self.assertEqual(
+            (handler.domain, handler.pubsubHost), ("example.net", "pubsub.example.net")
+        )
         self.assertIn(("server", "im"), self.info(handler).identities)
 
     def test_configOrDomain(self) -> None:
@@ -471,4 +519,7 @@ class DocumentationTests(SynchronousTestCase):
         """
         blocks = re.findall(r"```python\n(.*?)```", DOC.read_text("utf-8"), re.DOTALL)
         source = inspect.getsource(attachServerInfo)
-        self.assertTrue(any(source in block for block in blocks), "docs/embedding.md is out of step with the test")
+        self.assertTrue(
+            any(source in block for block in blocks),
+            "docs/embedding.md is out of step with the test",
+        )

@@ -77,7 +77,9 @@ class FederationTests(TestCase):
         """
         self.startBoth()
         domain = self.b.service.getServiceNamed("domain")
-        pong = yield domain.request(RawRequest("a.example", "b.example", "get", "<ping xmlns='urn:xmpp:ping'/>"))
+        pong = yield domain.request(
+            RawRequest("a.example", "b.example", "get", "<ping xmlns='urn:xmpp:ping'/>")
+        )
         self.assertEqual((pong["type"], pong["from"]), ("result", "a.example"))
         info = yield self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
         self.assertIn("urn:xmpp:ping", info.features)
@@ -93,7 +95,13 @@ class FederationTests(TestCase):
         aCert, aKey = ca.issue(["a.example", "pubsub.a.example"])
         bCert, bKey = ca.issue(["b.example", "pubsub.b.example"])
         self.startBoth(
-            a=dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath, requireValidCerts=True, pubsubHost="a-pubsub.a.example"),
+            a=dict(
+                tlsCert=aCert,
+                tlsKey=aKey,
+                caFile=ca.caPath,
+                requireValidCerts=True,
+                pubsubHost="a-pubsub.a.example",
+            ),
             b=dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath, requireValidCerts=True),
         )
         yield defer.Deferred.fromCoroutine(self.discoRoundTrip())

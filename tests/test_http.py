@@ -57,7 +57,11 @@ class DocumentTests(SynchronousTestCase):
             "stanzas_out": 0,
         }
         self.assertTrue(validator("Links").is_valid({"domain": "b.example", "links": [link]}))
-        self.assertFalse(validator("Links").is_valid({"domain": "b.example", "links": [{**link, "direction": "both"}]}))
+        self.assertFalse(
+            validator("Links").is_valid(
+                {"domain": "b.example", "links": [{**link, "direction": "both"}]}
+            )
+        )
         broken = dict(link)
         broken["stanzasIn"] = broken.pop("stanzas_in")
         self.assertFalse(validator("Links").is_valid({"domain": "b.example", "links": [broken]}))
@@ -99,7 +103,9 @@ class APITests(TestCase):
         """
         await discoBothWays(self, self.a, self.b)
         publisher: Any = self.a.service.getServiceNamed("publisher")
-        await waitFor(lambda: publisher.lastPayload is not None and "b.example" in publisher.lastPayload)
+        await waitFor(
+            lambda: publisher.lastPayload is not None and "b.example" in publisher.lastPayload
+        )
 
         code, body, contentType = await self.get("/api/links")
         self.assertEqual((code, contentType), (200, "application/json; charset=utf-8"))
@@ -111,8 +117,12 @@ class APITests(TestCase):
         self.assertEqual(code, 200)
         info = json.loads(body)
         validator("ServerInfo").validate(info)
-        self.assertEqual(info["remote_domains"], [{"name": "b.example", "connections": ["incoming", "outgoing"]}])
-        self.assertEqual([(p["domain"], p["consents"]) for p in info["peers"]], [("b.example", True)])
+        self.assertEqual(
+            info["remote_domains"], [{"name": "b.example", "connections": ["incoming", "outgoing"]}]
+        )
+        self.assertEqual(
+            [(p["domain"], p["consents"]) for p in info["peers"]], [("b.example", True)]
+        )
 
     async def test_documentAndErrors(self) -> None:
         """

@@ -39,7 +39,7 @@ def _now() -> datetime.datetime:
     """
     @return: the current time, UTC.
     """
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class _PKIMixin:
@@ -156,9 +156,7 @@ class CertificateMatchesDomainTests(_PKIMixin, SynchronousTestCase):
         other domains, and vice versa (service_identity's optional ids would
         reject both).
         """
-        san = x509.SubjectAlternativeName(
-            [x509.DNSName("other.test"), certs.srvName("a.test")]
-        )
+        san = x509.SubjectAlternativeName([x509.DNSName("other.test"), certs.srvName("a.test")])
         cert = self._withSAN(san)
         self.assertTrue(certificateMatchesDomain(cert, "a.test"))
         self.assertTrue(certificateMatchesDomain(cert, "other.test"))
@@ -250,9 +248,7 @@ class VerifyChainTests(_PKIMixin, SynchronousTestCase):
         with capturedLogs() as events:
             result = verifyChain(leaf, [], [self.ca.certificate], peerIsClient=True)
         self.assertFalse(result)
-        self.assertTrue(
-            any("not valid" in e.get("log_format", "") for e in events), events
-        )
+        self.assertTrue(any("not valid" in e.get("log_format", "") for e in events), events)
 
     def test_noRoots(self) -> None:
         """
@@ -297,9 +293,7 @@ class VerifyChainTests(_PKIMixin, SynchronousTestCase):
         A self-signed certificate is not valid, even when it is its own root.
         """
         leaf = _load(selfSigned(self.dir, ["s.test"]))[0]
-        self.assertFalse(
-            verifyChain(leaf, [], [self.ca.certificate], peerIsClient=True)
-        )
+        self.assertFalse(verifyChain(leaf, [], [self.ca.certificate], peerIsClient=True))
         self.assertFalse(verifyChain(leaf, [], [leaf], peerIsClient=True))
 
     def test_intermediate(self) -> None:
@@ -337,9 +331,7 @@ class VerifyChainTests(_PKIMixin, SynchronousTestCase):
         """
         A leaf whose EKU allows neither TLS purpose is not valid.
         """
-        leaf = self.leaf(
-            ["a.test"], extendedKeyUsage=[ExtendedKeyUsageOID.CODE_SIGNING]
-        )
+        leaf = self.leaf(["a.test"], extendedKeyUsage=[ExtendedKeyUsageOID.CODE_SIGNING])
         roots = [self.ca.certificate]
         self.assertFalse(verifyChain(leaf, [], roots, peerIsClient=True))
         self.assertFalse(verifyChain(leaf, [], roots, peerIsClient=False))
@@ -351,11 +343,7 @@ class VerifyChainTests(_PKIMixin, SynchronousTestCase):
         leaf = self.leaf(["a.test"], extendedKeyUsage=[])
         self.assertIsNone(
             next(
-                (
-                    e
-                    for e in leaf.extensions
-                    if isinstance(e.value, x509.ExtendedKeyUsage)
-                ),
+                (e for e in leaf.extensions if isinstance(e.value, x509.ExtendedKeyUsage)),
                 None,
             )
         )
@@ -376,8 +364,6 @@ class PeerCertificateValidForTests(SynchronousTestCase):
         is logged above debug level.
         """
         with capturedLogs() as events:
-            result = peerCertificateValidFor(
-                StringTransport(), "a.test", [], peerIsClient=True
-            )
+            result = peerCertificateValidFor(StringTransport(), "a.test", [], peerIsClient=True)
         self.assertFalse(result)
         self.assertEqual([e for e in events if e["log_level"] > LogLevel.debug], [])

@@ -31,7 +31,10 @@ def identities(stanza: domish.Element) -> set[tuple[str, str]]:
     @return: the (category, type) pairs of a disco#info result.
     """
     query = next(stanza.elements(NS_DISCO_INFO, "query"))
-    return {(i.getAttribute("category", ""), i.getAttribute("type", "")) for i in query.elements(NS_DISCO_INFO, "identity")}
+    return {
+        (i.getAttribute("category", ""), i.getAttribute("type", ""))
+        for i in query.elements(NS_DISCO_INFO, "identity")
+    }
 
 
 class ProsodyInteropTests(TestCase):
@@ -75,17 +78,31 @@ class ProsodyInteropTests(TestCase):
         self.addCleanup(peer.stop)
         prosodyAddress = peer.address
         node = RunningNode(self.base, "node.example", nodeAddress, s2sPort=5269)
-        routes = (Route("prosody.example", prosodyAddress, 5269), Route("*.prosody.example", prosodyAddress, 5269))
+        routes = (
+            Route("prosody.example", prosodyAddress, 5269),
+            Route("*.prosody.example", prosodyAddress, 5269),
+        )
         if ca is not None:
             nodeCert, nodeKey = ca.issue(["node.example", "pubsub.node.example"])
-            node.build(routes=routes, tlsCert=nodeCert, tlsKey=nodeKey, caFile=ca.caPath, requireValidCerts=True)
+            node.build(
+                routes=routes,
+                tlsCert=nodeCert,
+                tlsKey=nodeKey,
+                caFile=ca.caPath,
+                requireValidCerts=True,
+            )
         else:
             node.build(routes=routes)
         node.start()
         self.addCleanup(node.stop)
         await peer.register("alice", PASSWORD)
         xs = await c2sclient.connectClient(
-            reactor, JID("alice@prosody.example/test"), PASSWORD, peer.address, peer.c2sPort, caPath=ca.caPath if ca else None
+            reactor,
+            JID("alice@prosody.example/test"),
+            PASSWORD,
+            peer.address,
+            peer.c2sPort,
+            caPath=ca.caPath if ca else None,
         )
         self.addCleanup(c2sclient.disconnect, xs)
         return node, peer, xs

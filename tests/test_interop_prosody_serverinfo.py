@@ -25,7 +25,14 @@ from tests import c2sclient
 from tests.nodes import RunningNode, routesTo, waitFor
 from tests.pki import selfSigned
 from tests.prosody import prosodySkip, requireProsody, startBeside
-from tests.test_serverinfo_federation import LinkTimes, directions, names, publisherOf, remotesOf, settled
+from tests.test_serverinfo_federation import (
+    LinkTimes,
+    directions,
+    names,
+    publisherOf,
+    remotesOf,
+    settled,
+)
 from xmppnetgraph.config import Route
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO, ServerInfo, parsePayload
 
@@ -44,7 +51,9 @@ def serverInfoIn(items: domish.Element) -> list[tuple[str, ServerInfo]]:
     """
     found = []
     for item in items.elements(items.uri, "item"):
-        (payload,) = [c for c in item.elements() if (c.uri, c.name) == (NS_SERVERINFO, "serverinfo")]
+        (payload,) = [
+            c for c in item.elements() if (c.uri, c.name) == (NS_SERVERINFO, "serverinfo")
+        ]
         found.append((item.getAttribute("id", ""), parsePayload(payload)))
     return found
 
@@ -76,7 +85,9 @@ class ProsodyServerInfoTests(TestCase):
 
         @return: our node, the second node, alice's stream.
         """
-        certPath, keyPath = selfSigned(self.base / "pki", ["prosody.example", "pubsub.prosody.example"])
+        certPath, keyPath = selfSigned(
+            self.base / "pki", ["prosody.example", "pubsub.prosody.example"]
+        )
         peer, nodeAddress = await startBeside(
             self.base / "prosody",
             "prosody.example",
@@ -97,7 +108,9 @@ class ProsodyServerInfoTests(TestCase):
         node.start()
         self.addCleanup(node.stop)
         await peer.register("alice", PASSWORD)
-        xs = await c2sclient.connectClient(reactor, JID(ALICE + "/test"), PASSWORD, peer.address, peer.c2sPort)
+        xs = await c2sclient.connectClient(
+            reactor, JID(ALICE + "/test"), PASSWORD, peer.address, peer.c2sPort
+        )
         self.addCleanup(c2sclient.disconnect, xs)
         xs.send(domish.Element((None, "presence")))
         return node, other, xs
@@ -132,7 +145,10 @@ class ProsodyServerInfoTests(TestCase):
         def onMessage(message: domish.Element) -> None:
             for event in message.elements(NS_PUBSUB_EVENT, "event"):
                 for items in event.elements(NS_PUBSUB_EVENT, "items"):
-                    if message.getAttribute("from") == "pubsub.node.example" and items.getAttribute("node") == "serverinfo":
+                    if (
+                        message.getAttribute("from") == "pubsub.node.example"
+                        and items.getAttribute("node") == "serverinfo"
+                    ):
                         for itemId, info in serverInfoIn(items):
                             notifications.append((time.monotonic(), itemId, info))
 
@@ -145,7 +161,11 @@ class ProsodyServerInfoTests(TestCase):
         subscribed = await self.pubsubIQ(xs, "set", f"<subscribe node='serverinfo' jid='{ALICE}'/>")
         subscription = next(subscribed.elements(NS_PUBSUB, "subscription"))
         self.assertEqual(
-            (subscription.getAttribute("node"), subscription.getAttribute("jid"), subscription.getAttribute("subscription")),
+            (
+                subscription.getAttribute("node"),
+                subscription.getAttribute("jid"),
+                subscription.getAttribute("subscription"),
+            ),
             ("serverinfo", ALICE, "subscribed"),
         )
         await waitFor(lambda: settled(node, "prosody.example"))
@@ -168,8 +188,13 @@ class ProsodyServerInfoTests(TestCase):
         other.start()
         self.addCleanup(other.stop)
         await other.disco.requestInfo(JID("node.example"), sender=JID("b.example"))
-        await waitFor(lambda: any("b.example" in names(info) for _, _, info in notifications[before:]), timeout=15)
-        arrived, itemId, changed = next(n for n in notifications[before:] if "b.example" in names(n[2]))
+        await waitFor(
+            lambda: any("b.example" in names(info) for _, _, info in notifications[before:]),
+            timeout=15,
+        )
+        arrived, itemId, changed = next(
+            n for n in notifications[before:] if "b.example" in names(n[2])
+        )
         _log.info(
             "serverinfo via Prosody: link change -> notification naming the new peer at alice: {seconds:.3f} s "
             "(publishDelay 0.2 s)",
@@ -179,5 +204,9 @@ class ProsodyServerInfoTests(TestCase):
         self.assertEqual(names(changed), {"b.example"})
         anonymous = [r for r in remotesOf(changed, "node.example") if r.name is None]
         self.assertEqual(len(anonymous), 1)
-        self.assertTrue(set(anonymous[0].connections) <= {"incoming", "outgoing"} and anonymous[0].connections)
-        self.assertFalse(names(changed) & {"node.example", "pubsub.node.example", "prosody.example"})
+        self.assertTrue(
+            set(anonymous[0].connections) <= {"incoming", "outgoing"} and anonymous[0].connections
+        )
+        self.assertFalse(
+            names(changed) & {"node.example", "pubsub.node.example", "prosody.example"}
+        )

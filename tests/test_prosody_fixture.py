@@ -60,9 +60,7 @@ def _items(stanza: domish.Element) -> set[str]:
     @return: the item JIDs of a disco#items result.
     """
     query = next(stanza.elements(NS_DISCO_ITEMS, "query"))
-    return {
-        item.getAttribute("jid", "") for item in query.elements(NS_DISCO_ITEMS, "item")
-    }
+    return {item.getAttribute("jid", "") for item in query.elements(NS_DISCO_ITEMS, "item")}
 
 
 def _discoRequest(namespace: str, to: str) -> domish.Element:
@@ -138,9 +136,7 @@ class ProsodyFixtureTests(TestCase):
                 self.addCleanup(peer.stop)
                 peers.append(peer)
             # Let every start settle before looking at failures.
-            results = await defer.DeferredList(
-                [peer.start() for peer in peers], consumeErrors=True
-            )
+            results = await defer.DeferredList([peer.start() for peer in peers], consumeErrors=True)
             failures = [result for ok, result in results if not ok]
             if not failures:
                 break
@@ -197,9 +193,7 @@ class ProsodyFixtureTests(TestCase):
         items = await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_ITEMS, "a.example"))
         self.assertIn("pubsub.a.example", _items(items))
 
-        pubsub = await c2sclient.sendIQ(
-            xs, _discoRequest(NS_DISCO_INFO, "pubsub.b.example")
-        )
+        pubsub = await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "pubsub.b.example"))
         self.assertIn(("pubsub", "service"), _identities(pubsub))
 
     async def test_testCASecureAuth(self) -> None:
@@ -238,9 +232,7 @@ class ProsodyFixtureTests(TestCase):
             await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "b.example"))
         failure = caught.exception
         # Prosody 0.12 bounces the queued stanza with the stream's error text.
-        self.assertIn(
-            failure.condition, ("remote-server-timeout", "remote-server-not-found")
-        )
+        self.assertIn(failure.condition, ("remote-server-timeout", "remote-server-not-found"))
         self.assertIn("certificate is not trusted", failure.text or "")
 
         local = await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "a.example"))

@@ -7,8 +7,9 @@ Wokkel router; every stanza that leaves is serialized and re-parsed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -23,6 +24,7 @@ from wokkel.iwokkel import IPubSubResource
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.nodes import RawRequest, RunningNode, routesTo, waitFor
 from xmppnetgraph import error
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.interfaces import IPubSubStore
@@ -37,8 +39,6 @@ from xmppnetgraph.pubsub import (
     pubSubHandlers,
 )
 from xmppnetgraph.store.pubsub import StoredItem, Subscription
-
-from tests.nodes import RawRequest, RunningNode, routesTo, waitFor
 
 LOCAL = "a.example"
 PUBSUB = "pubsub.a.example"
@@ -97,7 +97,11 @@ class MemoryStore:
         return self._call("nodeConfig", nodeIdentifier, lambda: dict(self.configs[nodeIdentifier]))
 
     def setNodeConfig(self, nodeIdentifier: str, config: dict[str, object]) -> defer.Deferred[None]:
-        return self._call("setNodeConfig", nodeIdentifier, lambda: self.configs.__setitem__(nodeIdentifier, dict(config)))
+        return self._call(
+            "setNodeConfig",
+            nodeIdentifier,
+            lambda: self.configs.__setitem__(nodeIdentifier, dict(config)),
+        )
 
     def deleteNode(self, nodeIdentifier: str) -> defer.Deferred[None]:
         def f() -> None:
@@ -120,7 +124,10 @@ class MemoryStore:
         return self._call("storeItem", nodeIdentifier, f)
 
     def items(
-        self, nodeIdentifier: str, itemIdentifiers: Sequence[str] | None = None, maxItems: int | None = None
+        self,
+        nodeIdentifier: str,
+        itemIdentifiers: Sequence[str] | None = None,
+        maxItems: int | None = None,
     ) -> defer.Deferred[list[StoredItem]]:
         def f() -> list[StoredItem]:
             found = self.stored[nodeIdentifier]
@@ -130,15 +137,23 @@ class MemoryStore:
 
         return self._call("items", nodeIdentifier, f)
 
-    def deleteItems(self, nodeIdentifier: str, itemIdentifiers: Sequence[str]) -> defer.Deferred[list[str]]:
+    def deleteItems(
+        self, nodeIdentifier: str, itemIdentifiers: Sequence[str]
+    ) -> defer.Deferred[list[str]]:
         def f() -> list[str]:
-            gone = [i.identifier for i in self.stored[nodeIdentifier] if i.identifier in itemIdentifiers]
-            self.stored[nodeIdentifier] = [i for i in self.stored[nodeIdentifier] if i.identifier not in gone]
+            gone = [
+                i.identifier for i in self.stored[nodeIdentifier] if i.identifier in itemIdentifiers
+            ]
+            self.stored[nodeIdentifier] = [
+                i for i in self.stored[nodeIdentifier] if i.identifier not in gone
+            ]
             return gone
 
         return self._call("deleteItems", nodeIdentifier, f)
 
-    def subscribe(self, nodeIdentifier: str, subscriber: str, maxPerDomain: int) -> defer.Deferred[Subscription]:
+    def subscribe(
+        self, nodeIdentifier: str, subscriber: str, maxPerDomain: int
+    ) -> defer.Deferred[Subscription]:
         def f() -> Subscription:
             subs = self.subs[nodeIdentifier]
             if subscriber in subs:
@@ -147,7 +162,9 @@ class MemoryStore:
             if sum(1 for s in subs if JID(s).host == domain) >= maxPerDomain:
                 raise error.TooManySubscriptions(domain)
             self.counter += 1
-            subs[subscriber] = Subscription(nodeIdentifier, subscriber, f"sub{self.counter}", self.now)
+            subs[subscriber] = Subscription(
+                nodeIdentifier, subscriber, f"sub{self.counter}", self.now
+            )
             return subs[subscriber]
 
         return self._call("subscribe", nodeIdentifier, f)
@@ -160,7 +177,9 @@ class MemoryStore:
         return self._call("unsubscribe", nodeIdentifier, f)
 
     def subscriptions(self, nodeIdentifier: str) -> defer.Deferred[list[Subscription]]:
-        return self._call("subscriptions", nodeIdentifier, lambda: list(self.subs[nodeIdentifier].values()))
+        return self._call(
+            "subscriptions", nodeIdentifier, lambda: list(self.subs[nodeIdentifier].values())
+        )
 
 
 def errorOf(response: domish.Element) -> tuple[str, str, str | None, str | None]:
@@ -195,7 +214,11 @@ class PubSubTestsMixin:
         self.component = LocalComponent(self.router, [PUBSUB], self.clock)
         DiscoHandler().setHandlerParent(self.component)
         self.pubsub = pubSubHandlers(
-            self.store, PUBSUB, [LOCAL, ADMIN + "/ignored"], self.clock, sendLastPublished=self.sendLastPublished
+            self.store,
+            PUBSUB,
+            [LOCAL, ADMIN + "/ignored"],
+            self.clock,
+            sendLastPublished=self.sendLastPublished,
         )
         self.resource = self.pubsub.resource
         self.pubsub.setHandlerParent(self.component)
@@ -203,7 +226,9 @@ class PubSubTestsMixin:
         self.addCleanup(self.component.stopService)  # type: ignore[attr-defined]
         pipe = XmlPipe()
         self.outgoing: list[domish.Element] = []
-        pipe.source.addObserver("/*", lambda e: self.outgoing.append(parseXml(e.toXml().encode("utf-8"))))
+        pipe.source.addObserver(
+            "/*", lambda e: self.outgoing.append(parseXml(e.toXml().encode("utf-8")))
+        )
         self.remote = pipe.source
         self.router.addRoute(None, pipe.sink)
         self.serial = 0
@@ -219,7 +244,9 @@ class PubSubTestsMixin:
         xml = f"<iq xmlns='jabber:server' type='{kind}' id='{ident}' from='{sender}' to='{to}'>{body}</iq>"
         before = len(self.outgoing)
         self.remote.send(parseXml(xml.encode("utf-8")))
-        responses = [e for e in self.outgoing[before:] if e.name == "iq" and e.getAttribute("id") == ident]
+        responses = [
+            e for e in self.outgoing[before:] if e.name == "iq" and e.getAttribute("id") == ident
+        ]
         assert len(responses) == 1, [e.toXml() for e in self.outgoing[before:]]
         response = responses[0]
         assert response["to"] == sender and response["from"] == to, response.toXml()
@@ -231,13 +258,21 @@ class PubSubTestsMixin:
         """
         return [e for e in self.outgoing[since:] if e.name == "message"]
 
-    def publishIQ(self, node: str = "n", item: str = f"<item id='i1'>{PAYLOAD}</item>", sender: str = LOCAL) -> domish.Element:
+    def publishIQ(
+        self, node: str = "n", item: str = f"<item id='i1'>{PAYLOAD}</item>", sender: str = LOCAL
+    ) -> domish.Element:
         """
         @return: the response to a publish request.
         """
-        return self.iq("set", f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'>{item}</publish></pubsub>", sender)
+        return self.iq(
+            "set",
+            f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'>{item}</publish></pubsub>",
+            sender,
+        )
 
-    def subscribeIQ(self, node: str = "n", subscriber: str = REMOTE, sender: str | None = None) -> domish.Element:
+    def subscribeIQ(
+        self, node: str = "n", subscriber: str = REMOTE, sender: str | None = None
+    ) -> domish.Element:
         """
         @return: the response to a subscribe request.
         """
@@ -247,11 +282,17 @@ class PubSubTestsMixin:
             sender or subscriber,
         )
 
-    def itemsIQ(self, node: str = "n", attributes: str = "", children: str = "", sender: str = REMOTE) -> domish.Element:
+    def itemsIQ(
+        self, node: str = "n", attributes: str = "", children: str = "", sender: str = REMOTE
+    ) -> domish.Element:
         """
         @return: the response to an items request.
         """
-        return self.iq("get", f"<pubsub xmlns='{NS_PUBSUB}'><items node='{node}' {attributes}>{children}</items></pubsub>", sender)
+        return self.iq(
+            "get",
+            f"<pubsub xmlns='{NS_PUBSUB}'><items node='{node}' {attributes}>{children}</items></pubsub>",
+            sender,
+        )
 
     def makeNode(self, node: str = "n", **config: object) -> None:
         """
@@ -341,7 +382,9 @@ class InterfaceAndDiscoTests(PubSubTestsMixin, SynchronousTestCase):
         info = disco.DiscoInfo.fromElement(response.query)
         self.assertEqual(list(info.identities), [("pubsub", "leaf")])
         form = info.extensions[pubsub.NS_PUBSUB_META_DATA]
-        self.assertEqual((form["pubsub#node_type"], form[ACCESS_MODEL], form[MAX_ITEMS]), ("leaf", "open", "1"))
+        self.assertEqual(
+            (form["pubsub#node_type"], form[ACCESS_MODEL], form[MAX_ITEMS]), ("leaf", "open", "1")
+        )
 
     def test_missingNodeInfo(self) -> None:
         """
@@ -370,8 +413,10 @@ class InterfaceAndDiscoTests(PubSubTestsMixin, SynchronousTestCase):
         self.makeNode("other")
         response = self.iq("get", f"<query xmlns='{disco.NS_DISCO_ITEMS}'/>")
         items = disco.DiscoItems.fromElement(response.query)
-        self.assertEqual(sorted((i.entity.full(), i.nodeIdentifier) for i in items),
-                         [(PUBSUB, "other"), (PUBSUB, "serverinfo")])
+        self.assertEqual(
+            sorted((i.entity.full(), i.nodeIdentifier) for i in items),
+            [(PUBSUB, "other"), (PUBSUB, "serverinfo")],
+        )
         response = self.iq("get", f"<query xmlns='{disco.NS_DISCO_ITEMS}' node='serverinfo'/>")
         self.assertEqual(list(disco.DiscoItems.fromElement(response.query)), [])
 
@@ -416,7 +461,13 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         is stored.
         """
         self.makeNode("n")
-        for sender in (REMOTE, "user@b.example/r", "user@a.example", "user@a.example/r", "c.example"):
+        for sender in (
+            REMOTE,
+            "user@b.example/r",
+            "user@a.example",
+            "user@a.example/r",
+            "c.example",
+        ):
             self.assertError(self.publishIQ(sender=sender), "forbidden", kind="auth")
             self.assertError(self.publishIQ(node="missing", sender=sender), "forbidden")
         self.assertEqual(self.store.stored["n"], [])
@@ -442,13 +493,21 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         self.store.stored["n"].clear()
         cases = [
             ("", "bad-request", "item-required"),
-            (f"<item id='1'>{PAYLOAD}</item><item id='2'>{PAYLOAD}</item>", "bad-request", "invalid-payload"),
+            (
+                f"<item id='1'>{PAYLOAD}</item><item id='2'>{PAYLOAD}</item>",
+                "bad-request",
+                "invalid-payload",
+            ),
             (f"<item id='1'>{PAYLOAD}{PAYLOAD}</item>", "bad-request", "invalid-payload"),
             ("<item id='1'>just text</item>", "bad-request", "invalid-payload"),
             (f"<item id='1'>text {PAYLOAD}</item>", "bad-request", "invalid-payload"),
             ("<item id='1'/>", "bad-request", "payload-required"),
             ("<item id='1'>  </item>", "bad-request", "payload-required"),
-            (f"<item id='1'><big xmlns='urn:x'>{'x' * 4096}</big></item>", "not-acceptable", "payload-too-big"),
+            (
+                f"<item id='1'><big xmlns='urn:x'>{'x' * 4096}</big></item>",
+                "not-acceptable",
+                "payload-too-big",
+            ),
         ]
         for item, condition, pubsubCondition in cases:
             self.assertError(self.publishIQ(item=item), condition, pubsubCondition)
@@ -478,7 +537,9 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
             (item,) = list(event.items.elements())
             self.assertEqual((item.uri, item.name, item["id"]), (NS_EVENT, "item", "i1"))
             (payload,) = list(item.elements())
-            self.assertEqual((payload.uri, payload.name, str(payload.title)), (NS_X, "entry", "hello"))
+            self.assertEqual(
+                (payload.uri, payload.name, str(payload.title)), (NS_X, "entry", "hello")
+            )
             self.assertEqual(payload.title.uri, NS_X)
 
     def test_notificationWithoutPayload(self) -> None:
@@ -514,12 +575,18 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         self.storeItem("n", "i2")
         self.store.subscribe("n", REMOTE, 10)
         before = len(self.outgoing)
-        response = self.iq("set", f"<pubsub xmlns='{NS_PUBSUB}'><retract node='n'><item id='i1'/></retract></pubsub>", LOCAL)
+        response = self.iq(
+            "set",
+            f"<pubsub xmlns='{NS_PUBSUB}'><retract node='n'><item id='i1'/></retract></pubsub>",
+            LOCAL,
+        )
         self.assertEqual(response["type"], "result")
         self.assertEqual([i.identifier for i in self.store.stored["n"]], ["i2"])
         (message,) = self.messages(before)
         self.assertEqual(message["to"], REMOTE)
-        self.assertEqual([(e.name, e["id"]) for e in message.event.items.elements()], [("retract", "i1")])
+        self.assertEqual(
+            [(e.name, e["id"]) for e in message.event.items.elements()], [("retract", "i1")]
+        )
 
     def test_retractErrors(self) -> None:
         """
@@ -531,8 +598,12 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         retract = f"<pubsub xmlns='{NS_PUBSUB}'><retract node='%s'>%s</retract></pubsub>"
         self.assertError(self.iq("set", retract % ("n", "<item id='i1'/>"), REMOTE), "forbidden")
         self.assertEqual(len(self.store.stored["n"]), 1)
-        self.assertError(self.iq("set", retract % ("n", "<item id='nope'/>"), LOCAL), "item-not-found")
-        self.assertError(self.iq("set", retract % ("missing", "<item id='i1'/>"), LOCAL), "item-not-found")
+        self.assertError(
+            self.iq("set", retract % ("n", "<item id='nope'/>"), LOCAL), "item-not-found"
+        )
+        self.assertError(
+            self.iq("set", retract % ("missing", "<item id='i1'/>"), LOCAL), "item-not-found"
+        )
         self.assertError(self.iq("set", retract % ("n", "<item/>"), LOCAL), "bad-request")
         self.assertError(self.iq("set", retract % ("n", ""), LOCAL), "bad-request", "item-required")
 
@@ -543,20 +614,31 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         """
         payload = parseXml(PAYLOAD.encode("utf-8"))
         self.successResultOf(
-            defer.Deferred.fromCoroutine(self.resource.publishLocal("serverinfo", "current", payload, {MAX_ITEMS: 1}))
+            defer.Deferred.fromCoroutine(
+                self.resource.publishLocal("serverinfo", "current", payload, {MAX_ITEMS: 1})
+            )
         )
         self.assertEqual(self.store.configs["serverinfo"], {**DEFAULT_NODE_CONFIG, MAX_ITEMS: 1})
         self.store.subscribe("serverinfo", REMOTE, 10)
         payload2 = parseXml(f"<entry xmlns='{NS_X}'><title>again</title></entry>".encode())
         before = len(self.outgoing)
         self.successResultOf(
-            defer.Deferred.fromCoroutine(self.resource.publishLocal("serverinfo", "current", payload2))
+            defer.Deferred.fromCoroutine(
+                self.resource.publishLocal("serverinfo", "current", payload2)
+            )
         )
         (message,) = self.messages(before)
         self.assertEqual(str(message.event.items.item.entry.title), "again")
-        items = self.successResultOf(defer.Deferred.fromCoroutine(self.resource.currentItems("serverinfo")))
-        self.assertEqual([(i.identifier, i.payload, i.publisher) for i in items], [("current", payload2.toXml(), PUBSUB)])
-        missing = self.successResultOf(defer.Deferred.fromCoroutine(self.resource.currentItems("nope")))
+        items = self.successResultOf(
+            defer.Deferred.fromCoroutine(self.resource.currentItems("serverinfo"))
+        )
+        self.assertEqual(
+            [(i.identifier, i.payload, i.publisher) for i in items],
+            [("current", payload2.toXml(), PUBSUB)],
+        )
+        missing = self.successResultOf(
+            defer.Deferred.fromCoroutine(self.resource.currentItems("nope"))
+        )
         self.assertEqual(missing, [])
 
     def test_publishLocalRace(self) -> None:
@@ -576,7 +658,11 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
 
         self.store.nodeConfig = nodeConfig  # type: ignore[method-assign,assignment]
         payload = parseXml(PAYLOAD.encode("utf-8"))
-        self.successResultOf(defer.Deferred.fromCoroutine(self.resource.publishLocal("serverinfo", "current", payload)))
+        self.successResultOf(
+            defer.Deferred.fromCoroutine(
+                self.resource.publishLocal("serverinfo", "current", payload)
+            )
+        )
         self.assertEqual([i.identifier for i in self.store.stored["serverinfo"]], ["current"])
 
     def test_publishLocalFailure(self) -> None:
@@ -587,7 +673,8 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         self.store.failures["storeItem"] = error.StorageError("broken")
         payload = parseXml(PAYLOAD.encode("utf-8"))
         self.failureResultOf(
-            defer.Deferred.fromCoroutine(self.resource.publishLocal("n", "current", payload)), error.StorageError
+            defer.Deferred.fromCoroutine(self.resource.publishLocal("n", "current", payload)),
+            error.StorageError,
         )
 
 
@@ -606,7 +693,8 @@ class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
             response = self.subscribeIQ(subscriber=subscriber)
             subscription = response.pubsub.subscription
             self.assertEqual(
-                (subscription["node"], subscription["jid"], subscription["subscription"]), ("n", subscriber, "subscribed")
+                (subscription["node"], subscription["jid"], subscription["subscription"]),
+                ("n", subscriber, "subscribed"),
             )
             self.assertTrue(subscription["subid"])
         self.assertEqual(sorted(self.store.subs["n"]), sorted([REMOTE, "user@b.example/res"]))
@@ -617,9 +705,13 @@ class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
         C{bad-request} with C{invalid-jid} (XEP-0060 6.1.3.1).
         """
         self.makeNode("n")
-        self.assertError(self.subscribeIQ(subscriber="c.example", sender=REMOTE), "bad-request", "invalid-jid")
         self.assertError(
-            self.subscribeIQ(subscriber="victim@b.example", sender="user@b.example/r"), "bad-request", "invalid-jid"
+            self.subscribeIQ(subscriber="c.example", sender=REMOTE), "bad-request", "invalid-jid"
+        )
+        self.assertError(
+            self.subscribeIQ(subscriber="victim@b.example", sender="user@b.example/r"),
+            "bad-request",
+            "invalid-jid",
         )
         self.assertEqual(self.store.subs["n"], {})
 
@@ -705,8 +797,12 @@ class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
         subid = self.subscribeIQ().pubsub.subscription["subid"]
         self.subscribeIQ(subscriber="user@b.example/r")
         body = f"<pubsub xmlns='{NS_PUBSUB}'><unsubscribe node='n' jid='%s' %s/></pubsub>"
-        self.assertEqual(self.iq("set", body % (REMOTE, f"subid='{subid}'"), REMOTE)["type"], "result")
-        self.assertEqual(self.iq("set", body % ("user@b.example/r", ""), "user@b.example/r")["type"], "result")
+        self.assertEqual(
+            self.iq("set", body % (REMOTE, f"subid='{subid}'"), REMOTE)["type"], "result"
+        )
+        self.assertEqual(
+            self.iq("set", body % ("user@b.example/r", ""), "user@b.example/r")["type"], "result"
+        )
         self.assertEqual(self.store.subs["n"], {})
 
     def test_unsubscribeErrors(self) -> None:
@@ -721,9 +817,16 @@ class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
         body = f"<pubsub xmlns='{NS_PUBSUB}'><unsubscribe node='%s' jid='%s' %s/></pubsub>"
         self.assertError(self.iq("set", body % ("n", REMOTE, ""), "c.example"), "forbidden")
         self.assertError(
-            self.iq("set", body % ("n", "c.example", ""), "c.example"), "unexpected-request", "not-subscribed", kind="cancel"
+            self.iq("set", body % ("n", "c.example", ""), "c.example"),
+            "unexpected-request",
+            "not-subscribed",
+            kind="cancel",
         )
-        self.assertError(self.iq("set", body % ("n", REMOTE, "subid='wrong'"), REMOTE), "not-acceptable", "invalid-subid")
+        self.assertError(
+            self.iq("set", body % ("n", REMOTE, "subid='wrong'"), REMOTE),
+            "not-acceptable",
+            "invalid-subid",
+        )
         self.assertError(self.iq("set", body % ("missing", REMOTE, ""), REMOTE), "item-not-found")
         self.assertIn(REMOTE, self.store.subs["n"])
 
@@ -736,11 +839,16 @@ class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
         self.subscribeIQ(node="n", subscriber="user@b.example/r")
         self.subscribeIQ(node="m", subscriber="user@b.example")
         self.subscribeIQ(node="m", subscriber="other@b.example")
-        response = self.iq("get", f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions/></pubsub>", "user@b.example/x")
-        got = sorted(
-            (s["node"], s["jid"], s["subscription"]) for s in response.pubsub.subscriptions.elements(NS_PUBSUB, "subscription")
+        response = self.iq(
+            "get", f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions/></pubsub>", "user@b.example/x"
         )
-        self.assertEqual(got, [("m", "user@b.example", "subscribed"), ("n", "user@b.example/r", "subscribed")])
+        got = sorted(
+            (s["node"], s["jid"], s["subscription"])
+            for s in response.pubsub.subscriptions.elements(NS_PUBSUB, "subscription")
+        )
+        self.assertEqual(
+            got, [("m", "user@b.example", "subscribed"), ("n", "user@b.example/r", "subscribed")]
+        )
 
 
 class NoLastItemTests(PubSubTestsMixin, SynchronousTestCase):
@@ -803,7 +911,9 @@ class ItemsTests(PubSubTestsMixin, SynchronousTestCase):
         """
         Items named by id; unknown ids give nothing (XEP-0060 6.5.9.12).
         """
-        self.assertEqual(self.ids(self.itemsIQ(children="<item id='i1'/><item id='nope'/>")), ["i1"])
+        self.assertEqual(
+            self.ids(self.itemsIQ(children="<item id='i1'/><item id='nope'/>")), ["i1"]
+        )
         self.assertEqual(self.ids(self.itemsIQ(children="<item id='nope'/>")), [])
 
     def test_maxItems(self) -> None:
@@ -837,13 +947,17 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         """
         @return: the response to a configuration request.
         """
-        return self.iq("get", f"<pubsub xmlns='{NS_OWNER}'><configure node='{node}'/></pubsub>", sender)
+        return self.iq(
+            "get", f"<pubsub xmlns='{NS_OWNER}'><configure node='{node}'/></pubsub>", sender
+        )
 
     def form(self, fields: dict[str, str], kind: str = "submit", extra: str = "") -> str:
         """
         @return: a node configuration data form.
         """
-        body = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items())
+        body = "".join(
+            f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items()
+        )
         return (
             f"<x xmlns='jabber:x:data' type='{kind}'><field var='FORM_TYPE' type='hidden'>"
             f"<value>{pubsub.NS_PUBSUB_NODE_CONFIG}</value></field>{body}{extra}</x>"
@@ -853,7 +967,11 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         """
         @return: the response to a configuration change.
         """
-        return self.iq("set", f"<pubsub xmlns='{NS_OWNER}'><configure node='{node}'>{form}</configure></pubsub>", sender)
+        return self.iq(
+            "set",
+            f"<pubsub xmlns='{NS_OWNER}'><configure node='{node}'>{form}</configure></pubsub>",
+            sender,
+        )
 
     def test_configureGet(self) -> None:
         """
@@ -867,7 +985,8 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         self.assertEqual(form.formType, "form")
         form.typeCheck(self.resource.getConfigurationOptions())
         self.assertEqual(
-            form.getValues(), {ACCESS_MODEL: "open", MAX_ITEMS: "1", PERSIST_ITEMS: True, DELIVER_PAYLOADS: True}
+            form.getValues(),
+            {ACCESS_MODEL: "open", MAX_ITEMS: "1", PERSIST_ITEMS: True, DELIVER_PAYLOADS: True},
         )
 
     def test_configureGetErrors(self) -> None:
@@ -886,9 +1005,13 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         An owner changes options; unknown options are ignored.
         """
         self.makeNode("n")
-        response = self.configureSet(self.form({MAX_ITEMS: "5", DELIVER_PAYLOADS: "0", "pubsub#title": "T"}))
+        response = self.configureSet(
+            self.form({MAX_ITEMS: "5", DELIVER_PAYLOADS: "0", "pubsub#title": "T"})
+        )
         self.assertEqual(response["type"], "result")
-        self.assertEqual(self.store.configs["n"], {**DEFAULT_NODE_CONFIG, MAX_ITEMS: 5, DELIVER_PAYLOADS: False})
+        self.assertEqual(
+            self.store.configs["n"], {**DEFAULT_NODE_CONFIG, MAX_ITEMS: 5, DELIVER_PAYLOADS: False}
+        )
 
     def test_configureSetRejected(self) -> None:
         """
@@ -905,7 +1028,9 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
             ({DELIVER_PAYLOADS: "maybe"}, None),
         ]
         for fields, pubsubCondition in cases:
-            self.assertError(self.configureSet(self.form(fields)), "not-acceptable", pubsubCondition)
+            self.assertError(
+                self.configureSet(self.form(fields)), "not-acceptable", pubsubCondition
+            )
         twoValues = f"<field var='{MAX_ITEMS}'><value>1</value><value>2</value></field>"
         self.assertError(self.configureSet(self.form({}, extra=twoValues)), "not-acceptable")
         wrongType = f"<field var='{MAX_ITEMS}' type='boolean'><value>1</value></field>"
@@ -950,7 +1075,9 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         An owner creates a node with the default configuration, or with a
         submitted one.
         """
-        response = self.iq("set", f"<pubsub xmlns='{NS_PUBSUB}'><create node='plain'/></pubsub>", LOCAL)
+        response = self.iq(
+            "set", f"<pubsub xmlns='{NS_PUBSUB}'><create node='plain'/></pubsub>", LOCAL
+        )
         self.assertEqual(response["type"], "result")
         self.assertEqual(self.store.configs["plain"], dict(DEFAULT_NODE_CONFIG))
         form = self.form({MAX_ITEMS: "1"})
@@ -968,9 +1095,15 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         create = f"<pubsub xmlns='{NS_PUBSUB}'><create %s/>%s</pubsub>"
         self.assertError(self.iq("set", create % ("node='new'", ""), REMOTE), "forbidden")
         self.assertError(self.iq("set", create % ("node='n'", ""), LOCAL), "conflict")
-        self.assertError(self.iq("set", create % ("", ""), LOCAL), "not-acceptable", "nodeid-required")
+        self.assertError(
+            self.iq("set", create % ("", ""), LOCAL), "not-acceptable", "nodeid-required"
+        )
         form = f"<configure>{self.form({ACCESS_MODEL: 'whitelist'})}</configure>"
-        self.assertError(self.iq("set", create % ("node='new'", form), LOCAL), "not-acceptable", "unsupported-access-model")
+        self.assertError(
+            self.iq("set", create % ("node='new'", form), LOCAL),
+            "not-acceptable",
+            "unsupported-access-model",
+        )
         self.assertEqual(sorted(self.store.configs), ["n"])
 
     def test_default(self) -> None:
@@ -981,9 +1114,14 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         response = self.iq("get", f"<pubsub xmlns='{NS_OWNER}'><default/></pubsub>")
         form = data_form.findForm(response.pubsub.default, pubsub.NS_PUBSUB_NODE_CONFIG)
         form.typeCheck(self.resource.getConfigurationOptions())
-        self.assertEqual(form.getValues(), {ACCESS_MODEL: "open", MAX_ITEMS: "10", PERSIST_ITEMS: True, DELIVER_PAYLOADS: True})
+        self.assertEqual(
+            form.getValues(),
+            {ACCESS_MODEL: "open", MAX_ITEMS: "10", PERSIST_ITEMS: True, DELIVER_PAYLOADS: True},
+        )
         collection = self.form({"pubsub#node_type": "collection"})
-        response = self.iq("get", f"<pubsub xmlns='{NS_OWNER}'><default>{collection}</default></pubsub>")
+        response = self.iq(
+            "get", f"<pubsub xmlns='{NS_OWNER}'><default>{collection}</default></pubsub>"
+        )
         self.assertError(response, "feature-not-implemented", "unsupported", feature="collections")
 
     def test_delete(self) -> None:
@@ -1004,8 +1142,14 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         Remote JIDs are C{forbidden}; a missing node is C{item-not-found}.
         """
         self.makeNode("n")
-        self.assertError(self.iq("set", f"<pubsub xmlns='{NS_OWNER}'><delete node='n'/></pubsub>", REMOTE), "forbidden")
-        self.assertError(self.iq("set", f"<pubsub xmlns='{NS_OWNER}'><delete node='x'/></pubsub>", LOCAL), "item-not-found")
+        self.assertError(
+            self.iq("set", f"<pubsub xmlns='{NS_OWNER}'><delete node='n'/></pubsub>", REMOTE),
+            "forbidden",
+        )
+        self.assertError(
+            self.iq("set", f"<pubsub xmlns='{NS_OWNER}'><delete node='x'/></pubsub>", LOCAL),
+            "item-not-found",
+        )
         self.assertEqual(list(self.store.configs), ["n"])
 
 
@@ -1022,13 +1166,34 @@ class UnsupportedTests(PubSubTestsMixin, SynchronousTestCase):
         self.makeNode("n")
         cases = [
             ("set", f"<pubsub xmlns='{NS_OWNER}'><purge node='n'/></pubsub>", "purge-nodes"),
-            ("get", f"<pubsub xmlns='{NS_PUBSUB}'><affiliations/></pubsub>", "retrieve-affiliations"),
-            ("get", f"<pubsub xmlns='{NS_OWNER}'><affiliations node='n'/></pubsub>", "modify-affiliations"),
-            ("get", f"<pubsub xmlns='{NS_OWNER}'><subscriptions node='n'/></pubsub>", "manage-subscriptions"),
-            ("get", f"<pubsub xmlns='{NS_PUBSUB}'><options node='n' jid='{REMOTE}'/></pubsub>", "subscription-options"),
+            (
+                "get",
+                f"<pubsub xmlns='{NS_PUBSUB}'><affiliations/></pubsub>",
+                "retrieve-affiliations",
+            ),
+            (
+                "get",
+                f"<pubsub xmlns='{NS_OWNER}'><affiliations node='n'/></pubsub>",
+                "modify-affiliations",
+            ),
+            (
+                "get",
+                f"<pubsub xmlns='{NS_OWNER}'><subscriptions node='n'/></pubsub>",
+                "manage-subscriptions",
+            ),
+            (
+                "get",
+                f"<pubsub xmlns='{NS_PUBSUB}'><options node='n' jid='{REMOTE}'/></pubsub>",
+                "subscription-options",
+            ),
         ]
         for kind, body, feature in cases:
-            self.assertError(self.iq(kind, body, LOCAL), "feature-not-implemented", "unsupported", feature=feature)
+            self.assertError(
+                self.iq(kind, body, LOCAL),
+                "feature-not-implemented",
+                "unsupported",
+                feature=feature,
+            )
             self.assertNotIn(feature, self.resource.features)
 
 
@@ -1048,7 +1213,10 @@ class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
             (error.ItemNotFound("i"), ("item-not-found", "cancel", None)),
             (error.NodeExists("n"), ("conflict", "cancel", None)),
             (error.NotSubscribed("x"), ("unexpected-request", "cancel", "not-subscribed")),
-            (error.TooManySubscriptions("x"), ("policy-violation", "wait", "too-many-subscriptions")),
+            (
+                error.TooManySubscriptions("x"),
+                ("policy-violation", "wait", "too-many-subscriptions"),
+            ),
             (error.Forbidden("x"), ("forbidden", "auth", None)),
             (error.StorageFull("x"), ("resource-constraint", "wait", None)),
             (error.StorageError("secret detail"), ("internal-server-error", "wait", None)),
@@ -1057,7 +1225,9 @@ class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
         for exception, (condition, kind, pubsubCondition) in expected:
             self.store.failures["subscribe"] = exception
             response = self.subscribeIQ()
-            self.assertEqual(errorOf(response)[:3], (condition, kind, pubsubCondition), type(exception).__name__)
+            self.assertEqual(
+                errorOf(response)[:3], (condition, kind, pubsubCondition), type(exception).__name__
+            )
             self.assertNotIn("detail", response.toXml())
         self.assertEqual(len(self.flushLoggedErrors(error.StorageError, RuntimeError)), 2)
         self.assertEqual(set(PubSubResource._errorMap), {type(e) for e, _ in expected[:-1]})
@@ -1142,7 +1312,10 @@ class FederatedPubSubTests(TestCase):
         @return: the peers named in the C{serverinfo} payload of C{item}.
         """
         (payload,) = list(item.elements("urn:xmpp:serverinfo:0", "serverinfo"))
-        return [r["name"] for r in payload.domain.federation.elements("urn:xmpp:serverinfo:0", "remote-domain")]
+        return [
+            r["name"]
+            for r in payload.domain.federation.elements("urn:xmpp:serverinfo:0", "remote-domain")
+        ]
 
     @defer.inlineCallbacks
     def test_subscribeNotifyRetrieve(self):  # type: ignore[no-untyped-def]
@@ -1152,16 +1325,21 @@ class FederatedPubSubTests(TestCase):
         request returns the one current item; everything is stored.
         """
         yield self.publish("old.example")
-        info = yield self.b.disco.requestInfo(JID("pubsub.a.example"), "serverinfo", sender=JID("b.example"))
+        info = yield self.b.disco.requestInfo(
+            JID("pubsub.a.example"), "serverinfo", sender=JID("b.example")
+        )
         self.assertIn(("pubsub", "leaf"), info.identities)
 
         response = yield self.request(
-            "set", f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='b.example'/></pubsub>"
+            "set",
+            f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='b.example'/></pubsub>",
         )
         self.assertEqual(response.pubsub.subscription["subscription"], "subscribed")
         yield defer.Deferred.fromCoroutine(waitFor(lambda: len(self.collector.events) == 1))
         first = self.collector.events[0]
-        self.assertEqual((first.sender.full(), first.nodeIdentifier), ("pubsub.a.example", "serverinfo"))
+        self.assertEqual(
+            (first.sender.full(), first.nodeIdentifier), ("pubsub.a.example", "serverinfo")
+        )
         self.assertEqual(self.peersIn(first.items[0]), ["old.example"])
 
         yield self.publish("b.example", "c.example")
@@ -1170,7 +1348,9 @@ class FederatedPubSubTests(TestCase):
         self.assertEqual((second.items[0].uri, second.items[0]["id"]), (NS_EVENT, "current"))
         self.assertEqual(self.peersIn(second.items[0]), ["b.example", "c.example"])
 
-        response = yield self.request("get", f"<pubsub xmlns='{NS_PUBSUB}'><items node='serverinfo'/></pubsub>")
+        response = yield self.request(
+            "get", f"<pubsub xmlns='{NS_PUBSUB}'><items node='serverinfo'/></pubsub>"
+        )
         items = list(response.pubsub.items.elements(NS_PUBSUB, "item"))
         self.assertEqual([i["id"] for i in items], ["current"])
         self.assertEqual(self.peersIn(items[0]), ["b.example", "c.example"])
@@ -1186,7 +1366,8 @@ class FederatedPubSubTests(TestCase):
         yield self.publish("old.example")
         payload = serverInfo("evil.example").toXml()
         d = self.request(
-            "set", f"<pubsub xmlns='{NS_PUBSUB}'><publish node='serverinfo'><item id='current'>{payload}</item></publish></pubsub>"
+            "set",
+            f"<pubsub xmlns='{NS_PUBSUB}'><publish node='serverinfo'><item id='current'>{payload}</item></publish></pubsub>",
         )
         failure = yield self.assertFailure(d, jabbererror.StanzaError)
         self.assertEqual(failure.condition, "forbidden")

@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from twisted.internet import ssl
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -33,7 +32,8 @@ from twisted.internet.testing import (
     StringTransport,
 )
 from twisted.logger import LogLevel, globalLogPublisher
-from twisted.names import authority, client, dns, error as nameserror
+from twisted.names import authority, client, dns
+from twisted.names import error as nameserror
 from twisted.names.common import ResolverBase
 from twisted.names.server import DNSServerFactory
 from twisted.python.failure import Failure
@@ -244,9 +244,7 @@ class SRVTests(SynchronousTestCase):
         )
         self.assertNoResult(d)
         pending[TLS_NAME + "example.com"].callback(([], [], []))
-        self.assertEqual(
-            self.successResultOf(d), [Target("x.example.com", 5269, False)]
-        )
+        self.assertEqual(self.successResultOf(d), [Target("x.example.com", 5269, False)])
 
     def test_priorityOrder(self) -> None:
         """
@@ -264,9 +262,7 @@ class SRVTests(SynchronousTestCase):
         }
         for seed in range(20):
             targets, _ = resolve(self, "example.com", answers, random.Random(seed))
-            priorities = [
-                {5201: 10, 5204: 10, 5202: 20, 5203: 30}[t.port] for t in targets
-            ]
+            priorities = [{5201: 10, 5204: 10, 5202: 20, 5203: 30}[t.port] for t in targets]
             self.assertEqual(priorities, sorted(priorities))
             self.assertEqual(len(targets), 4)
 
@@ -527,9 +523,7 @@ class FallbackTests(SynchronousTestCase):
             def lookupService(self, name: str, timeout: Any = None) -> Any:
                 raise RuntimeError("synchronous bug")
 
-        targets = self.successResultOf(
-            resolveTargets("example.com", None, RaisingResolver())
-        )
+        targets = self.successResultOf(resolveTargets("example.com", None, RaisingResolver()))
         self.assertEqual(targets, [Target("example.com", 5269, False)])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
@@ -690,9 +684,7 @@ class DefaultResolverTests(SynchronousTestCase):
 
         response = dns.Message(id=query.id, answer=1)
         response.queries = query.queries
-        response.answers = [
-            srv(STARTTLS_NAME + "example.com", 0, 0, 5269, "x.example.com")
-        ]
+        response.answers = [srv(STARTTLS_NAME + "example.com", 0, 0, 5269, "x.example.com")]
         port.protocol.datagramReceived(response.toStr(), addr)
         answers, _, _ = cast(Any, self.successResultOf(d))
         self.assertEqual([a.payload.target.name for a in answers], [b"x.example.com"])
@@ -704,9 +696,7 @@ class _MemoryAuthority(authority.FileAuthority):
     An authority serving records given in memory.
     """
 
-    def __init__(
-        self, soa: tuple[bytes, dns.Record_SOA], records: dict[bytes, list[Any]]
-    ) -> None:
+    def __init__(self, soa: tuple[bytes, dns.Record_SOA], records: dict[bytes, list[Any]]) -> None:
         """
         @param soa: the zone's name and SOA record.
         @param records: lower-cased names to their records.
@@ -835,9 +825,7 @@ class DNSServerIntegrationTests(TestCase):
                 dns.Record_SRV(20, 0, 5270, b"backup.example.test", ttl=60),
                 dns.Record_SRV(10, 0, 5269, b"xmpp.example.test", ttl=60),
             ],
-            (TLS_NAME + "closed.example.test").encode(): [
-                dns.Record_SRV(0, 0, 0, b"", ttl=60)
-            ],
+            (TLS_NAME + "closed.example.test").encode(): [dns.Record_SRV(0, 0, 0, b"", ttl=60)],
             (STARTTLS_NAME + "closed.example.test").encode(): [
                 dns.Record_SRV(0, 0, 0, b"", ttl=60)
             ],
@@ -860,9 +848,7 @@ class DNSServerIntegrationTests(TestCase):
         self.addCleanup(self.serverFactory.allClosed)
         self.addCleanup(self.resolver.closeAll)
 
-    def _listen(
-        self, factory: DNSServerFactory
-    ) -> tuple[IListeningPort, IListeningPort]:
+    def _listen(self, factory: DNSServerFactory) -> tuple[IListeningPort, IListeningPort]:
         """
         Listen for UDP and TCP on the same free port of 127.0.0.1.
         """
@@ -1010,7 +996,7 @@ def _selfSignedPEM(name: str) -> tuple[bytes, bytes]:
     """
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -1019,9 +1005,7 @@ def _selfSignedPEM(name: str) -> tuple[bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -1137,9 +1121,7 @@ class ConnectToFirstLoopbackTests(TestCase):
 
         def tlsOptionsFor() -> IOpenSSLClientConnectionCreator:
             asked.append(name)
-            return ssl.optionsForClientTLS(
-                name, trustRoot=ssl.Certificate.loadPEM(certPEM)
-            )
+            return ssl.optionsForClientTLS(name, trustRoot=ssl.Certificate.loadPEM(certPEM))
 
         targets = [Target("127.0.0.1", port, True)]
         connected, target = await connectToFirst(
@@ -1152,9 +1134,7 @@ class ConnectToFirstLoopbackTests(TestCase):
         self.assertEqual(await protocol.receive(6), b"secret")
         peer: Any = cast(ISSLTransport, protocol.transport).getPeerCertificate()
         self.assertEqual(
-            peer.to_cryptography()
-            .subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
-            .value,
+            peer.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value,
             name,
         )
         serverProtocol = await server.connected
@@ -1191,14 +1171,10 @@ class ConnectToFirstMemoryTests(SynchronousTestCase):
         Targets are tried in order, the next only after the previous failed,
         each with the given connect timeout.
         """
-        d = connectToFirst(
-            self.reactor, self.targets, Factory.forProtocol(_Recorder), _noTLS, 7
-        )
+        d = connectToFirst(self.reactor, self.targets, Factory.forProtocol(_Recorder), _noTLS, 7)
         self.assertEqual([(c[1], c[3]) for c in self.reactor.tcpClients], [(5001, 7)])
         self._refuse(0)
-        self.assertEqual(
-            [(c[1], c[3]) for c in self.reactor.tcpClients], [(5001, 7), (5002, 7)]
-        )
+        self.assertEqual([(c[1], c[3]) for c in self.reactor.tcpClients], [(5001, 7), (5002, 7)])
         self.assertNoResult(d)
         protocol = self.reactor.tcpClients[1][2].buildProtocol(None)
         assert protocol is not None
@@ -1211,9 +1187,7 @@ class ConnectToFirstMemoryTests(SynchronousTestCase):
         """
         Cancelling stops the attempt in progress and tries no other target.
         """
-        d = connectToFirst(
-            self.reactor, self.targets, Factory.forProtocol(_Recorder), _noTLS, 7
-        )
+        d = connectToFirst(self.reactor, self.targets, Factory.forProtocol(_Recorder), _noTLS, 7)
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
@@ -1238,9 +1212,7 @@ class ConnectToFirstMemoryTests(SynchronousTestCase):
         def broken() -> IOpenSSLClientConnectionCreator:
             raise ValueError("no certificate configured")
 
-        d = connectToFirst(
-            self.reactor, targets, Factory.forProtocol(_Recorder), broken, 7
-        )
+        d = connectToFirst(self.reactor, targets, Factory.forProtocol(_Recorder), broken, 7)
         self.assertEqual([c[1] for c in self.reactor.tcpClients], [5269])
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self._refuse(0)

@@ -14,8 +14,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.python.failure import Failure
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.jid import JID
@@ -46,7 +46,7 @@ def billionLaughs(to: str) -> bytes:
     """
     entities = [b'<!ENTITY l0 "lol">']
     for level in range(1, 7):
-        entities.append(b"<!ENTITY l%d \"%s\">" % (level, b"&l%d;" % (level - 1) * 10))
+        entities.append(b'<!ENTITY l%d "%s">' % (level, b"&l%d;" % (level - 1) * 10))
     return (
         b"<?xml version='1.0'?>\n<!DOCTYPE s[\n"
         + b"\n".join(entities)
@@ -86,7 +86,9 @@ class _RawClient(Protocol):
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
         self.received = b""
-        self.closed: defer.Deferred[None] = defer.Deferred(lambda _: self.transport.abortConnection())
+        self.closed: defer.Deferred[None] = defer.Deferred(
+            lambda _: self.transport.abortConnection()
+        )
 
     def connectionMade(self) -> None:
         """
@@ -228,8 +230,12 @@ class HostileInputTests(NodeTestCase):
         laughs, comment, broken = await defer.gatherResults(
             [
                 defer.Deferred.fromCoroutine(rawExchange(port, billionLaughs("a.example"))),
-                defer.Deferred.fromCoroutine(rawExchange(port, rawHeader("a.example") + b"<!-- hello -->")),
-                defer.Deferred.fromCoroutine(rawExchange(port, rawHeader("a.example") + b"<message><</message>")),
+                defer.Deferred.fromCoroutine(
+                    rawExchange(port, rawHeader("a.example") + b"<!-- hello -->")
+                ),
+                defer.Deferred.fromCoroutine(
+                    rawExchange(port, rawHeader("a.example") + b"<message><</message>")
+                ),
             ]
         )
         self.assertEqual(streamErrors(laughs), ["restricted-xml"])
@@ -248,8 +254,17 @@ class HostileInputTests(NodeTestCase):
         await self.discoRoundTrip()
         linksBefore = list(self.a.s2s.linkTable.links())
         port = self.a.s2sPort
-        big = b"<message from='evil.example' to='a.example'><body>" + b"x" * 10000 + b"</body></message>"
-        deep = b"<message from='evil.example' to='a.example'>" + b"<x>" * 20 + b"</x>" * 20 + b"</message>"
+        big = (
+            b"<message from='evil.example' to='a.example'><body>"
+            + b"x" * 10000
+            + b"</body></message>"
+        )
+        deep = (
+            b"<message from='evil.example' to='a.example'>"
+            + b"<x>" * 20
+            + b"</x>" * 20
+            + b"</message>"
+        )
         tooBig, tooDeep = await defer.gatherResults(
             [
                 defer.Deferred.fromCoroutine(rawExchange(port, rawHeader("a.example") + big)),
@@ -365,7 +380,9 @@ class UnreachablePeerTests(NodeTestCase):
         """
         closed = freePort(ADDRESS)
         self.start(self.a, routes=(Route("x.example", ADDRESS, closed),), queueLimit=2)
-        requests = [self.a.disco.requestInfo(JID("x.example"), sender=JID("a.example")) for _ in range(3)]
+        requests = [
+            self.a.disco.requestInfo(JID("x.example"), sender=JID("a.example")) for _ in range(3)
+        ]
         third = self.failureResultOf(requests[2], error.StanzaError)
         self.assertEqual(third.value.condition, "resource-constraint")
         self.assertEqual(third.value.type, "wait")

@@ -208,13 +208,19 @@ class ReceivingTestsBase(SynchronousTestCase):
         credentials = loadCredentials(*ensureSelfSigned(dataDir, config.localDomains))
         self.reactor = MemoryReactorClock()
         self.router = Router()
-        self.routed = {domain: _Recorder(self.router, domain).received for domain in config.localDomains}
+        self.routed = {
+            domain: _Recorder(self.router, domain).received for domain in config.localDomains
+        }
         self.remote = _Recorder(self.router, None).received
-        service = S2SService(config, self.router, LinkTable(), credentials, (), SECRET, self.reactor, None)
+        service = S2SService(
+            config, self.router, LinkTable(), credentials, (), SECRET, self.reactor, None
+        )
         self.patch(service, "verifyDialback", self._verifyDialback)
         return service
 
-    def _verifyDialback(self, receiving: str, originating: str, streamID: str, key: str) -> defer.Deferred[bool]:
+    def _verifyDialback(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
         """
         Record the call; answer L{verdict}, or valid if there is none.
         """
@@ -223,7 +229,9 @@ class ReceivingTestsBase(SynchronousTestCase):
             return self.verdict
         return defer.succeed(True)
 
-    def _certificateValidFor(self, transport: object, domain: str, roots: object, *, peerIsClient: bool) -> bool:
+    def _certificateValidFor(
+        self, transport: object, domain: str, roots: object, *, peerIsClient: bool
+    ) -> bool:
         """
         Replaces L{receive.peerCertificateValidFor}: valid for the domains in
         L{validCertificates}, once the transport is TLS.
@@ -257,7 +265,9 @@ class ReceivingTestsBase(SynchronousTestCase):
         transport.clear()
         return parseOutput(data)
 
-    def startTLS(self, sender: str | None = PEER, to: str | None = LOCAL) -> tuple[S2SXmlStream, _StartTLSTransport]:
+    def startTLS(
+        self, sender: str | None = PEER, to: str | None = LOCAL
+    ) -> tuple[S2SXmlStream, _StartTLSTransport]:
         """
         Connect, negotiate (simulated) TLS and restart the stream.
 
@@ -271,7 +281,9 @@ class ReceivingTestsBase(SynchronousTestCase):
         transport.clear()
         return xs, transport
 
-    def dialback(self, sender: str = PEER, to: str = LOCAL) -> tuple[S2SXmlStream, _StartTLSTransport]:
+    def dialback(
+        self, sender: str = PEER, to: str = LOCAL
+    ) -> tuple[S2SXmlStream, _StartTLSTransport]:
         """
         Connect and authenticate C{sender} for C{to} by dialback over TLS.
 
@@ -292,7 +304,9 @@ class ReceivingTestsBase(SynchronousTestCase):
             if (e.uri, e.name) == (NS_DIALBACK, "result")
         ]
 
-    def assertStreamError(self, xs: S2SXmlStream, transport: StringTransport, condition: str) -> None:
+    def assertStreamError(
+        self, xs: S2SXmlStream, transport: StringTransport, condition: str
+    ) -> None:
         """
         Assert that exactly C{condition} was sent as a stream error, that the
         connection is being closed and no stanza of the stream was routed;
@@ -326,7 +340,9 @@ class ReceivingTestsBase(SynchronousTestCase):
         for recorded in self.routed.values():
             del recorded[:]
         xs, transport = self.dialback(PEER, LOCAL)
-        xs.dataReceived(f"<message from='user@{PEER}/r' to='{LOCAL}'><body>hi</body></message>".encode())
+        xs.dataReceived(
+            f"<message from='user@{PEER}/r' to='{LOCAL}'><body>hi</body></message>".encode()
+        )
         self.assertNoStreamError(transport)
         self.assertEqual([str(m.body) for m in self.routed[LOCAL]], ["hi"])
         self.assertEqual(len(list(self.service.linkTable.links())), before + 1)
@@ -496,11 +512,15 @@ class BeforeAuthenticationTests(ReceivingTestsBase):
         xs.dataReceived(header() + STARTTLS + dbResult(PEER, LOCAL, "injected"))
         self.assertTrue(ISSLTransport.providedBy(transport))
         self.assertIs(transport.tlsOptions, self.service.serverTLSOptions)
-        self.assertEqual([e.name for e in self.assertNoStreamError(transport)], ["features", "proceed"])
+        self.assertEqual(
+            [e.name for e in self.assertNoStreamError(transport)], ["features", "proceed"]
+        )
         self.assertEqual(self.verifyCalls, [])
         xs.dataReceived(header() + dbResult(PEER, LOCAL, "genuine"))
         self.assertEqual([call[3] for call in self.verifyCalls], ["genuine"])
-        self.assertEqual(self.resultTypes(self.assertNoStreamError(transport)), [(LOCAL, PEER, "valid")])
+        self.assertEqual(
+            self.resultTypes(self.assertNoStreamError(transport)), [(LOCAL, PEER, "valid")]
+        )
 
     def test_plaintextStanzaAfterStartTLSIgnored(self) -> None:
         """
@@ -510,7 +530,9 @@ class BeforeAuthenticationTests(ReceivingTestsBase):
         """
         xs, transport = self.connect()
         xs.dataReceived(header() + STARTTLS + f"<message from='{PEER}' to='{LOCAL}'/>".encode())
-        self.assertEqual([e.name for e in self.assertNoStreamError(transport)], ["features", "proceed"])
+        self.assertEqual(
+            [e.name for e in self.assertNoStreamError(transport)], ["features", "proceed"]
+        )
 
     def test_dialbackForOurOwnDomain(self) -> None:
         """
@@ -563,7 +585,9 @@ class BeforeAuthenticationTests(ReceivingTestsBase):
         self.verdict = defer.succeed(False)
         xs, transport = self.startTLS()
         xs.dataReceived(dbResult(PEER, LOCAL))
-        self.assertEqual(self.resultTypes(self.assertNoStreamError(transport)), [(LOCAL, PEER, "invalid")])
+        self.assertEqual(
+            self.resultTypes(self.assertNoStreamError(transport)), [(LOCAL, PEER, "invalid")]
+        )
         self.assertEqual(self.verifyCalls, [(LOCAL, PEER, xs.sid, "some-key")])
         self.assertEqual(list(self.service.linkTable.links()), [])
         xs.dataReceived(f"<message from='{PEER}' to='{LOCAL}'/>".encode())
@@ -648,7 +672,9 @@ class SASLTests(ReceivingTestsBase):
         self.validCertificates.add(PEER)
         xs, transport = self.startTLS()
         xs.dataReceived(saslAuth(authzid=PEER))
-        self.assertEqual([(e.uri, e.name) for e in self.assertNoStreamError(transport)], [(NS_SASL, "success")])
+        self.assertEqual(
+            [(e.uri, e.name) for e in self.assertNoStreamError(transport)], [(NS_SASL, "success")]
+        )
         xs.dataReceived(header())
         (features,) = self.assertNoStreamError(transport)
         self.assertEqual(list(features.elements()), [])
@@ -817,7 +843,9 @@ class AuthenticatedStreamTests(ReceivingTestsBase):
         """
         xs, transport = self.dialback()
         xs.dataReceived(dbResult(PEER, PUBSUB))
-        self.assertEqual(self.resultTypes(self.assertNoStreamError(transport)), [(PUBSUB, PEER, "valid")])
+        self.assertEqual(
+            self.resultTypes(self.assertNoStreamError(transport)), [(PUBSUB, PEER, "valid")]
+        )
         xs.dataReceived(f"<iq type='get' id='1' from='{PEER}' to='{PUBSUB}'/>".encode())
         xs.dataReceived(f"<iq type='get' id='2' from='{PEER}' to='{LOCAL}'/>".encode())
         self.assertNoStreamError(transport)
@@ -891,4 +919,3 @@ class DialbackDisabledTests(ReceivingTestsBase):
         xs.dataReceived(dbResult(PEER, LOCAL))
         self.assertStreamError(xs, transport, "not-authorized")
         self.assertEqual(self.verifyCalls, [])
-

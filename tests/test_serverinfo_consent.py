@@ -123,7 +123,9 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         self.query.answer("b.example", SILENT)
         self.assertFalse(checker.consents("b.example"))
         self.assertEqual(self.changes, [])
-        self.assertEqual(checker.state("b.example"), ConsentState(False, self.clock.seconds(), None))
+        self.assertEqual(
+            checker.state("b.example"), ConsentState(False, self.clock.seconds(), None)
+        )
 
     def test_freshUntilTtl(self) -> None:
         """
@@ -178,7 +180,8 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         self.query.fail("b.example", StanzaError("service-unavailable"))
         self.assertFalse(checker.consents("b.example"))
         self.assertEqual(
-            checker.state("b.example"), ConsentState(False, self.clock.seconds(), "service-unavailable")
+            checker.state("b.example"),
+            ConsentState(False, self.clock.seconds(), "service-unavailable"),
         )
         self.clock.advance(299)
         checker.consents("b.example")
@@ -212,7 +215,9 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         self.assertEqual(self.query.cancelled, [])
         self.clock.advance(1)
         self.assertEqual(self.query.cancelled, ["b.example"])
-        self.assertEqual(checker.state("b.example"), ConsentState(False, self.clock.seconds(), "timeout"))
+        self.assertEqual(
+            checker.state("b.example"), ConsentState(False, self.clock.seconds(), "timeout")
+        )
         self.clock.advance(299)
         checker.consents("b.example")
         self.assertEqual(self.query.calls, ["b.example"])
@@ -251,7 +256,9 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         """
         for garbage in [None, 42, NS_SERVERINFO]:
             with self.subTest(garbage=garbage):
-                checker = ConsentChecker(lambda d: defer.succeed(garbage), task.Clock(), minInterval=0)  # type: ignore[arg-type]
+                checker = ConsentChecker(
+                    lambda d: defer.succeed(garbage), task.Clock(), minInterval=0
+                )  # type: ignore[arg-type]
                 self.assertFalse(self.successResultOf(checker.check("b.example")))
                 self.assertEqual(checker.state("b.example").error, "unusable answer")
         self.flushLoggedErrors(TypeError)
@@ -448,7 +455,9 @@ class AllowlistTests(CheckerTestsMixin, SynchronousTestCase):
         checker = self.makeChecker(allowlist={"friend.example"})
         self.assertTrue(checker.consents("friend.example"))
         self.assertTrue(self.successResultOf(checker.check("friend.example")))
-        self.assertEqual(checker.state("friend.example"), ConsentState(True, None, None, allowlisted=True))
+        self.assertEqual(
+            checker.state("friend.example"), ConsentState(True, None, None, allowlisted=True)
+        )
         self.assertFalse(checker.consents("other.example"))
         self.assertEqual(self.query.calls, ["other.example"])
 
@@ -474,7 +483,8 @@ class AllowlistTests(CheckerTestsMixin, SynchronousTestCase):
             "b\u00fccher.example\n".encode("utf-8")
         )
         self.assertEqual(
-            loadAllowlist(path.path), frozenset({"friend.example", "other.example", "b\u00fccher.example"})
+            loadAllowlist(path.path),
+            frozenset({"friend.example", "other.example", "b\u00fccher.example"}),
         )
 
     def test_loadAllowlistBadLine(self) -> None:

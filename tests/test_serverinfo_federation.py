@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
@@ -86,7 +87,9 @@ def directions(node: RunningNode, domain: str) -> tuple[str, ...]:
     @return: the directions of C{node}'s live links with C{domain}, sorted
         (one per stream, as the item lists connections).
     """
-    return tuple(sorted(link.direction for link in node.s2s.linkTable.links() if link.domain == domain))
+    return tuple(
+        sorted(link.direction for link in node.s2s.linkTable.links() if link.domain == domain)
+    )
 
 
 def publisherOf(node: RunningNode) -> Any:
@@ -114,7 +117,10 @@ def settled(node: RunningNode, *checked: str) -> bool:
         state = publisher.consent.state(domain)
         if state.checkedAt is None or state.pending:
             return False
-    return publisher.lastPayload is not None and publisher.lastPayload == publisher.currentPayload().toXml()
+    return (
+        publisher.lastPayload is not None
+        and publisher.lastPayload == publisher.currentPayload().toXml()
+    )
 
 
 async def readItem(reader: RunningNode, owner: RunningNode) -> ServerInfo:
@@ -124,7 +130,9 @@ async def readItem(reader: RunningNode, owner: RunningNode) -> ServerInfo:
     @return: the item as L{parsePayload} reads it.
     """
     component = reader.service.getServiceNamed("domain")
-    response = await component.request(RawRequest("pubsub." + owner.domain, reader.domain, "get", ITEMS_REQUEST))
+    response = await component.request(
+        RawRequest("pubsub." + owner.domain, reader.domain, "get", ITEMS_REQUEST)
+    )
     items = list(response.pubsub.items.elements(NS_PUBSUB, "item"))
     assert [i.getAttribute("id") for i in items] == ["current"], response.toXml()
     return parsePayload(payloadIn(items[0]))
@@ -145,7 +153,9 @@ async def subscribe(subscriber: RunningNode, owner: RunningNode) -> None:
     """
     component = subscriber.service.getServiceNamed("domain")
     body = f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='{subscriber.domain}'/></pubsub>"
-    response = await component.request(RawRequest("pubsub." + owner.domain, subscriber.domain, "set", body))
+    response = await component.request(
+        RawRequest("pubsub." + owner.domain, subscriber.domain, "set", body)
+    )
     assert response.pubsub.subscription["subscription"] == "subscribed", response.toXml()
 
 
@@ -253,7 +263,9 @@ def fillDatabase(cursor: Cursor) -> int:
     @return: how many filler items fit.
     """
     cursor.execute("COMMIT")
-    cursor.execute("INSERT INTO pubsub_nodes (node, config, created) VALUES (?, '{}', 0)", (FILLER_NODE,))
+    cursor.execute(
+        "INSERT INTO pubsub_nodes (node, config, created) VALUES (?, '{}', 0)", (FILLER_NODE,)
+    )
     (pages,) = cursor.execute("PRAGMA page_count").fetchone() or (0,)
     cursor.execute(f"PRAGMA max_page_count = {int(pages)}")
     count = 0
@@ -348,11 +360,15 @@ class ServiceTests(NodesMixin, TestCase):
             await deferLater(reactor, 0.05, lambda: None)
         else:
             self.fail("no serverinfo node 5 s after the start")
-        info = await b.disco.requestInfo(JID("pubsub.a.example"), "serverinfo", sender=JID(b.domain))
+        info = await b.disco.requestInfo(
+            JID("pubsub.a.example"), "serverinfo", sender=JID(b.domain)
+        )
         self.assertIn(("pubsub", "leaf"), info.identities)
         await subscribe(b, a)
         component = b.service.getServiceNamed("domain")
-        response = await component.request(RawRequest("pubsub.a.example", b.domain, "get", ITEMS_REQUEST))
+        response = await component.request(
+            RawRequest("pubsub.a.example", b.domain, "get", ITEMS_REQUEST)
+        )
         self.assertEqual(list(response.pubsub.items.elements(NS_PUBSUB, "item")), [])
         self.assertIsNone(publisherOf(a).lastPublished)
 
@@ -405,12 +421,20 @@ class ConsentTests(NodesMixin, TestCase):
         self.assertOnlyPeer(a, info, "b.example", "b.example")
 
         api = await apiGet(a, "/api/serverinfo")
-        self.assertEqual((api["domain"], api["service"], api["node"]), ("a.example", "pubsub.a.example", "serverinfo"))
+        self.assertEqual(
+            (api["domain"], api["service"], api["node"]),
+            ("a.example", "pubsub.a.example", "serverinfo"),
+        )
         self.assertEqual(api["item"], publisherOf(a).lastPayload)
         self.assertIsNotNone(api["published"])
-        self.assertEqual(api["remote_domains"], [{"name": "b.example", "connections": list(directions(a, "b.example"))}])
+        self.assertEqual(
+            api["remote_domains"],
+            [{"name": "b.example", "connections": list(directions(a, "b.example"))}],
+        )
         (peer,) = api["peers"]
-        self.assertEqual((peer["domain"], peer["consents"], peer["error"]), ("b.example", True, None))
+        self.assertEqual(
+            (peer["domain"], peer["consents"], peer["error"]), ("b.example", True, None)
+        )
         self.assertIsNotNone(peer["checked"])
 
     async def test_optedOutPeerAnonymous(self) -> None:
@@ -425,12 +449,18 @@ class ConsentTests(NodesMixin, TestCase):
         self.assertNotIn("b.example", publisherOf(a).lastPayload)
 
         api = await apiGet(a, "/api/serverinfo")
-        self.assertEqual(api["remote_domains"], [{"name": None, "connections": list(directions(a, "b.example"))}])
+        self.assertEqual(
+            api["remote_domains"], [{"name": None, "connections": list(directions(a, "b.example"))}]
+        )
         (peer,) = api["peers"]
-        self.assertEqual((peer["domain"], peer["consents"], peer["error"]), ("b.example", False, None))
+        self.assertEqual(
+            (peer["domain"], peer["consents"], peer["error"]), ("b.example", False, None)
+        )
         self.assertIsNotNone(peer["checked"])
 
-    async def peerWithoutAnswer(self, prepare: Callable[[RunningNode], None], expectedError: str) -> None:
+    async def peerWithoutAnswer(
+        self, prepare: Callable[[RunningNode], None], expectedError: str
+    ) -> None:
         """
         B (opted in) does not answer A's disco#info as it should; B links
         with A by a disco#info B -> A. Once A's check has failed with
@@ -488,7 +518,12 @@ class RestartTests(NodesMixin, TestCase):
         events.setHandlerParent(c.service.getServiceNamed("domain"))
         self.startNode(c)
         await subscribe(c, a)
-        await waitFor(lambda: settled(a, "c.example") and "c.example" in names(readXml(publisherOf(a).lastPayload)))
+        await waitFor(
+            lambda: (
+                settled(a, "c.example")
+                and "c.example" in names(readXml(publisherOf(a).lastPayload))
+            )
+        )
         await waitFor(lambda: any("c.example" in names(i) for i in events.infos()))
 
         await c.stop()
@@ -535,7 +570,12 @@ class RestartTests(NodesMixin, TestCase):
         self.startNode(b)
         c = self.node("c.example")
         await subscribe(b, a)
-        await waitFor(lambda: settled(a, "b.example") and "b.example" in names(readXml(publisherOf(a).lastPayload)))
+        await waitFor(
+            lambda: (
+                settled(a, "b.example")
+                and "b.example" in names(readXml(publisherOf(a).lastPayload))
+            )
+        )
         good = publisherOf(a).lastPayload
         await waitFor(lambda: any(xml == good for _, xml in events.received))
         publisherOf(a).retryDelay = 0.2
@@ -606,13 +646,20 @@ class RestartTests(NodesMixin, TestCase):
         a, b = self.node("a.example"), self.node("b.example")
         c = self.node("c.example")
         await subscribe(b, a)
-        await waitFor(lambda: settled(a, "b.example") and "b.example" in names(readXml(publisherOf(a).lastPayload)))
+        await waitFor(
+            lambda: (
+                settled(a, "b.example")
+                and "b.example" in names(readXml(publisherOf(a).lastPayload))
+            )
+        )
         store = resourceOf(a).store
         storeItem = store.storeItem
         stopping: list[defer.Deferred[Any]] = []
         payloads: list[str] = []
 
-        def stopThenStore(nodeIdentifier: str, itemIdentifier: str, payload: str, *args: Any) -> Any:
+        def stopThenStore(
+            nodeIdentifier: str, itemIdentifier: str, payload: str, *args: Any
+        ) -> Any:
             if not stopping:
                 stopping.append(a.stop())
                 payloads.append(payload)
@@ -646,7 +693,9 @@ class LatencyTests(NodesMixin, TestCase):
 
         @param delay: A's C{publishDelay}, or L{None} for the default.
         """
-        publishDelay = Config(domain="a.example", dataDir=self.base).publishDelay if delay is None else delay
+        publishDelay = (
+            Config(domain="a.example", dataDir=self.base).publishDelay if delay is None else delay
+        )
         a = self.node("a.example", publishDelay=publishDelay)
         b = self.node("b.example", start=False)
         events = Subscriber("a.example")
@@ -654,7 +703,12 @@ class LatencyTests(NodesMixin, TestCase):
         self.startNode(b)
         c = self.node("c.example")
         await subscribe(b, a)
-        await waitFor(lambda: settled(a, "b.example") and "b.example" in names(readXml(publisherOf(a).lastPayload)))
+        await waitFor(
+            lambda: (
+                settled(a, "b.example")
+                and "b.example" in names(readXml(publisherOf(a).lastPayload))
+            )
+        )
         await waitFor(lambda: any(xml == publisherOf(a).lastPayload for _, xml in events.received))
         before = len(events.received)
         times = LinkTimes("c.example")

@@ -75,7 +75,10 @@ class ValueTypeTests(SynchronousTestCase):
             RemoteDomain("a.example", ["outgoing", "incoming"]),
             RemoteDomain("a.example", ("incoming", "outgoing")),
         )
-        self.assertEqual(RemoteDomain("a.example", ["outgoing", "incoming"]).connections, ("incoming", "outgoing"))
+        self.assertEqual(
+            RemoteDomain("a.example", ["outgoing", "incoming"]).connections,
+            ("incoming", "outgoing"),
+        )
 
     def test_remotesSortedAnonymousLast(self) -> None:
         """
@@ -127,7 +130,9 @@ class BuildTests(SynchronousTestCase):
         """
         A named peer gets a C{name} and one C{connection} per stream.
         """
-        info = ServerInfo([DomainInfo("local.example", [RemoteDomain("peer.example", ["outgoing", "incoming"])])])
+        info = ServerInfo(
+            [DomainInfo("local.example", [RemoteDomain("peer.example", ["outgoing", "incoming"])])]
+        )
         self.assertEqual(
             buildPayload(info).toXml(),
             "<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name='local.example'><federation>"
@@ -200,14 +205,23 @@ class FromLinksTests(SynchronousTestCase):
         """
         info = fromLinks(
             "local.example",
-            [("peer.example", "incoming"), ("peer.example", "outgoing"), ("peer.example", "incoming")],
+            [
+                ("peer.example", "incoming"),
+                ("peer.example", "outgoing"),
+                ("peer.example", "incoming"),
+            ],
             yes,
             {"local.example"},
         )
         self.assertEqual(
             info,
             ServerInfo(
-                [DomainInfo("local.example", [RemoteDomain("peer.example", ["incoming", "incoming", "outgoing"])])]
+                [
+                    DomainInfo(
+                        "local.example",
+                        [RemoteDomain("peer.example", ["incoming", "incoming", "outgoing"])],
+                    )
+                ]
             ),
         )
 
@@ -218,7 +232,11 @@ class FromLinksTests(SynchronousTestCase):
         """
         info = fromLinks(
             "local.example",
-            [("local.example", "incoming"), ("pubsub.local.example", "outgoing"), ("peer.example", "outgoing")],
+            [
+                ("local.example", "incoming"),
+                ("pubsub.local.example", "outgoing"),
+                ("peer.example", "outgoing"),
+            ],
             yes,
             {"local.example", "pubsub.local.example"},
         )
@@ -270,8 +288,12 @@ class FromLinksTests(SynchronousTestCase):
             asked.append(domain)
             return True
 
-        fromLinks("l.example", [("p.example", "incoming"), ("p.example", "outgoing"), ("q.example", "incoming")],
-                  consents, set())
+        fromLinks(
+            "l.example",
+            [("p.example", "incoming"), ("p.example", "outgoing"), ("q.example", "incoming")],
+            consents,
+            set(),
+        )
         self.assertEqual(sorted(asked), ["p.example", "q.example"])
 
     def test_consentRaises(self) -> None:
@@ -291,7 +313,9 @@ class FromLinksTests(SynchronousTestCase):
         """
         A link with a direction that is no connection type is skipped.
         """
-        info = fromLinks("l.example", [("p.example", "sideways"), ("q.example", "incoming")], yes, set())
+        info = fromLinks(
+            "l.example", [("p.example", "sideways"), ("q.example", "incoming")], yes, set()
+        )
         self.assertEqual([r.name for r in info.domains[0].remotes], ["q.example"])
 
     def test_deterministicBytes(self) -> None:
@@ -321,9 +345,13 @@ class FromLinksTests(SynchronousTestCase):
         A changed link set gives different XML (the comparison the
         publisher relies on is not trivially true).
         """
-        before = buildPayload(fromLinks("l.example", [("a.example", "incoming")], yes, set())).toXml()
+        before = buildPayload(
+            fromLinks("l.example", [("a.example", "incoming")], yes, set())
+        ).toXml()
         after = buildPayload(
-            fromLinks("l.example", [("a.example", "incoming"), ("a.example", "outgoing")], yes, set())
+            fromLinks(
+                "l.example", [("a.example", "incoming"), ("a.example", "outgoing")], yes, set()
+            )
         ).toXml()
         self.assertNotEqual(before, after)
 
@@ -332,8 +360,12 @@ class FromLinksTests(SynchronousTestCase):
         Anonymous peers are ordered by their connections only: swapping
         which hidden peer has which connections gives the same bytes.
         """
-        one = fromLinks("l.example", [("a.example", "incoming"), ("z.example", "outgoing")], no, set())
-        other = fromLinks("l.example", [("a.example", "outgoing"), ("z.example", "incoming")], no, set())
+        one = fromLinks(
+            "l.example", [("a.example", "incoming"), ("z.example", "outgoing")], no, set()
+        )
+        other = fromLinks(
+            "l.example", [("a.example", "outgoing"), ("z.example", "incoming")], no, set()
+        )
         self.assertEqual(buildPayload(one).toXml(), buildPayload(other).toXml())
 
 
@@ -430,7 +462,11 @@ class ParseTests(SynchronousTestCase):
         """
         A domain without C{federation} has no peers.
         """
-        info = parsePayload(parseXML("<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name='x.example'/></serverinfo>"))
+        info = parsePayload(
+            parseXML(
+                "<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name='x.example'/></serverinfo>"
+            )
+        )
         self.assertEqual(info, ServerInfo([DomainInfo("x.example")]))
 
     def test_prosody(self) -> None:
@@ -461,7 +497,10 @@ class ParseTests(SynchronousTestCase):
         info = parsePayload(parseXML(EJABBERD))
         self.assertEqual(
             info.domains[0].remotes,
-            (RemoteDomain("peer.example", ["incoming", "outgoing"]), RemoteDomain(None, ["outgoing"])),
+            (
+                RemoteDomain("peer.example", ["incoming", "outgoing"]),
+                RemoteDomain(None, ["outgoing"]),
+            ),
         )
 
     def test_openfire(self) -> None:
@@ -529,7 +568,10 @@ class ParseTests(SynchronousTestCase):
                 </serverinfo>"""
             )
         )
-        self.assertEqual(info, ServerInfo([DomainInfo("real.example", [RemoteDomain("peer.example", ["incoming"])])]))
+        self.assertEqual(
+            info,
+            ServerInfo([DomainInfo("real.example", [RemoteDomain("peer.example", ["incoming"])])]),
+        )
 
     def test_connectionTypesTolerant(self) -> None:
         """
@@ -545,7 +587,9 @@ class ParseTests(SynchronousTestCase):
                 </remote-domain></federation></domain></serverinfo>"""
             )
         )
-        self.assertEqual(info.domains[0].remotes, (RemoteDomain("p.example", ["bidi", "incoming"]),))
+        self.assertEqual(
+            info.domains[0].remotes, (RemoteDomain("p.example", ["bidi", "incoming"]),)
+        )
 
     def test_duplicatesMerged(self) -> None:
         """
@@ -572,7 +616,11 @@ class ParseTests(SynchronousTestCase):
                 [
                     DomainInfo(
                         "d.example",
-                        [RemoteDomain("p.example", ["incoming", "outgoing"]), RemoteDomain(None), RemoteDomain(None)],
+                        [
+                            RemoteDomain("p.example", ["incoming", "outgoing"]),
+                            RemoteDomain(None),
+                            RemoteDomain(None),
+                        ],
                     )
                 ]
             ),
@@ -583,9 +631,22 @@ class ParseTests(SynchronousTestCase):
         A remote domain whose name is not a valid domain is an anonymous
         peer; a domain with an invalid name is dropped. Nothing raises.
         """
-        bad = ["", "   ", "bad name", "a..b", "-a.example", "a-.example", "x" * 300, "user@host.example",
-               "host.example/resource", "1.2.3.4", "[::1]", "a_b.example", "a.b\u3002.example",
-               "l" * 64 + ".example"]
+        bad = [
+            "",
+            "   ",
+            "bad name",
+            "a..b",
+            "-a.example",
+            "a-.example",
+            "x" * 300,
+            "user@host.example",
+            "host.example/resource",
+            "1.2.3.4",
+            "[::1]",
+            "a_b.example",
+            "a.b\u3002.example",
+            "l" * 64 + ".example",
+        ]
         remotes = "".join(f"<remote-domain name={quoteAttribute(name)}/>" for name in bad)
         xml = (
             "<serverinfo xmlns='urn:xmpp:serverinfo:0'>"
@@ -613,7 +674,8 @@ class ParseTests(SynchronousTestCase):
         )
         self.assertEqual(info.domains[0].name, "local.example")
         self.assertEqual(
-            [r.name for r in info.domains[0].remotes], ["b\u00fccher.example", "xn--bcher-kva.example"]
+            [r.name for r in info.domains[0].remotes],
+            ["b\u00fccher.example", "xn--bcher-kva.example"],
         )
 
     def test_notServerinfo(self) -> None:
@@ -642,7 +704,9 @@ class ParseTests(SynchronousTestCase):
         """
         An empty C{serverinfo} is an empty L{ServerInfo}.
         """
-        self.assertEqual(parsePayload(parseXML("<serverinfo xmlns='urn:xmpp:serverinfo:0'/>")), ServerInfo())
+        self.assertEqual(
+            parsePayload(parseXML("<serverinfo xmlns='urn:xmpp:serverinfo:0'/>")), ServerInfo()
+        )
 
 
 def quoteAttribute(value: str) -> str:
@@ -730,7 +794,10 @@ class HostileTests(SynchronousTestCase):
         self.assertTrue(info.truncated)
         self.assertEqual(
             info.domains[0].remotes,
-            (RemoteDomain("again.example", ["outgoing"] * 8), RemoteDomain("flood.example", ["incoming"] * 8)),
+            (
+                RemoteDomain("again.example", ["outgoing"] * 8),
+                RemoteDomain("flood.example", ["incoming"] * 8),
+            ),
         )
 
     def test_deepJunk(self) -> None:
@@ -751,7 +818,9 @@ class HostileTests(SynchronousTestCase):
                 current = current.addElement("remote-domain")
                 current["name"] = "deep.example"
         info = parsePayload(root)
-        self.assertEqual(info, ServerInfo([DomainInfo("d.example", [RemoteDomain("p.example", ["outgoing"])])]))
+        self.assertEqual(
+            info, ServerInfo([DomainInfo("d.example", [RemoteDomain("p.example", ["outgoing"])])])
+        )
 
     def test_deepJunkFromXML(self) -> None:
         """
@@ -761,8 +830,13 @@ class HostileTests(SynchronousTestCase):
         junk = "<junk>" * depth + "</junk>" * depth
         info = parsePayload(
             parseXML(
-                "<serverinfo xmlns='urn:xmpp:serverinfo:0'>" + junk + "<domain name='d.example'><federation>"
-                "<remote-domain name='p.example'>" + junk + "</remote-domain>" + junk
+                "<serverinfo xmlns='urn:xmpp:serverinfo:0'>"
+                + junk
+                + "<domain name='d.example'><federation>"
+                "<remote-domain name='p.example'>"
+                + junk
+                + "</remote-domain>"
+                + junk
                 + "</federation></domain></serverinfo>"
             )
         )
@@ -783,7 +857,8 @@ class HostileTests(SynchronousTestCase):
         info = parsePayload(root, maxUnicodeNames=2)
         self.assertTrue(info.truncated)
         self.assertEqual(
-            [r.name for r in info.domains[0].remotes], ["ascii.example", "\u00e4.example", "\u00f6.example", None]
+            [r.name for r in info.domains[0].remotes],
+            ["ascii.example", "\u00e4.example", "\u00f6.example", None],
         )
         self.assertFalse(parsePayload(root, maxUnicodeNames=3).truncated)
 
@@ -848,7 +923,20 @@ class DomainNameTests(SynchronousTestCase):
         only L{validDomainName} drops), the result is what
         L{normalizeDomain} gives, or L{None} where it raises.
         """
-        labels = ["a", "Z9", "xn--bcher-kva", "-x", "x-", "a_b", "b\u00fccher", "1", "255", "l" * 63, "l" * 64, ""]
+        labels = [
+            "a",
+            "Z9",
+            "xn--bcher-kva",
+            "-x",
+            "x-",
+            "a_b",
+            "b\u00fccher",
+            "1",
+            "255",
+            "l" * 63,
+            "l" * 64,
+            "",
+        ]
         for parts in itertools.product(labels, repeat=3):
             name = ".".join(parts)
             if name.endswith("."):
@@ -884,12 +972,16 @@ class FormTests(SynchronousTestCase):
         """
         The value is the XEP-0060 URI of the node.
         """
-        self.assertEqual(serverInfoFormField("pubsub.a.example"), "xmpp:pubsub.a.example?;node=serverinfo")
+        self.assertEqual(
+            serverInfoFormField("pubsub.a.example"), "xmpp:pubsub.a.example?;node=serverinfo"
+        )
         self.assertEqual(
             serverInfoFormField("pubsub.a.example", "serverinfo/a.example"),
             "xmpp:pubsub.a.example?;node=serverinfo/a.example",
         )
-        self.assertEqual(serverInfoFormField("ps.a.example", "a b;c"), "xmpp:ps.a.example?;node=a%20b%3Bc")
+        self.assertEqual(
+            serverInfoFormField("ps.a.example", "a b;c"), "xmpp:ps.a.example?;node=a%20b%3Bc"
+        )
 
     def test_fieldRoundtrip(self) -> None:
         """
@@ -899,7 +991,8 @@ class FormTests(SynchronousTestCase):
         for node in ["serverinfo", "serverinfo/a.example", "a b;c&d=e?#%", "n\u00f6de"]:
             with self.subTest(node=node):
                 self.assertEqual(
-                    parsePubsubNodeURI(serverInfoFormField("pubsub.a.example", node)), ("pubsub.a.example", node)
+                    parsePubsubNodeURI(serverInfoFormField("pubsub.a.example", node)),
+                    ("pubsub.a.example", node),
                 )
 
     def test_parseVariants(self) -> None:
@@ -910,12 +1003,21 @@ class FormTests(SynchronousTestCase):
             "xmpp:pubsub.a.example?;node=serverinfo": ("pubsub.a.example", "serverinfo"),
             "xmpp:pubsub.a.example?node=serverinfo": ("pubsub.a.example", "serverinfo"),
             "xmpp:pubsub.a.example?pubsub;node=serverinfo": ("pubsub.a.example", "serverinfo"),
-            "xmpp:pubsub.a.example?pubsub;action=subscribe;node=serverinfo": ("pubsub.a.example", "serverinfo"),
-            "xmpp:pubsub.a.example?;node=serverinfo%2Fa.example": ("pubsub.a.example", "serverinfo/a.example"),
+            "xmpp:pubsub.a.example?pubsub;action=subscribe;node=serverinfo": (
+                "pubsub.a.example",
+                "serverinfo",
+            ),
+            "xmpp:pubsub.a.example?;node=serverinfo%2Fa.example": (
+                "pubsub.a.example",
+                "serverinfo/a.example",
+            ),
             "XMPP:PubSub.A.Example?;NODE=serverinfo": ("pubsub.a.example", "serverinfo"),
             "  xmpp:pubsub.a.example?;node=serverinfo\n": ("pubsub.a.example", "serverinfo"),
             "xmpp:pubsub.a.example?x=1&node=s": ("pubsub.a.example", "s"),
-            "xmpp://admin@a.example/pubsub.a.example?;node=serverinfo": ("pubsub.a.example", "serverinfo"),
+            "xmpp://admin@a.example/pubsub.a.example?;node=serverinfo": (
+                "pubsub.a.example",
+                "serverinfo",
+            ),
             "xmpp:pubsub.%C3%A4.example?;node=serverinfo": ("pubsub.\u00e4.example", "serverinfo"),
             "xmpp:pep@a.example?;node=serverinfo#frag": ("pep@a.example", "serverinfo"),
         }

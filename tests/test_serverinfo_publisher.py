@@ -46,7 +46,15 @@ class PublisherTests(SynchronousTestCase):
 
         self.consent = ConsentChecker(query, self.clock, minInterval=0)
         self.publisher = ServerInfoPublisher(
-            self.table, self.consent, publish, "example.org", LOCAL, self.clock, delay=2, refresh=300, retryDelay=30
+            self.table,
+            self.consent,
+            publish,
+            "example.org",
+            LOCAL,
+            self.clock,
+            delay=2,
+            refresh=300,
+            retryDelay=30,
         )
         self.publisher.startService()
         self.addCleanup(self.publisher.stopService)
@@ -82,7 +90,9 @@ class PublisherTests(SynchronousTestCase):
         self.assertEqual(len(self.published), 1)
         self.clock.advance(1)
         self.assertEqual(len(self.published), 2)
-        self.assertEqual(self.remotes(), [("a.example", ("incoming", "outgoing")), (None, ("incoming",))])
+        self.assertEqual(
+            self.remotes(), [("a.example", ("incoming", "outgoing")), (None, ("incoming",))]
+        )
 
     def test_namedOnlyAfterConsent(self) -> None:
         """
@@ -93,7 +103,12 @@ class PublisherTests(SynchronousTestCase):
         self.consent = ConsentChecker(lambda d: pending, self.clock, minInterval=0)
         self.publisher.stopService()
         self.publisher = ServerInfoPublisher(
-            self.table, self.consent, lambda p: defer.succeed(self.published.append(p)), "example.org", LOCAL, self.clock
+            self.table,
+            self.consent,
+            lambda p: defer.succeed(self.published.append(p)),
+            "example.org",
+            LOCAL,
+            self.clock,
         )
         self.publisher.startService()
         self.link("c.example")
@@ -153,8 +168,13 @@ class PublisherTests(SynchronousTestCase):
         stored = self.publisher.lastPayload
         self.publisher.stopService()
         again = ServerInfoPublisher(
-            self.table, ConsentChecker(lambda d: defer.succeed(set()), self.clock), lambda p: defer.succeed(self.published.append(p)),
-            "example.org", LOCAL, self.clock, lastPayload=stored,
+            self.table,
+            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            lambda p: defer.succeed(self.published.append(p)),
+            "example.org",
+            LOCAL,
+            self.clock,
+            lastPayload=stored,
         )
         again.startService()
         self.addCleanup(again.stopService)

@@ -11,8 +11,9 @@ import functools
 import socket
 import sys
 import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -120,7 +121,9 @@ class DatabaseTestsMixin:
         await self.open([FIRST]).close()
         database = self.open([FIRST])
         self.assertEqual(database.schemaVersion, 1)
-        self.assertEqual(await database.runQuery("SELECT version, name FROM schema_version"), [(1, "first")])
+        self.assertEqual(
+            await database.runQuery("SELECT version, name FROM schema_version"), [(1, "first")]
+        )
 
     @asyncTest
     async def test_restartKeepsData(self) -> None:
@@ -145,7 +148,8 @@ class DatabaseTestsMixin:
         database = self.open([FIRST, SECOND])
         self.assertEqual(database.schemaVersion, 2)
         self.assertEqual(
-            await database.runQuery("SELECT version FROM schema_version ORDER BY version"), [(1,), (2,)]
+            await database.runQuery("SELECT version FROM schema_version ORDER BY version"),
+            [(1,), (2,)],
         )
         self.assertEqual(await database.runQuery("SELECT COUNT(*) FROM second_table"), [(0,)])
         self.assertEqual(await database.runQuery("SELECT a FROM first_table"), [("before",)])
@@ -157,7 +161,9 @@ class DatabaseTestsMixin:
         an older one: the message says so.
         """
         await self.open([FIRST, SECOND]).close()
-        error = self.assertRaises(StorageError, openDatabase, self.url, self.dataDir, reactor, [FIRST])
+        error = self.assertRaises(
+            StorageError, openDatabase, self.url, self.dataDir, reactor, [FIRST]
+        )
         self.assertIn("schema version 2", str(error))
         self.assertIn("newer", str(error))
 
@@ -205,7 +211,9 @@ class DatabaseTestsMixin:
             return cursor.rowcount
 
         self.assertEqual(await database.runInteraction(insert, "x", second="y"), 1)
-        self.assertEqual(await database.runQuery("SELECT a FROM first_table ORDER BY a"), [("x",), ("y",)])
+        self.assertEqual(
+            await database.runQuery("SELECT a FROM first_table ORDER BY a"), [("x",), ("y",)]
+        )
 
     @asyncTest
     async def test_interactionRollback(self) -> None:
@@ -214,7 +222,9 @@ class DatabaseTestsMixin:
         driver error) comes out unchanged.
         """
         database = self.open([FIRST])
-        await self.assertFailure(database.runInteraction(_insertThenRaise, NodeExists("n")), NodeExists)
+        await self.assertFailure(
+            database.runInteraction(_insertThenRaise, NodeExists("n")), NodeExists
+        )
         self.assertEqual(await database.runQuery("SELECT COUNT(*) FROM first_table"), [(0,)])
 
     @asyncTest
@@ -360,7 +370,8 @@ class SQLiteDatabaseTests(DatabaseTestsMixin, TestCase):
         [(pages,)] = await database.runQuery("PRAGMA page_count")
         await database.runQuery(f"PRAGMA max_page_count = {pages}")
         error = await self.assertFailure(
-            database.runOperation("INSERT INTO first_table (a) VALUES (?)", ("x" * 200_000,)), StorageFull
+            database.runOperation("INSERT INTO first_table (a) VALUES (?)", ("x" * 200_000,)),
+            StorageFull,
         )
         self.assertIn(database.description, str(error))
         self.assertEqual(self.flushLoggedErrors(), [])
@@ -460,13 +471,17 @@ class PostgreSQLOpenErrorTests(SynchronousTestCase):
         Without psycopg, a PostgreSQL URL gives a L{StorageError} that says
         what to install.
         """
-        saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "psycopg"}
+        saved = {
+            name: module for name, module in sys.modules.items() if name.split(".")[0] == "psycopg"
+        }
         self.addCleanup(sys.modules.update, saved)
         for name in saved:
             del sys.modules[name]
         sys.modules["psycopg"] = None  # type: ignore[assignment]
         self.addCleanup(sys.modules.pop, "psycopg", None)
-        error = self.assertRaises(StorageError, openDatabase, "postgresql://h/db", self.dataDir, reactor)
+        error = self.assertRaises(
+            StorageError, openDatabase, "postgresql://h/db", self.dataDir, reactor
+        )
         self.assertIn("psycopg", str(error))
 
 
@@ -498,7 +513,9 @@ class PostgreSQLDatabaseTests(DatabaseTestsMixin, TestCase):
             psycopg.errors.DiskFull("could not extend file"),
             psycopg.errors.OutOfMemory("out of memory"),
         ):
-            failure = await self.assertFailure(database.runInteraction(_insertThenRaise, error), StorageFull)
+            failure = await self.assertFailure(
+                database.runInteraction(_insertThenRaise, error), StorageFull
+            )
             self.assertIn(database.description, str(failure))
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(await database.runQuery("SELECT COUNT(*) FROM first_table"), [(0,)])

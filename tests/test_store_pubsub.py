@@ -8,15 +8,15 @@ CI, where that fails).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-from zope.interface.verify import verifyObject
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from tests.postgres import postgresSkip, requirePostgres, temporaryDatabase
 from tests.test_store_database import asyncTest
@@ -236,7 +236,8 @@ class PubSubStoreTests:
         await self.store.storeItem("n", "id ?%'\"", payload, "ü@example.org/r?", 5)
         [item] = await self.store.items("n")
         self.assertEqual(
-            (item.identifier, item.payload, item.publisher), ("id ?%'\"", payload, "ü@example.org/r?")
+            (item.identifier, item.payload, item.publisher),
+            ("id ?%'\"", payload, "ü@example.org/r?"),
         )
 
     @asyncTest
@@ -285,7 +286,9 @@ class PubSubStoreTests:
         await self.store.createNode("n", {})
         await self.fill("n", 5, maxItems=3)
         self.assertEqual(await self.itemIds("n"), ["4", "3", "2"])
-        rows = await self.database.runQuery("SELECT COUNT(*) FROM pubsub_items WHERE node = ?", ("n",))
+        rows = await self.database.runQuery(
+            "SELECT COUNT(*) FROM pubsub_items WHERE node = ?", ("n",)
+        )
         self.assertEqual(rows, [(3,)])
 
     @asyncTest
@@ -333,7 +336,9 @@ class PubSubStoreTests:
         A negative C{maxItems} is a L{ValueError}.
         """
         await self.store.createNode("n", {})
-        await self.assertFailure(self.store.storeItem("n", "i", "<i/>", "p@example.org", -1), ValueError)
+        await self.assertFailure(
+            self.store.storeItem("n", "i", "<i/>", "p@example.org", -1), ValueError
+        )
         await self.assertFailure(self.store.items("n", maxItems=-1), ValueError)
         self.assertEqual(await self.store.items("n"), [])
 
@@ -345,7 +350,9 @@ class PubSubStoreTests:
         """
         await self.store.createNode("n", {})
         await self.fill("n", 4)
-        self.assertEqual(await self.itemIds("n", itemIdentifiers=["1", "missing", "3", "1"]), ["3", "1"])
+        self.assertEqual(
+            await self.itemIds("n", itemIdentifiers=["1", "missing", "3", "1"]), ["3", "1"]
+        )
         self.assertEqual(await self.itemIds("n", itemIdentifiers=[]), [])
         self.assertEqual(await self.itemIds("n", itemIdentifiers=["missing"]), [])
 
@@ -360,7 +367,9 @@ class PubSubStoreTests:
         self.assertEqual(await self.itemIds("n", maxItems=2), ["4", "3"])
         self.assertEqual(await self.itemIds("n", maxItems=10), ["4", "3", "2", "1", "0"])
         self.assertEqual(await self.itemIds("n", maxItems=0), [])
-        self.assertEqual(await self.itemIds("n", itemIdentifiers=["0", "2", "3"], maxItems=2), ["3", "2"])
+        self.assertEqual(
+            await self.itemIds("n", itemIdentifiers=["0", "2", "3"], maxItems=2), ["3", "2"]
+        )
 
     @asyncTest
     async def test_deleteItems(self) -> None:
@@ -431,7 +440,9 @@ class PubSubStoreTests:
             (await self.store.subscribe("m", "a@example.net", 10)).subscriptionIdentifier,
         ]
         await self.store.unsubscribe("n", "a@example.net")
-        identifiers.append((await self.store.subscribe("n", "a@example.net", 10)).subscriptionIdentifier)
+        identifiers.append(
+            (await self.store.subscribe("n", "a@example.net", 10)).subscriptionIdentifier
+        )
         self.assertEqual(len(set(identifiers)), 4)
 
     @asyncTest
@@ -486,10 +497,14 @@ class PubSubStoreTests:
         """
         await self.store.createNode("n", {})
         await self.store.subscribe("n", "a@example.net", 1)
-        await self.assertFailure(self.store.subscribe("n", "b@example.net", 1), TooManySubscriptions)
+        await self.assertFailure(
+            self.store.subscribe("n", "b@example.net", 1), TooManySubscriptions
+        )
         await self.store.unsubscribe("n", "a@example.net")
         await self.store.subscribe("n", "b@example.net", 1)
-        self.assertEqual([s.subscriber for s in await self.store.subscriptions("n")], ["b@example.net"])
+        self.assertEqual(
+            [s.subscriber for s in await self.store.subscriptions("n")], ["b@example.net"]
+        )
 
     @asyncTest
     async def test_unsubscribe(self) -> None:
@@ -515,7 +530,10 @@ class PubSubStoreTests:
         """
         await self.store.createNode("n", {})
         await gatherResults(
-            [self.store.storeItem("n", str(n), f"<n>{n}</n>", "p@example.org", 5) for n in range(20)],
+            [
+                self.store.storeItem("n", str(n), f"<n>{n}</n>", "p@example.org", 5)
+                for n in range(20)
+            ],
             consumeErrors=True,
         )
         self.assertEqual(len(await self.store.items("n")), 5)

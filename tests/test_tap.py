@@ -12,13 +12,12 @@ import types
 from pathlib import Path
 
 import attrs
-
 from twisted.application.service import IService, MultiService
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
 from xmppnetgraph import tap
+from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
 from xmppnetgraph.disco import CONTACT_FIELDS
 from xmppnetgraph.tap import DEFAULT_DATA_DIR, CommandLineService, Options, makeService, toConfig
 
@@ -472,9 +471,7 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
             "--pubsub-admin=boss@b.example",
             "--pubsub-admin=Ärger@b.example",
         )
-        self.assertEqual(
-            config.pubsubAdmins, ("boss@b.example", "c.example", "ärger@b.example")
-        )
+        self.assertEqual(config.pubsubAdmins, ("boss@b.example", "c.example", "ärger@b.example"))
 
     def test_consentAllowlist(self) -> None:
         """
@@ -655,9 +652,7 @@ class ConfigFileTests(TempDirMixin, SynchronousTestCase):
             'domain = "a.example"\ncrawl = false\nweb = false\nno-opt-in = true\n'
         )
         config = parse("--config", str(path))
-        self.assertEqual(
-            (config.crawl, config.enableWeb, config.optIn), (False, False, False)
-        )
+        self.assertEqual((config.crawl, config.enableWeb, config.optIn), (False, False, False))
         path = self.configFile('domain = "a.example"\ncrawl = true\nweb = true\n')
         config = parse("--config", str(path))
         self.assertEqual((config.crawl, config.enableWeb), (True, True))
@@ -814,9 +809,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
         Seeds and the pubsub host are checked like the domain.
         """
         self.assertUsageError("--seed", "--domain=a.example", "--seed=x@b.example")
-        self.assertUsageError(
-            "--pubsub-host", "--domain=a.example", "--pubsub-host=p/q"
-        )
+        self.assertUsageError("--pubsub-host", "--domain=a.example", "--pubsub-host=p/q")
 
     def test_pubsubHostIsDomain(self) -> None:
         """
@@ -836,9 +829,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             for bad in ["tcp:notaport", "nosuchtype:1", ""]:
                 if bad == "" and option == "s2s-direct-tls":
                     continue  # empty means off
-                self.assertUsageError(
-                    f"--{option}:", "--domain=a.example", f"--{option}={bad}"
-                )
+                self.assertUsageError(f"--{option}:", "--domain=a.example", f"--{option}={bad}")
 
     def test_badRoutes(self) -> None:
         """
@@ -857,9 +848,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             ("b@x.example=127.0.0.1:1", "bare domain"),
             ("*.=127.0.0.1:1", "empty"),
         ]:
-            e = self.assertRaises(
-                UsageError, parse, "--domain=a.example", "--route", bad
-            )
+            e = self.assertRaises(UsageError, parse, "--domain=a.example", "--route", bad)
             self.assertIn("--route", str(e), bad)
             self.assertIn(reason, str(e), bad)
 
@@ -883,9 +872,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
         self.assertUsageError(
             "--tls-cert and --tls-key", "--domain=a.example", f"--tls-cert={cert}"
         )
-        self.assertUsageError(
-            "--tls-cert and --tls-key", "--domain=a.example", f"--tls-key={cert}"
-        )
+        self.assertUsageError("--tls-cert and --tls-key", "--domain=a.example", f"--tls-key={cert}")
 
     def test_missingFiles(self) -> None:
         """
@@ -930,9 +917,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             "sqlite://",
             "sqlite:///",
         ]:
-            self.assertUsageError(
-                "--database", "--domain=a.example", f"--database={bad}"
-            )
+            self.assertUsageError("--database", "--domain=a.example", f"--database={bad}")
 
     def test_badNumbers(self) -> None:
         """
@@ -948,9 +933,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             ("idle-timeout", "inf"),
             ("iq-timeout", "nan"),
         ]:
-            self.assertUsageError(
-                f"--{option}", "--domain=a.example", f"--{option}={bad}"
-            )
+            self.assertUsageError(f"--{option}", "--domain=a.example", f"--{option}={bad}")
 
     def test_badPublishingNumbers(self) -> None:
         """
@@ -989,9 +972,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             "xmpp:abuse@a.example\x00",
         ]:
             for option in CONTACT_OPTIONS:
-                e = self.assertRaises(
-                    UsageError, parse, "--domain=a.example", f"--{option}", bad
-                )
+                e = self.assertRaises(UsageError, parse, "--domain=a.example", f"--{option}", bad)
                 self.assertIn(f"--{option}:", str(e), bad)
                 self.assertIn(repr(bad), str(e), bad)
 
@@ -1008,9 +989,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             "sip:abuse@a.example",
             "mailto:bücher@bücher.example",
         )
-        config = parse(
-            "--domain=a.example", *[f"--contact-abuse={uri}" for uri in uris]
-        )
+        config = parse("--domain=a.example", *[f"--contact-abuse={uri}" for uri in uris])
         self.assertEqual(config.contacts, (("abuse-addresses", uris),))
 
     def test_badPubsubAdmins(self) -> None:
@@ -1029,9 +1008,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
             ("admin@a..example", "empty label"),
             ("admin@127.0.0.1", "IP address"),
         ]:
-            e = self.assertRaises(
-                UsageError, parse, "--domain=a.example", "--pubsub-admin", bad
-            )
+            e = self.assertRaises(UsageError, parse, "--domain=a.example", "--pubsub-admin", bad)
             self.assertIn("--pubsub-admin:", str(e), bad)
             self.assertIn(reason, str(e), bad)
 
@@ -1111,9 +1088,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
         """
         An empty dialback secret is refused.
         """
-        self.assertUsageError(
-            "--dialback-secret", "--domain=a.example", "--dialback-secret="
-        )
+        self.assertUsageError("--dialback-secret", "--domain=a.example", "--dialback-secret=")
 
     def test_unknownOption(self) -> None:
         """
@@ -1295,7 +1270,8 @@ class MakeServiceTests(SynchronousTestCase):
             service = makeService(options)
             exc = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertEqual(
-            exc.code, f"xmppnetgraph: cannot listen for s2s on tcp:{port}:interface=127.0.0.1: Address already in use"
+            exc.code,
+            f"xmppnetgraph: cannot listen for s2s on tcp:{port}:interface=127.0.0.1: Address already in use",
         )
 
 
@@ -1342,18 +1318,14 @@ class ParseRouteTests(SynchronousTestCase):
         """
         Without a port, 5269.
         """
-        self.assertEqual(
-            parseRoute("b.example=127.0.0.2"), Route("b.example", "127.0.0.2", 5269)
-        )
+        self.assertEqual(parseRoute("b.example=127.0.0.2"), Route("b.example", "127.0.0.2", 5269))
         self.assertEqual(parseRoute("b.example=[::1]"), Route("b.example", "::1", 5269))
 
     def test_ipv6(self) -> None:
         """
         IPv6 addresses are written in brackets and stored without them.
         """
-        self.assertEqual(
-            parseRoute("b.example=[0:0::1]:5270"), Route("b.example", "::1", 5270)
-        )
+        self.assertEqual(parseRoute("b.example=[0:0::1]:5270"), Route("b.example", "::1", 5270))
 
     def test_wildcard(self) -> None:
         """
@@ -1368,6 +1340,4 @@ class ParseRouteTests(SynchronousTestCase):
         """
         Spaces around C{=} are allowed (handy in TOML lists).
         """
-        self.assertEqual(
-            parseRoute("b.example = 127.0.0.2:1"), Route("b.example", "127.0.0.2", 1)
-        )
+        self.assertEqual(parseRoute("b.example = 127.0.0.2:1"), Route("b.example", "127.0.0.2", 1))

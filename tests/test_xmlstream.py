@@ -188,9 +188,7 @@ class NormalTrafficTests(_StreamTestMixin, SynchronousTestCase):
         self.xs.dataReceived(b"id='2'/>   ")
         self.assertAlive()
         self.assertEqual(len(self.starts), 1)
-        self.assertEqual(
-            [e.name for e in self.stanzas], ["message", "iq", "presence", "iq"]
-        )
+        self.assertEqual([e.name for e in self.stanzas], ["message", "iq", "presence", "iq"])
         self.assertEqual(str(self.stanzas[0].body), "a & b")
 
     def test_whitespaceKeepalivesForHours(self) -> None:
@@ -626,9 +624,7 @@ class ResetGuardTests(_StreamTestMixin, SynchronousTestCase):
         too, not answered with a stream error.
         """
         self.xs.dataReceived(HEADER)
-        self.xs.dataReceived(
-            b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><<<!-- -->"
-        )
+        self.xs.dataReceived(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><<<!-- -->")
         self.assertAlive()
 
     def test_restartInNewRead(self) -> None:
@@ -638,9 +634,7 @@ class ResetGuardTests(_StreamTestMixin, SynchronousTestCase):
         """
         self.xs.dataReceived(HEADER)
         self.xs.dataReceived(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        self.xs.dataReceived(
-            HEADER + b"<db:result from='a.test' to='b.test'>key</db:result>"
-        )
+        self.xs.dataReceived(HEADER + b"<db:result from='a.test' to='b.test'>key</db:result>")
         self.assertAlive()
         self.assertEqual(len(self.starts), 2)
         self.assertEqual(len(self.results), 1)

@@ -22,9 +22,9 @@ from pathlib import Path
 import attrs
 import idna
 from cryptography import x509
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 from pyasn1.codec.der.encoder import encode as _derEncode
@@ -122,9 +122,7 @@ def srvName(domain: str, service: str = "_xmpp-server") -> x509.OtherName:
     @param service: the SRV service label.
     @return: an C{SRVName} subjectAltName, e.g. C{_xmpp-server.example.com}.
     """
-    return x509.OtherName(
-        ID_ON_DNSSRV, _derEncode(IA5String(f"{service}.{aLabel(domain)}"))
-    )
+    return x509.OtherName(ID_ON_DNSSRV, _derEncode(IA5String(f"{service}.{aLabel(domain)}")))
 
 
 def subjectAltNames(
@@ -189,7 +187,7 @@ def writeSelfSigned(
         raise ValueError("a certificate needs at least one domain")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, aLabel(domains[0]))])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -230,7 +228,7 @@ def _covers(certPath: Path, keyPath: Path, domains: Sequence[str]) -> bool:
     except TLSConfigError:
         return False
     cert = creds.certificate
-    if cert.not_valid_after_utc <= datetime.datetime.now(datetime.timezone.utc):
+    if cert.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
         return False
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -260,8 +258,7 @@ def ensureSelfSigned(dataDir: Path, domains: Sequence[str]) -> tuple[Path, Path]
             _log.debug("Reusing self-signed certificate {path}", path=str(certPath))
         else:
             _log.info(
-                "Self-signed certificate {path} does not cover {domains}; "
-                "generating a new one",
+                "Self-signed certificate {path} does not cover {domains}; generating a new one",
                 path=str(certPath),
                 domains=", ".join(domains),
             )
@@ -287,9 +284,7 @@ def _readFile(path: Path, what: str) -> bytes:
     except FileNotFoundError:
         raise TLSConfigError(f"TLS {what} file {path} does not exist") from None
     except OSError as e:
-        raise TLSConfigError(
-            f"cannot read TLS {what} file {path}: {e.strerror or e}"
-        ) from None
+        raise TLSConfigError(f"cannot read TLS {what} file {path}: {e.strerror or e}") from None
 
 
 def loadCredentials(certPath: Path, keyPath: Path) -> TLSCredentials:
@@ -314,20 +309,16 @@ def loadCredentials(certPath: Path, keyPath: Path) -> TLSCredentials:
         key = serialization.load_pem_private_key(keyData, password=None)
     except (ValueError, TypeError) as e:
         raise TLSConfigError(
-            f"cannot load the private key in {keyPath} "
-            f"(PEM, unencrypted expected): {e}"
+            f"cannot load the private key in {keyPath} (PEM, unencrypted expected): {e}"
         ) from None
     if not isinstance(key, _KEY_TYPES):
         raise TLSConfigError(f"unsupported private key type in {keyPath}")
     leaf = certs[0]
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, pub) != leaf.public_key().public_bytes(
-        der, pub
-    ):
+    if key.public_key().public_bytes(der, pub) != leaf.public_key().public_bytes(der, pub):
         raise TLSConfigError(
-            f"the private key in {keyPath} does not match the certificate "
-            f"in {certPath}"
+            f"the private key in {keyPath} does not match the certificate in {certPath}"
         )
     return TLSCredentials(key=key, certificate=leaf, chain=tuple(certs[1:]))
 
@@ -441,9 +432,7 @@ class _AnyPeerCertificateOptions(CertificateOptions):
         """
         ctx = super().getContext()
         if not self._verifyInstalled:
-            ctx.set_verify(
-                SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _acceptAnyCertificate
-            )
+            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _acceptAnyCertificate)
             # With VERIFY_PEER, OpenSSL aborts a handshake that offers a
             # session to resume ("internal error" alert; Prosody does offer
             # one) unless a session id context is set.
@@ -500,9 +489,7 @@ class _AnyServerCertificateCreator:
         self.serverName = serverName
         self._serverNameBytes = aLabel(serverName).encode("ascii")
 
-    def clientConnectionForTLS(
-        self, tlsProtocol: TLSMemoryBIOProtocol
-    ) -> SSL.Connection:
+    def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         """
         @param tlsProtocol: the TLS protocol initiating the connection.
         @return: a client connection with SNI set.
@@ -512,9 +499,7 @@ class _AnyServerCertificateCreator:
         return connection
 
 
-def clientTLSOptions(
-    creds: TLSCredentials, serverName: str
-) -> IOpenSSLClientConnectionCreator:
+def clientTLSOptions(creds: TLSCredentials, serverName: str) -> IOpenSSLClientConnectionCreator:
     """
     TLS options for the initiating side of an s2s stream.
 

@@ -55,7 +55,9 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
 
     _log = Logger()
 
-    def __init__(self, router: Router, domains: list[str], reactor: IReactorTime, iqTimeout: float = 30.0) -> None:
+    def __init__(
+        self, router: Router, domains: list[str], reactor: IReactorTime, iqTimeout: float = 30.0
+    ) -> None:
         super().__init__(router)
         self.domains.update(domains)
         self._reactor = reactor

@@ -11,7 +11,6 @@ from encodings import idna as _idnaCodec
 from pathlib import Path
 
 import attrs
-
 from twisted.words.protocols.jabber.jid import InvalidFormat, prep
 
 DEFAULT_S2S_PORT = 5269
@@ -191,9 +190,7 @@ def parseRoute(text: str) -> Route:
         portText = rest[1:] if rest else None
     else:
         if target.count(":") > 1:
-            raise ValueError(
-                f"{target!r}: write an IPv6 address in brackets, as in [::1]:5269"
-            )
+            raise ValueError(f"{target!r}: write an IPv6 address in brackets, as in [::1]:5269")
         hostText, colon, rest = target.partition(":")
         host = _normalizeHost(hostText)
         portText = rest if colon else None

@@ -10,7 +10,8 @@ addresses.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
@@ -61,7 +62,9 @@ def buildServerInfoForm(
         if values
     ]
     if pubsubHost is not None:
-        fields.append(data_form.Field(var="serverinfo-pubsub-node", values=[pubsubNodeURI(pubsubHost)]))
+        fields.append(
+            data_form.Field(var="serverinfo-pubsub-node", values=[pubsubNodeURI(pubsubHost)])
+        )
     if not fields:
         return None
     return data_form.Form("result", formNamespace=FORM_TYPE_SERVERINFO, fields=fields)
@@ -72,7 +75,9 @@ def serverInfoForm(config: Config) -> data_form.Form | None:
     @return: the merged XEP-0128 form of XEP-0485 and XEP-0157 for
         C{config}, or L{None} when there is nothing to put in it.
     """
-    return buildServerInfoForm(config.effectivePubsubHost if config.publish else None, config.contacts)
+    return buildServerInfoForm(
+        config.effectivePubsubHost if config.publish else None, config.contacts
+    )
 
 
 @implementer(disco.IDisco)
@@ -129,9 +134,16 @@ class ServerDisco(XMPPHandler):  # type: ignore[misc]
         self.form = buildServerInfoForm(self.pubsubHost if publish else None, contacts)
 
     def _ours(self, target: JID, nodeIdentifier: str) -> bool:
-        return target.host == self.domain and not target.user and not target.resource and not nodeIdentifier
+        return (
+            target.host == self.domain
+            and not target.user
+            and not target.resource
+            and not nodeIdentifier
+        )
 
-    def getDiscoInfo(self, requestor: JID, target: JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoInfo(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: our identity, features and form, for our bare domain only.
         """
@@ -148,10 +160,14 @@ class ServerDisco(XMPPHandler):  # type: ignore[misc]
             info.append(self.form)
         return defer.succeed(info)
 
-    def getDiscoItems(self, requestor: JID, target: JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: the pubsub host, for our bare domain.
         """
         if not self._ours(target, nodeIdentifier):
             return defer.succeed([])
-        return defer.succeed([disco.DiscoItem(JID(self.pubsubHost), name="Publish-subscribe service")])
+        return defer.succeed(
+            [disco.DiscoItem(JID(self.pubsubHost), name="Publish-subscribe service")]
+        )

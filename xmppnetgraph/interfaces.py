@@ -5,7 +5,8 @@ The contracts between the node's modules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from zope.interface import Interface
 
@@ -84,13 +85,19 @@ class IPubSubStore(Interface):
         @return: the identifiers of all nodes.
         """
 
-    def storeItem(nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int) -> Deferred[None]:
+    def storeItem(
+        nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int
+    ) -> Deferred[None]:
         """
         Store (or replace) an item whose payload is serialized XML, then
         keep only the newest C{maxItems} items of the node.
         """
 
-    def items(nodeIdentifier: str, itemIdentifiers: Sequence[str] | None = None, maxItems: int | None = None) -> Deferred[list[StoredItem]]:
+    def items(
+        nodeIdentifier: str,
+        itemIdentifiers: Sequence[str] | None = None,
+        maxItems: int | None = None,
+    ) -> Deferred[list[StoredItem]]:
         """
         @return: the requested items (all, by id, or the newest
             C{maxItems}), newest first.
@@ -101,7 +108,9 @@ class IPubSubStore(Interface):
         @return: the ids that existed and were deleted.
         """
 
-    def subscribe(nodeIdentifier: str, subscriber: str, maxPerDomain: int) -> Deferred[Subscription]:
+    def subscribe(
+        nodeIdentifier: str, subscriber: str, maxPerDomain: int
+    ) -> Deferred[Subscription]:
         """
         Subscribe the JID C{subscriber} (idempotent), unless its domain
         has C{maxPerDomain} subscriptions to this node already.

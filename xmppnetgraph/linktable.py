@@ -7,8 +7,9 @@ domain, and the observers that want to hear about them.
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
-from typing import Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Literal
 
 import attrs
 from twisted.logger import Logger
@@ -82,7 +83,7 @@ def isoTime(seconds: float) -> str:
     """
     @return: C{seconds} since the epoch as an RFC 3339 UTC timestamp.
     """
-    moment = datetime.fromtimestamp(int(seconds), timezone.utc)
+    moment = datetime.fromtimestamp(int(seconds), UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

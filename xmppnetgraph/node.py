@@ -61,7 +61,9 @@ class Listener(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             reason = e.socketError.strerror if isinstance(e.socketError, OSError) else e.socketError
-            raise ListenError(f"cannot listen for {self.what} on {self.description}: {reason}") from e
+            raise ListenError(
+                f"cannot listen for {self.what} on {self.description}: {reason}"
+            ) from e
 
 
 def buildService(config: Config, reactor: Any, resolver: Any = None) -> DatabaseOwner:

@@ -13,8 +13,9 @@ import gc
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 from twisted.application.service import IService, MultiService
@@ -32,9 +33,7 @@ DEFAULT_DATA_DIR = "xmppnetgraph-data"
 _DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
 
 # --contact-abuse -> abuse-addresses, ... (XEP-0157 fields).
-_CONTACT_OPTIONS = {
-    "contact-" + var.removesuffix("-addresses"): var for var in CONTACT_FIELDS
-}
+_CONTACT_OPTIONS = {"contact-" + var.removesuffix("-addresses"): var for var in CONTACT_FIELDS}
 
 # A URI scheme (RFC 3986, section 3.1), its colon and something after it.
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.+", re.DOTALL)
@@ -64,9 +63,7 @@ _STRING_PARAMETERS = frozenset(
         "dialback-secret",
     }
 )
-_PATH_PARAMETERS = frozenset(
-    {"data-dir", "tls-cert", "tls-key", "ca-file", "consent-allowlist"}
-)
+_PATH_PARAMETERS = frozenset({"data-dir", "tls-cert", "tls-key", "ca-file", "consent-allowlist"})
 _INT_PARAMETERS = frozenset(
     {"max-stanza-size", "max-depth", "queue-limit", "max-subscriptions-per-domain"}
 )
@@ -304,7 +301,7 @@ class Options(usage.Options):
         [
             "require-valid-certs",
             None,
-            "Refuse s2s peers without a valid certificate (no dialback " "fallback).",
+            "Refuse s2s peers without a valid certificate (no dialback fallback).",
         ],
         [
             "allow-plaintext",
@@ -368,18 +365,14 @@ class Options(usage.Options):
     opt_contact_feedback = _listOption(
         "contact-feedback", "URI for feedback on the service. Repeatable."
     )
-    opt_contact_sales = _listOption(
-        "contact-sales", "URI for sales enquiries. Repeatable."
-    )
+    opt_contact_sales = _listOption("contact-sales", "URI for sales enquiries. Repeatable.")
     opt_contact_security = _listOption(
         "contact-security", "URI for reporting security issues. Repeatable."
     )
     opt_contact_status = _listOption(
         "contact-status", "URI of a page or feed with the service's status. Repeatable."
     )
-    opt_contact_support = _listOption(
-        "contact-support", "URI for user support. Repeatable."
-    )
+    opt_contact_support = _listOption("contact-support", "URI for user support. Repeatable.")
 
     def opt_opt_in(self) -> None:
         """Let others name this domain in their server information (default)."""
@@ -422,17 +415,14 @@ class Options(usage.Options):
             option, value = self._fileValue(where, path, key, value)
             if option in fromFile:
                 raise usage.UsageError(
-                    f"{where}: keys {fromFile[option][0]!r} and {key!r} "
-                    "set the same option"
+                    f"{where}: keys {fromFile[option][0]!r} and {key!r} set the same option"
                 )
             fromFile[option] = (key, value)
         for option, (key, value) in fromFile.items():
             if option not in self._given:
                 dict.__setitem__(self, option, value)
 
-    def _fileValue(
-        self, where: str, path: Path, key: str, value: Any
-    ) -> tuple[str, Any]:
+    def _fileValue(self, where: str, path: Path, key: str, value: Any) -> tuple[str, Any]:
         """
         Map one key of a C{--config} file to the option it sets.
 
@@ -445,9 +435,7 @@ class Options(usage.Options):
         """
 
         def wrongType(expected: str) -> usage.UsageError:
-            return usage.UsageError(
-                f"{where}: {key!r} must be {expected}, not {value!r}"
-            )
+            return usage.UsageError(f"{where}: {key!r} must be {expected}, not {value!r}")
 
         if key == "web" and isinstance(value, bool):
             # web = false is the same as no-web = true.
@@ -477,9 +465,7 @@ class Options(usage.Options):
         if key in _LIST_KEYS:
             if isinstance(value, str):
                 value = [value]
-            if not isinstance(value, list) or not all(
-                isinstance(v, str) for v in value
-            ):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise wrongType("a list of strings")
             return key, list(value)
 
@@ -521,8 +507,7 @@ def _checkEndpoint(option: str, description: str) -> str:
         # Endpoint parsers (including third-party plugins) raise anything
         # from ValueError to KeyError or TypeError.
         raise usage.UsageError(
-            f"--{option}: {description!r} is not a valid endpoint: "
-            f"{type(e).__name__}: {e}"
+            f"--{option}: {description!r} is not a valid endpoint: {type(e).__name__}: {e}"
         ) from None
     return description
 
@@ -535,9 +520,7 @@ def _checkDatabase(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in _DATABASE_SCHEMES:
-        raise usage.UsageError(
-            f"--database: {url!r} is not a sqlite:///PATH or postgresql:// URL"
-        )
+        raise usage.UsageError(f"--database: {url!r} is not a sqlite:///PATH or postgresql:// URL")
     if scheme.lower() == "sqlite":
         netloc, slash, dbPath = rest.partition("/")
         if netloc or not slash or not dbPath:
@@ -565,9 +548,7 @@ def _checkURI(option: str, value: str) -> str:
         (C{mailto:...}, C{https://...}) and no spaces or control characters.
     """
     if any(c.isspace() or not c.isprintable() for c in value):
-        raise usage.UsageError(
-            f"--{option}: {value!r} contains spaces or control characters"
-        )
+        raise usage.UsageError(f"--{option}: {value!r} contains spaces or control characters")
     if not _URI.fullmatch(value):
         raise usage.UsageError(
             f"--{option}: {value!r} is not a URI with a scheme, such as "
@@ -585,8 +566,7 @@ def _checkBareJID(option: str, value: str) -> str:
     bare, slash, _ = value.partition("/")
     if slash:
         raise usage.UsageError(
-            f"--{option}: {value!r} has a resource; give a bare JID "
-            "(user@domain or domain)"
+            f"--{option}: {value!r} has a resource; give a bare JID (user@domain or domain)"
         )
     user, at, domain = bare.rpartition("@")
     if at and not user:
@@ -608,9 +588,7 @@ def _checkAllowlist(option: str, value: str) -> Path:
     try:
         loadAllowlist(path)
     except UnicodeDecodeError as e:
-        raise usage.UsageError(
-            f"--{option}: {str(path)!r} is not UTF-8 text: {e}"
-        ) from None
+        raise usage.UsageError(f"--{option}: {str(path)!r} is not UTF-8 text: {e}") from None
     except ValueError as e:
         raise usage.UsageError(f"--{option}: {e}") from None
     except OSError as e:
@@ -620,9 +598,7 @@ def _checkAllowlist(option: str, value: str) -> Path:
     return path
 
 
-def _checkNumber(
-    option: str, value: object, convert: Callable[[str], int | float]
-) -> Any:
+def _checkNumber(option: str, value: object, convert: Callable[[str], int | float]) -> Any:
     """
     @return: C{value} converted by C{convert} (C{int} or C{float}).
     @raise usage.UsageError: unless it is a finite number greater than 0.
@@ -637,9 +613,7 @@ def _checkNumber(
             f"--{option}: expected {kind} greater than 0, got {value!r}"
         ) from None
     if not (math.isfinite(number) and number > 0):
-        raise usage.UsageError(
-            f"--{option}: expected {kind} greater than 0, got {value!r}"
-        )
+        raise usage.UsageError(f"--{option}: expected {kind} greater than 0, got {value!r}")
     return number
 
 
@@ -676,9 +650,7 @@ def toConfig(options: Options) -> Config:
         database = _checkDatabase(options["database"])
 
     if bool(options["tls-cert"]) != bool(options["tls-key"]):
-        raise usage.UsageError(
-            "--tls-cert and --tls-key go together: give both or neither"
-        )
+        raise usage.UsageError("--tls-cert and --tls-key go together: give both or neither")
     tlsCert = tlsKey = caFile = None
     if options["tls-cert"]:
         tlsCert = _checkFile("tls-cert", options["tls-cert"])
@@ -724,9 +696,7 @@ def toConfig(options: Options) -> Config:
 
     consentAllowlist = None
     if options["consent-allowlist"]:
-        consentAllowlist = _checkAllowlist(
-            "consent-allowlist", options["consent-allowlist"]
-        )
+        consentAllowlist = _checkAllowlist("consent-allowlist", options["consent-allowlist"])
 
     return Config(
         domain=domain,
@@ -750,16 +720,10 @@ def toConfig(options: Options) -> Config:
         dialbackSecret=options["dialback-secret"],
         maxStanzaSize=_checkNumber("max-stanza-size", options["max-stanza-size"], int),
         maxDepth=_checkNumber("max-depth", options["max-depth"], int),
-        connectTimeout=_checkNumber(
-            "connect-timeout", options["connect-timeout"], float
-        ),
-        handshakeTimeout=_checkNumber(
-            "handshake-timeout", options["handshake-timeout"], float
-        ),
+        connectTimeout=_checkNumber("connect-timeout", options["connect-timeout"], float),
+        handshakeTimeout=_checkNumber("handshake-timeout", options["handshake-timeout"], float),
         idleTimeout=_checkNumber("idle-timeout", options["idle-timeout"], float),
-        keepaliveInterval=_checkNumber(
-            "keepalive-interval", options["keepalive-interval"], float
-        ),
+        keepaliveInterval=_checkNumber("keepalive-interval", options["keepalive-interval"], float),
         iqTimeout=_checkNumber("iq-timeout", options["iq-timeout"], float),
         queueLimit=_checkNumber("queue-limit", options["queue-limit"], int),
         logTraffic=bool(options["verbose"]),
@@ -768,9 +732,7 @@ def toConfig(options: Options) -> Config:
         consentAllowlist=consentAllowlist,
         consentTTL=_checkNumber("consent-ttl", options["consent-ttl"], float),
         publishDelay=_checkNumber("publish-delay", options["publish-delay"], float),
-        publishRefresh=_checkNumber(
-            "publish-refresh", options["publish-refresh"], float
-        ),
+        publishRefresh=_checkNumber("publish-refresh", options["publish-refresh"], float),
         maxSubscriptionsPerDomain=_checkNumber(
             "max-subscriptions-per-domain",
             options["max-subscriptions-per-domain"],

@@ -95,7 +95,9 @@ class ServerInfoResource(JSONResource):
                 for remote in domain.remotes
             ]
         peers = []
-        for domain in sorted({link.domain for link in publisher.linkTable.links()} - set(publisher.localDomains)):
+        for domain in sorted(
+            {link.domain for link in publisher.linkTable.links()} - set(publisher.localDomains)
+        ):
             state = publisher.consent.state(domain)
             peers.append(
                 {
@@ -112,7 +114,9 @@ class ServerInfoResource(JSONResource):
             "service": self.pubsubHost,
             "node": "serverinfo",
             "item_id": "current",
-            "published": isoTime(publisher.lastPublished) if publisher.lastPublished is not None else None,
+            "published": isoTime(publisher.lastPublished)
+            if publisher.lastPublished is not None
+            else None,
             "item": payload,
             "remote_domains": remotes,
             "peers": peers,

@@ -9,7 +9,8 @@ stream manager), next to one L{wokkel.disco.DiscoHandler}.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 from twisted.internet.interfaces import IReactorTime

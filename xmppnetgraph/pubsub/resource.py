@@ -13,8 +13,9 @@ errors in one place.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Coroutine, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Coroutine, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -180,7 +181,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         self.maxItemsLimit = maxItemsLimit
         self.maxItemIdentifiers = maxItemIdentifiers
         self.sendLastPublished = sendLastPublished
-        self.features: tuple[str, ...] = FEATURES + (("last-published",) if sendLastPublished else ())
+        self.features: tuple[str, ...] = FEATURES + (
+            ("last-published",) if sendLastPublished else ()
+        )
         self.notifier: PubSubService | None = None
 
     # -- plumbing ------------------------------------------------------------
@@ -218,7 +221,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             raise stanzaError("bad-request", "nodeid-required")
         return str(request.nodeIdentifier)
 
-    def _checkConfig(self, values: Mapping[str, object], base: Mapping[str, object]) -> dict[str, object]:
+    def _checkConfig(
+        self, values: Mapping[str, object], base: Mapping[str, object]
+    ) -> dict[str, object]:
         """
         @param values: submitted option values (typed by Wokkel's form
             check; unknown options already removed).
@@ -236,9 +241,13 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
                 try:
                     value = int(str(value))
                 except ValueError:
-                    raise stanzaError("not-acceptable", text=f"{MAX_ITEMS} must be a number") from None
+                    raise stanzaError(
+                        "not-acceptable", text=f"{MAX_ITEMS} must be a number"
+                    ) from None
                 if not 1 <= value <= self.maxItemsLimit:
-                    raise stanzaError("not-acceptable", text=f"{MAX_ITEMS} must be 1 to {self.maxItemsLimit}")
+                    raise stanzaError(
+                        "not-acceptable", text=f"{MAX_ITEMS} must be 1 to {self.maxItemsLimit}"
+                    )
             elif name == PERSIST_ITEMS:
                 if value is not True:
                     raise stanzaError("not-acceptable", text="only persistent nodes are supported")
@@ -264,10 +273,15 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             },
             MAX_ITEMS: {"type": "text-single", "label": "Max # of items to persist"},
             PERSIST_ITEMS: {"type": "boolean", "label": "Persist items to storage"},
-            DELIVER_PAYLOADS: {"type": "boolean", "label": "Deliver payloads with event notifications"},
+            DELIVER_PAYLOADS: {
+                "type": "boolean",
+                "label": "Deliver payloads with event notifications",
+            },
         }
 
-    def getInfo(self, requestor: JID, service: JID, nodeIdentifier: str) -> defer.Deferred[dict[str, Any] | None]:
+    def getInfo(
+        self, requestor: JID, service: JID, nodeIdentifier: str
+    ) -> defer.Deferred[dict[str, Any] | None]:
         """
         @return: for a node: type C{leaf} and its meta-data; L{None} for the
             service itself. Fails with C{item-not-found} for a missing node.
@@ -284,7 +298,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         ]
         return {"type": "leaf", "meta-data": metaData}
 
-    def getNodes(self, requestor: JID, service: JID, nodeIdentifier: str) -> defer.Deferred[list[str]]:
+    def getNodes(
+        self, requestor: JID, service: JID, nodeIdentifier: str
+    ) -> defer.Deferred[list[str]]:
         """
         @return: all node identifiers for the service (disco#items); nothing
             below a node.
@@ -327,7 +343,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             raise stanzaError("not-acceptable", "payload-too-big")
         itemIdentifier = item.getAttribute("id") or secrets.token_hex(16)
         config = await self.store.nodeConfig(nodeIdentifier)
-        await self._storeAndNotify(nodeIdentifier, itemIdentifier, xml, _bare(request.sender), config)
+        await self._storeAndNotify(
+            nodeIdentifier, itemIdentifier, xml, _bare(request.sender), config
+        )
         response = domish.Element((NS_PUBSUB, "pubsub"))
         published = response.addElement("publish")
         published["node"] = nodeIdentifier
@@ -354,7 +372,10 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             subscriptions = await self.store.subscriptions(nodeIdentifier)
             if self.notifier is not None and subscriptions:
                 self.notifier.notifyRetract(
-                    self.serviceJID, nodeIdentifier, [JID(s.subscriber) for s in subscriptions], list(deleted)
+                    self.serviceJID,
+                    nodeIdentifier,
+                    [JID(s.subscriber) for s in subscriptions],
+                    list(deleted),
                 )
         missing = set(wanted) - set(deleted)
         if missing:
@@ -374,7 +395,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         if request.sender is None or _bare(subscriber) != _bare(request.sender):
             raise stanzaError("bad-request", "invalid-jid")
         await self.store.nodeConfig(nodeIdentifier)
-        stored = await self.store.subscribe(nodeIdentifier, subscriber.full(), self.maxSubscriptionsPerDomain)
+        stored = await self.store.subscribe(
+            nodeIdentifier, subscriber.full(), self.maxSubscriptionsPerDomain
+        )
         result = self._toWokkel(stored)
         if self.sendLastPublished:
             self._clock.callLater(0, self._sendLastItem, nodeIdentifier, result.subscriber)
@@ -402,7 +425,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
                 raise stanzaError("not-acceptable", "invalid-subid")
         await self.store.unsubscribe(nodeIdentifier, subscriber.full())
 
-    def subscriptions(self, request: pubsub.PubSubRequest) -> defer.Deferred[list[pubsub.Subscription]]:
+    def subscriptions(
+        self, request: pubsub.PubSubRequest
+    ) -> defer.Deferred[list[pubsub.Subscription]]:
         """
         @return: the subscriptions of the requestor's bare JID and its full
             JIDs, on every node.
@@ -497,7 +522,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         self._requireOwner(request)
         nodeIdentifier = self._requireNode(request)
         config = await self.store.nodeConfig(nodeIdentifier)
-        await self.store.setNodeConfig(nodeIdentifier, self._checkConfig(request.options.getValues(), config))
+        await self.store.setNodeConfig(
+            nodeIdentifier, self._checkConfig(request.options.getValues(), config)
+        )
 
     def delete(self, request: pubsub.PubSubRequest) -> defer.Deferred[None]:
         """
@@ -512,7 +539,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
         subscriptions = await self.store.subscriptions(nodeIdentifier)
         await self.store.deleteNode(nodeIdentifier)
         if self.notifier is not None and subscriptions:
-            self.notifier.notifyDelete(self.serviceJID, nodeIdentifier, [JID(s.subscriber) for s in subscriptions])
+            self.notifier.notifyDelete(
+                self.serviceJID, nodeIdentifier, [JID(s.subscriber) for s in subscriptions]
+            )
 
     def optionsGet(self, request: pubsub.PubSubRequest) -> defer.Deferred[None]:
         """
@@ -565,7 +594,9 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             nodeConfig,
         )
 
-    async def currentItems(self, nodeIdentifier: str, maxItems: int | None = None) -> list[StoredItem]:
+    async def currentItems(
+        self, nodeIdentifier: str, maxItems: int | None = None
+    ) -> list[StoredItem]:
         """
         @return: the node's stored items, newest first; none if the node
             does not exist.
@@ -579,7 +610,12 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
     # -- storing and notifying ----------------------------------------------
 
     async def _storeAndNotify(
-        self, nodeIdentifier: str, itemIdentifier: str, xml: str, publisher: JID, config: Mapping[str, object]
+        self,
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        xml: str,
+        publisher: JID,
+        config: Mapping[str, object],
     ) -> None:
         maxItems = int(str(config.get(MAX_ITEMS, self.defaultConfig.get(MAX_ITEMS, 1))))
         await self.store.storeItem(nodeIdentifier, itemIdentifier, xml, publisher.full(), maxItems)
@@ -616,8 +652,12 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             return
         last = stored[0]
         withPayload = bool(config.get(DELIVER_PAYLOADS, True))
-        item = self._itemElement(NS_PUBSUB_EVENT, last.identifier, last.payload if withPayload else None)
-        self.notifier.notifyLastItem(self.serviceJID, nodeIdentifier, subscriber, item, last.published)
+        item = self._itemElement(
+            NS_PUBSUB_EVENT, last.identifier, last.payload if withPayload else None
+        )
+        self.notifier.notifyLastItem(
+            self.serviceJID, nodeIdentifier, subscriber, item, last.published
+        )
 
     @staticmethod
     def _itemElement(
@@ -647,4 +687,3 @@ class PubSubResource(pubsub.PubSubResource):  # type: ignore[misc]
             "subscribed",
             subscriptionIdentifier=stored.subscriptionIdentifier,
         )
-

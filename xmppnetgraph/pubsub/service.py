@@ -54,7 +54,9 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
     @ivar maxFormValues: the most data form values one request may carry.
     """
 
-    def __init__(self, resource: PubSubResource, maxFormFields: int = 64, maxFormValues: int = 256) -> None:
+    def __init__(
+        self, resource: PubSubResource, maxFormFields: int = 64, maxFormValues: int = 256
+    ) -> None:
         super().__init__(resource)
         self.maxFormFields = maxFormFields
         self.maxFormValues = maxFormValues
@@ -100,7 +102,9 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
 
     # -- discovery -----------------------------------------------------------
 
-    def getDiscoInfo(self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoInfo(
+        self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         Identity C{pubsub/service} and features for the service itself (by
         Wokkel); C{pubsub/leaf} and meta-data for an existing node, an
@@ -137,13 +141,19 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
         subscriber: jid.JID,
         subscriptions: list[pubsub.Subscription] | None = None,
     ) -> domish.Element:
-        message = super()._createNotification(eventType, service, nodeIdentifier, subscriber, subscriptions)
+        message = super()._createNotification(
+            eventType, service, nodeIdentifier, subscriber, subscriptions
+        )
         message["id"] = secrets.token_hex(8)
         message["type"] = "headline"
         return message  # type: ignore[no-any-return]
 
     def notifyRetract(
-        self, service: jid.JID, nodeIdentifier: str, subscribers: list[jid.JID], itemIdentifiers: list[str]
+        self,
+        service: jid.JID,
+        nodeIdentifier: str,
+        subscribers: list[jid.JID],
+        itemIdentifiers: list[str],
     ) -> None:
         """
         Tell each subscriber that the items were retracted.
@@ -155,7 +165,12 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
             self.send(message)
 
     def notifyLastItem(
-        self, service: jid.JID, nodeIdentifier: str, subscriber: jid.JID, item: domish.Element, published: float
+        self,
+        service: jid.JID,
+        nodeIdentifier: str,
+        subscriber: jid.JID,
+        item: domish.Element,
+        published: float,
     ) -> None:
         """
         Send a new subscriber the node's last item, stamped with when it was
@@ -184,7 +199,9 @@ class PubSubServiceDisco(XMPPHandler):  # type: ignore[misc]
         super().__init__()
         self.serviceJID = serviceJID
 
-    def getDiscoInfo(self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoInfo(
+        self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: the C{disco#info} feature for the service itself.
         """
@@ -192,7 +209,9 @@ class PubSubServiceDisco(XMPPHandler):  # type: ignore[misc]
             return defer.succeed([])
         return defer.succeed([disco.DiscoFeature(disco.NS_DISCO_INFO)])
 
-    def getDiscoItems(self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = "") -> defer.Deferred[list[Any]]:
+    def getDiscoItems(
+        self, requestor: jid.JID, target: jid.JID, nodeIdentifier: str = ""
+    ) -> defer.Deferred[list[Any]]:
         """
         @return: nothing (the service lists its nodes).
         """

@@ -47,9 +47,7 @@ def xmppAddrs(cert: x509.Certificate) -> list[str]:
         that are not a DER UTF8String are skipped.
     """
     try:
-        san = cert.extensions.get_extension_for_oid(
-            ExtensionOID.SUBJECT_ALTERNATIVE_NAME
-        ).value
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except (x509.ExtensionNotFound, ValueError):
         return []
     assert isinstance(san, x509.SubjectAlternativeName)
@@ -60,9 +58,7 @@ def xmppAddrs(cert: x509.Certificate) -> list[str]:
         try:
             value, rest = _derDecode(other.value, asn1Spec=UTF8String())
         except PyAsn1Error:
-            _log.debug(
-                "Skipping a malformed xmppAddr in {subject}", subject=cert.subject
-            )
+            _log.debug("Skipping a malformed xmppAddr in {subject}", subject=cert.subject)
             continue
         if not rest:
             result.append(str(value))
@@ -112,9 +108,7 @@ def certificateMatchesDomain(cert: x509.Certificate, domain: str) -> bool:
     return False
 
 
-_EKUValidator = Callable[
-    [Policy, x509.Certificate, "x509.ExtendedKeyUsage | None"], None
-]
+_EKUValidator = Callable[[Policy, x509.Certificate, "x509.ExtendedKeyUsage | None"], None]
 
 
 def _ekuValidator(allowed: frozenset[x509.ObjectIdentifier]) -> _EKUValidator:
@@ -139,9 +133,7 @@ def _ekuValidator(allowed: frozenset[x509.ObjectIdentifier]) -> _EKUValidator:
 
 
 _SERVER_EKU = frozenset({ExtendedKeyUsageOID.SERVER_AUTH})
-_CLIENT_EKU = frozenset(
-    {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-)
+_CLIENT_EKU = frozenset({ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH})
 
 
 def verifyChain(
@@ -169,9 +161,7 @@ def verifyChain(
     @return: whether the chain is valid.
     """
     if not roots:
-        _log.info(
-            "No trust roots: certificate of {subject} not trusted", subject=leaf.subject
-        )
+        _log.info("No trust roots: certificate of {subject} not trusted", subject=leaf.subject)
         return False
     eePolicy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.ExtendedKeyUsage,

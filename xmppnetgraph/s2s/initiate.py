@@ -75,20 +75,27 @@ class OriginatingDialback:
         d: defer.Deferred[None] = defer.Deferred()
 
         def onResult(result: domish.Element) -> None:
-            if result.getAttribute("from") != self.otherHost or result.getAttribute("to") != self.thisHost:
+            if (
+                result.getAttribute("from") != self.otherHost
+                or result.getAttribute("to") != self.thisHost
+            ):
                 return
             self.xmlstream.removeObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
             if result.getAttribute("type") == "valid":
                 self.xmlstream.otherEntity = jid.internJID(self.otherHost)
                 d.callback(None)
             else:
-                d.errback(DialbackFailed(f"{self.otherHost} answered {result.getAttribute('type')!r}"))
+                d.errback(
+                    DialbackFailed(f"{self.otherHost} answered {result.getAttribute('type')!r}")
+                )
 
         self.xmlstream.addObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
         result = domish.Element((NS_DIALBACK, "result"))
         result["from"] = self.thisHost
         result["to"] = self.otherHost
-        result.addContent(dialbackKey(self.secret, self.otherHost, self.thisHost, self.xmlstream.sid or ""))
+        result.addContent(
+            dialbackKey(self.secret, self.otherHost, self.thisHost, self.xmlstream.sid or "")
+        )
         self.xmlstream.send(result)
         return d
 
@@ -189,7 +196,15 @@ class Authenticate:
 
     _log = Logger()
 
-    def __init__(self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, secret: str, *, allowDialback: bool) -> None:
+    def __init__(
+        self,
+        xs: xmlstream.XmlStream,
+        thisHost: str,
+        otherHost: str,
+        secret: str,
+        *,
+        allowDialback: bool,
+    ) -> None:
         self.xmlstream = xs
         self.thisHost = thisHost
         self.otherHost = otherHost
@@ -208,7 +223,11 @@ class Authenticate:
                 d.addErrback(self._externalFailed)
             return d
         if not self.allowDialback:
-            return defer.fail(DialbackFailed(f"{self.otherHost} does not offer SASL EXTERNAL and dialback is disabled"))
+            return defer.fail(
+                DialbackFailed(
+                    f"{self.otherHost} does not offer SASL EXTERNAL and dialback is disabled"
+                )
+            )
         return self._dialback()
 
     def _externalFailed(self, reason: Any) -> defer.Deferred[None]:
@@ -221,4 +240,6 @@ class Authenticate:
 
     def _dialback(self) -> defer.Deferred[None]:
         self.method = "dialback"
-        return OriginatingDialback(self.xmlstream, self.thisHost, self.otherHost, self.secret).initialize()
+        return OriginatingDialback(
+            self.xmlstream, self.thisHost, self.otherHost, self.secret
+        ).initialize()

@@ -57,7 +57,9 @@ def connectionClosing(transport: object) -> bool:
     """
     if transport is None:
         return True
-    return bool(getattr(transport, "disconnecting", False) or getattr(transport, "disconnected", False))
+    return bool(
+        getattr(transport, "disconnecting", False) or getattr(transport, "disconnected", False)
+    )
 
 
 class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[misc]
@@ -110,8 +112,14 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         xs.namespace = NS_SERVER
         xs.prefixes = {xmlstream.NS_STREAMS: "stream", NS_DIALBACK: "db"}
         xs.sid = secrets.token_hex(16)
-        to = validDomain(rootElement.getAttribute("to")) if rootElement.hasAttribute("to") else self.service.domain
-        xs.thisEntity = jid.internJID(to if to in self.service.localDomains else self.service.domain)
+        to = (
+            validDomain(rootElement.getAttribute("to"))
+            if rootElement.hasAttribute("to")
+            else self.service.domain
+        )
+        xs.thisEntity = jid.internJID(
+            to if to in self.service.localDomains else self.service.domain
+        )
         if rootElement.uri != xmlstream.NS_STREAMS or rootElement.defaultUri != NS_SERVER:
             return xs.sendStreamError(error.StreamError("invalid-namespace"))
         if to not in self.service.localDomains:
@@ -150,7 +158,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
                 starttls.addElement("required")
                 return features
         if self._saslDomain is None:
-            self._externalOffered = self._peerDomain is not None and self._certificateValidFor(self._peerDomain)
+            self._externalOffered = self._peerDomain is not None and self._certificateValidFor(
+                self._peerDomain
+            )
             if self._externalOffered:
                 mechanisms = features.addElement((NS_SASL, "mechanisms"))
                 mechanisms.addElement("mechanism", content="EXTERNAL")
@@ -177,7 +187,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
             except error.StreamError as exc:
                 self.xmlstream.sendStreamError(exc)
             except Exception:
-                self._log.failure("error handling {name} from {peer}", name=element.name, peer=self._peerDomain)
+                self._log.failure(
+                    "error handling {name} from {peer}", name=element.name, peer=self._peerDomain
+                )
                 self.xmlstream.sendStreamError(error.StreamError("internal-server-error"))
 
         return guarded
@@ -233,7 +245,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
             return
         self._requireTLS()
         if self.service.requireValidCerts:
-            raise error.StreamError("not-authorized", text="dialback is disabled; present a valid certificate")
+            raise error.StreamError(
+                "not-authorized", text="dialback is disabled; present a valid certificate"
+            )
         originating = validDomain(element.getAttribute("from"))
         receiving = validDomain(element.getAttribute("to"))
         if originating is None or receiving is None:

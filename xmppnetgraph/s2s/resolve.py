@@ -20,16 +20,16 @@ from typing import Any, cast
 
 import attrs
 import idna
-from zope.interface import implementer
-
 from twisted.internet import error as ierror
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    TimeoutError as DeferredTimeoutError,
     fail,
     maybeDeferred,
     succeed,
+)
+from twisted.internet.defer import (
+    TimeoutError as DeferredTimeoutError,
 )
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
@@ -42,9 +42,11 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 from twisted.logger import Logger
-from twisted.names import client, dns, error as nameserror
+from twisted.names import client, dns
+from twisted.names import error as nameserror
 from twisted.names.common import ResolverBase
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from xmppnetgraph.config import Route
 
@@ -132,9 +134,7 @@ class ConnectFailed(Exception):
         """
         if not self.attempts:
             return "no targets to connect to"
-        return "; ".join(
-            f"{target}: {_describe(reason)}" for target, reason in self.attempts
-        )
+        return "; ".join(f"{target}: {_describe(reason)}" for target, reason in self.attempts)
 
 
 def _exceptionOf(reason: Failure) -> BaseException:
@@ -192,9 +192,7 @@ def _isRoot(record: dns.Record_SRV) -> bool:
     return record.target.name in (b"", b".")
 
 
-def _orderSRV(
-    records: Sequence[dns.Record_SRV], rng: random.Random
-) -> list[dns.Record_SRV]:
+def _orderSRV(records: Sequence[dns.Record_SRV], rng: random.Random) -> list[dns.Record_SRV]:
     """
     Order SRV records as RFC 2782 says: lowest priority first; within one
     priority, a weighted random order where zero-weight records come first in
@@ -262,9 +260,7 @@ def _lookupSRV(
         result: tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]],
     ) -> list[dns.Record_SRV] | None:
         answers = result[0]
-        records = [
-            cast(dns.Record_SRV, rr.payload) for rr in answers if rr.type == dns.SRV
-        ]
+        records = [cast(dns.Record_SRV, rr.payload) for rr in answers if rr.type == dns.SRV]
         if not records:
             _log.debug("SRV lookup {name}: no records", name=name)
             return None
@@ -299,8 +295,7 @@ def _targetsFrom(
         return None
     usable = [r for r in records if not _isRoot(r)]
     return [
-        Target(r.target.name.decode("ascii"), r.port, directTLS)
-        for r in _orderSRV(usable, rng)
+        Target(r.target.name.decode("ascii"), r.port, directTLS) for r in _orderSRV(usable, rng)
     ]
 
 
@@ -420,9 +415,7 @@ def _endpointFor(
         reactor, target.host, target.port, timeout=timeout
     )
     if target.directTLS:
-        endpoint = wrapClientTLS(
-            tlsOptionsFor(), endpoint, clock=cast(IReactorTime, reactor)
-        )
+        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=cast(IReactorTime, reactor))
     return endpoint
 
 
@@ -485,14 +478,10 @@ class _FirstConnection:
         while index < len(self._targets):
             target = self._targets[index]
             try:
-                endpoint = _endpointFor(
-                    self._reactor, target, self._tlsOptionsFor, self._timeout
-                )
+                endpoint = _endpointFor(self._reactor, target, self._tlsOptionsFor, self._timeout)
             except Exception:
                 reason = Failure()
-                _log.failure(
-                    "Cannot build an endpoint for {target}", reason, target=target
-                )
+                _log.failure("Cannot build an endpoint for {target}", reason, target=target)
                 self._attempts.append((target, _exceptionOf(reason)))
                 index += 1
                 continue
@@ -607,9 +596,7 @@ class _LazyResolver(ResolverBase):
         return self._real().lookupZone(name, timeout)  # type: ignore[no-any-return]
 
 
-def defaultResolver(
-    reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf"
-) -> IResolver:
+def defaultResolver(reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf") -> IResolver:
     """
     A DNS resolver that asks the system's name servers.
 

@@ -8,7 +8,8 @@ domains and the local router.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
@@ -28,7 +29,7 @@ from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
-from xmppnetgraph.s2s.resolve import ConnectFailed, resolveTargets, connectToFirst
+from xmppnetgraph.s2s.resolve import ConnectFailed, connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 _STANZAS = ("message", "presence", "iq")
@@ -52,7 +53,12 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):  # type: ignore[misc]
     authenticator, for either direction.
     """
 
-    def __init__(self, authenticatorFactory: Callable[[], xmlstream.Authenticator], config: Config, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        authenticatorFactory: Callable[[], xmlstream.Authenticator],
+        config: Config,
+        clock: IReactorTime,
+    ) -> None:
         super().__init__(authenticatorFactory)
         self.protocol = functools.partial(
             S2SXmlStream, maxStanzaSize=config.maxStanzaSize, maxDepth=config.maxDepth, clock=clock
@@ -135,7 +141,9 @@ class _CheckPeer:
         a = self.authenticator
         xs = a.xmlstream
         tls = ISSLTransport.providedBy(xs.transport)
-        a.certValid = tls and peerCertificateValidFor(xs.transport, a.otherHost, a.s2s.roots, peerIsClient=False)
+        a.certValid = tls and peerCertificateValidFor(
+            xs.transport, a.otherHost, a.s2s.roots, peerIsClient=False
+        )
         if a.s2s.requireValidCerts and not a.certValid:
             raise PeerCertificateInvalid(f"the certificate of {a.otherHost} is not valid for it")
 
@@ -176,7 +184,9 @@ class _Handshake:
             xs.transport.loseConnection()
 
     def _ended(self, reason: object) -> None:
-        self._fail(Failure(RemoteServerNotFound(f"stream to {self.remote} closed during the handshake")))
+        self._fail(
+            Failure(RemoteServerNotFound(f"stream to {self.remote} closed during the handshake"))
+        )
 
     def _fail(self, reason: Failure) -> None:
         if not self.done.called:
@@ -246,8 +256,12 @@ class S2SService(service.Service):
         xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _: self._streams.discard(xs))
         if self.config.logTraffic:
             peer = xs.transport.getPeer()
-            xs.rawDataInFn = lambda data: self._log.info("RECV {peer}: {data!r}", peer=peer, data=data)
-            xs.rawDataOutFn = lambda data: self._log.info("SEND {peer}: {data!r}", peer=peer, data=data)
+            xs.rawDataInFn = lambda data: self._log.info(
+                "RECV {peer}: {data!r}", peer=peer, data=data
+            )
+            xs.rawDataOutFn = lambda data: self._log.info(
+                "SEND {peer}: {data!r}", peer=peer, data=data
+            )
 
     def _incomingConnected(self, xs: S2SXmlStream) -> None:
         self._track(xs)
@@ -303,7 +317,11 @@ class S2SService(service.Service):
         self.linkTable.add(link)
 
     def _incomingElement(self, xs: xmlstream.XmlStream, element: domish.Element) -> None:
-        if element.uri != NS_SERVER or element.name not in _STANZAS or connectionClosing(xs.transport):
+        if (
+            element.uri != NS_SERVER
+            or element.name not in _STANZAS
+            or connectionClosing(xs.transport)
+        ):
             return
         authenticator: ReceivingAuthenticator = xs.authenticator
         sender = validDomainOf(element.getAttribute("from"))
@@ -336,13 +354,20 @@ class S2SService(service.Service):
         authenticating) a stream first if there is none yet.
         """
         if not self.running:
-            self._log.info("s2s stopped: dropping a {name} to {to}", name=stanza.name, to=stanza.getAttribute("to"))
+            self._log.info(
+                "s2s stopped: dropping a {name} to {to}",
+                name=stanza.name,
+                to=stanza.getAttribute("to"),
+            )
             return
         sender = validDomainOf(stanza.getAttribute("from"))
         recipient = validDomainOf(stanza.getAttribute("to"))
         if sender not in self.localDomains or recipient is None:
-            self._log.warn("dropping stanza with bad addressing: from={sender} to={recipient}",
-                           sender=stanza.getAttribute("from"), recipient=stanza.getAttribute("to"))
+            self._log.warn(
+                "dropping stanza with bad addressing: from={sender} to={recipient}",
+                sender=stanza.getAttribute("from"),
+                recipient=stanza.getAttribute("to"),
+            )
             return
         if recipient in self.localDomains:
             self._bounce(stanza, "item-not-found")
@@ -356,7 +381,11 @@ class S2SService(service.Service):
             return
         queue = self._queues.setdefault(key, [])
         if len(queue) >= self.config.queueLimit:
-            self._log.warn("queue to {recipient} is full ({n} stanzas): bouncing", recipient=recipient, n=len(queue))
+            self._log.warn(
+                "queue to {recipient} is full ({n} stanzas): bouncing",
+                recipient=recipient,
+                n=len(queue),
+            )
             self._bounce(stanza, "resource-constraint", "wait")
             return
         queue.append(stanza)
@@ -367,7 +396,9 @@ class S2SService(service.Service):
         key = (local, remote)
 
         def authInit(xs: xmlstream.XmlStream) -> Authenticate:
-            return Authenticate(xs, local, remote, self.secret, allowDialback=not self.requireValidCerts)
+            return Authenticate(
+                xs, local, remote, self.secret, allowDialback=not self.requireValidCerts
+            )
 
         authenticator = OutgoingAuthenticator(self, local, remote, authInit)
         d = self.openStream(remote, authenticator)
@@ -401,7 +432,11 @@ class S2SService(service.Service):
                 xs.send(stanza)
 
         def failed(reason: Failure) -> None:
-            condition = "remote-server-timeout" if reason.check(defer.TimeoutError, ConnectTimeout) else "remote-server-not-found"
+            condition = (
+                "remote-server-timeout"
+                if reason.check(defer.TimeoutError, ConnectTimeout)
+                else "remote-server-not-found"
+            )
             self._log.warn(
                 "s2s connection {local} -> {remote} failed: {reason}; bouncing {n} stanzas with {condition}",
                 local=local,
@@ -425,9 +460,13 @@ class S2SService(service.Service):
         # Receiving servers send nothing but negotiation and errors on our
         # outgoing streams; stanzas there are not authorised.
         if element.uri == NS_SERVER and element.name in _STANZAS:
-            xs.sendStreamError(error.StreamError("not-authorized", text="stanzas on an outgoing stream"))
+            xs.sendStreamError(
+                error.StreamError("not-authorized", text="stanzas on an outgoing stream")
+            )
 
-    def verifyDialback(self, receiving: str, originating: str, streamID: str, key: str) -> defer.Deferred[bool]:
+    def verifyDialback(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
         """
         Ask the authoritative server of C{originating} whether C{key} is one
         it issued for a stream to us (XEP-0220 section 2.1.3).
@@ -484,7 +523,9 @@ class S2SService(service.Service):
         return d
 
     def _bounce(self, stanza: domish.Element, condition: str, kind: str = "cancel") -> None:
-        if stanza.getAttribute("type") == "error" or (stanza.name == "iq" and stanza.getAttribute("type") == "result"):
+        if stanza.getAttribute("type") == "error" or (
+            stanza.name == "iq" and stanza.getAttribute("type") == "result"
+        ):
             return
         self.router.route(error.StanzaError(condition, kind).toResponse(stanza))
 
@@ -503,7 +544,9 @@ class S2SService(service.Service):
             if xs.transport is None:
                 continue
             done: defer.Deferred[None] = defer.Deferred()
-            xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _, done=done: done.called or done.callback(None))
+            xs.addObserver(
+                xmlstream.STREAM_END_EVENT, lambda _, done=done: done.called or done.callback(None)
+            )
             ended.append(done)
             xs.sendFooter()
             xs.transport.loseConnection()

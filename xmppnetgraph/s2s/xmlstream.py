@@ -22,7 +22,8 @@ L{S2SXmlStream} fixes all of this. L{StrictExpatElementStream} is its parser.
 from __future__ import annotations
 
 import pyexpat
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -202,9 +203,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
             if self.documentStarted and self._depth == 0:
                 # Whatever came before it is still dispatched, in order.
                 self._closeUnitInHandler()
-            raise StrictParserError(
-                "restricted-xml", f"{what} is not allowed in an XMPP stream"
-            )
+            raise StrictParserError("restricted-xml", f"{what} is not allowed in an XMPP stream")
 
         return handler
 
@@ -707,9 +706,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._cancel("_handshakeCall")
         if self._authenticated or self._failed or self._connectionLost:
             return
-        self._handshakeCall = self._callLater(
-            seconds, self._handshakeTimedOut, seconds
-        )
+        self._handshakeCall = self._callLater(seconds, self._handshakeTimedOut, seconds)
 
     def _handshakeTimedOut(self, seconds: float) -> None:
         """

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 import attrs
 from twisted.internet import defer
@@ -274,7 +275,9 @@ class ConsentChecker:
         self._log.debug("serverinfo consent: asking {domain} for its disco#info", domain=domain)
         query = defer.maybeDeferred(self._query, domain)
         query.addTimeout(self._timeout, self._clock)
-        finished = query.addCallbacks(self._answered, self._failed, callbackArgs=(domain,), errbackArgs=(domain,))
+        finished = query.addCallbacks(
+            self._answered, self._failed, callbackArgs=(domain,), errbackArgs=(domain,)
+        )
         self._running[domain] = finished
         finished.addBoth(self._finished, domain)
 
@@ -284,7 +287,9 @@ class ConsentChecker:
                 raise TypeError(f"a string is not a feature set: {features!r}")
             return NS_SERVERINFO in features, None
         except Exception:
-            self._log.failure("serverinfo consent: {domain} gave an unusable feature set", domain=domain)
+            self._log.failure(
+                "serverinfo consent: {domain} gave an unusable feature set", domain=domain
+            )
             return False, "unusable answer"
 
     def _failed(self, reason: Failure, domain: str) -> tuple[bool, str | None] | Failure:
@@ -296,8 +301,12 @@ class ConsentChecker:
             error = str(reason.value.condition)
         else:
             error = f"{type(reason.value).__name__}: {reason.getErrorMessage()}"
-            self._log.failure("serverinfo consent: disco#info to {domain} failed", reason, domain=domain)
-        self._log.info("serverinfo consent: no answer from {domain} ({error})", domain=domain, error=error)
+            self._log.failure(
+                "serverinfo consent: disco#info to {domain} failed", reason, domain=domain
+            )
+        self._log.info(
+            "serverinfo consent: no answer from {domain} ({error})", domain=domain, error=error
+        )
         return False, error
 
     def _finished(self, result: tuple[bool, str | None] | Failure, domain: str) -> None:
@@ -326,7 +335,9 @@ class ConsentChecker:
                 try:
                     callback(domain)
                 except Exception:
-                    self._log.failure("serverinfo consent: change callback {callback!r} failed", callback=callback)
+                    self._log.failure(
+                        "serverinfo consent: change callback {callback!r} failed", callback=callback
+                    )
         self._pump()
         return None
 

@@ -13,7 +13,8 @@ the publisher avoids republishing an identical item.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Literal
+from collections.abc import Callable, Iterable
+from typing import Literal
 from urllib.parse import quote, unquote
 
 import attrs
@@ -181,8 +182,11 @@ def fromLinks(
         if remote == localDomain or remote in localDomains:
             continue
         if direction not in CONNECTION_TYPES:
-            _log.warn("serverinfo: skipping a link to {domain} with direction {direction!r}",
-                      domain=remote, direction=direction)
+            _log.warn(
+                "serverinfo: skipping a link to {domain} with direction {direction!r}",
+                domain=remote,
+                direction=direction,
+            )
             continue
         streams.setdefault(remote, []).append(direction)
     remotes = []
@@ -302,7 +306,11 @@ def parsePayload(
         C{urn:xmpp:serverinfo:0} namespace. Nothing else is raised for bad
         content.
     """
-    if not isinstance(element, domish.Element) or element.name != "serverinfo" or element.uri != NS_SERVERINFO:
+    if (
+        not isinstance(element, domish.Element)
+        or element.name != "serverinfo"
+        or element.uri != NS_SERVERINFO
+    ):
         name = getattr(element, "name", None)
         uri = getattr(element, "uri", None)
         raise PayloadError(f"not a XEP-0485 payload: <{name}> in namespace {uri!r}")

@@ -11,7 +11,8 @@ after a failed publish.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
@@ -103,7 +104,9 @@ class ServerInfoPublisher(service.Service):
                 self._begin()
 
         d = defer.maybeDeferred(self._loadLast)
-        d.addCallbacks(loaded, lambda f: self._log.failure("reading the stored serverinfo item failed", f))
+        d.addCallbacks(
+            loaded, lambda f: self._log.failure("reading the stored serverinfo item failed", f)
+        )
         if not d.called:
             # stopService waits for the read, so the store stays open for it.
             self._inFlight = d
@@ -190,10 +193,14 @@ class ServerInfoPublisher(service.Service):
         def published(_: object) -> None:
             self.lastPayload = xml
             self.lastPublished = self._clock.seconds()
-            self._log.info("published serverinfo for {domain} ({n} bytes)", domain=self.domain, n=len(xml))
+            self._log.info(
+                "published serverinfo for {domain} ({n} bytes)", domain=self.domain, n=len(xml)
+            )
 
         def failed(reason: Failure) -> None:
-            self._log.failure("publishing serverinfo failed; retrying in {delay} s", reason, delay=self.retryDelay)
+            self._log.failure(
+                "publishing serverinfo failed; retrying in {delay} s", reason, delay=self.retryDelay
+            )
 
         def done(_: object) -> None:
             self._inFlight = None
@@ -235,7 +242,9 @@ def publisherFor(
     config = {MAX_ITEMS: 1}
 
     def publish(payload: str) -> defer.Deferred[None]:
-        return defer.Deferred.fromCoroutine(resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config))
+        return defer.Deferred.fromCoroutine(
+            resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config)
+        )
 
     async def last() -> str | None:
         try:

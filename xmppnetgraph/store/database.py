@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Concatenate, ParamSpec, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
-
-from twisted.enterprise import adbapi
 from twisted.application import service
+from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -280,7 +280,11 @@ class Database:
         return d
 
     def _interact(
-        self, transaction: Any, interaction: Callable[..., _T], args: tuple[Any, ...], kw: dict[str, Any]
+        self,
+        transaction: Any,
+        interaction: Callable[..., _T],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
     ) -> _T:
         """
         Start the transaction (where the driver needs that) and run
@@ -415,7 +419,9 @@ def openDatabase(
     scheme = url.partition("://")[0].lower()
     if scheme in ("postgresql", "postgres"):
         return _openPostgreSQL(url, reactor, migrations)
-    raise StorageError(f"unsupported database URL {_redact(url)!r}: use sqlite:///PATH or postgresql://…")
+    raise StorageError(
+        f"unsupported database URL {_redact(url)!r}: use sqlite:///PATH or postgresql://…"
+    )
 
 
 def _sqliteSetup(connection: sqlite3.Connection) -> None:
@@ -470,7 +476,7 @@ def _openPostgreSQL(url: str, reactor: Any, migrations: Sequence[Migration]) -> 
         from psycopg.conninfo import conninfo_to_dict
     except ImportError:
         raise StorageError(
-            "a PostgreSQL database needs the psycopg package " "(pip install 'psycopg[binary]')"
+            "a PostgreSQL database needs the psycopg package (pip install 'psycopg[binary]')"
         ) from None
     try:
         info = conninfo_to_dict(url)
@@ -549,7 +555,8 @@ def _applyMigrations(cursor: Cursor, description: str, migrations: Sequence[Migr
     @return: the schema version afterwards.
     """
     cursor.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (" " version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
     )
     applied = {row[0] for row in cursor.execute("SELECT version FROM schema_version").fetchall()}
     known = max((m.version for m in migrations), default=0)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import TYPE_CHECKING, Sequence, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import attrs
-from zope.interface import implementer
-
 from twisted.internet.defer import Deferred, fail
+from zope.interface import implementer
 
 from xmppnetgraph.error import NodeExists, NodeNotFound, NotSubscribed, TooManySubscriptions
 from xmppnetgraph.interfaces import IPubSubStore
@@ -86,7 +86,10 @@ def _requireNode(cursor: Cursor, nodeIdentifier: str) -> None:
     """
     @raise NodeNotFound: if there is no such node.
     """
-    if cursor.execute("SELECT 1 FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)).fetchone() is None:
+    if (
+        cursor.execute("SELECT 1 FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)).fetchone()
+        is None
+    ):
         raise NodeNotFound(nodeIdentifier)
 
 
@@ -198,7 +201,9 @@ class PubSubStore:
         ids = None if itemIdentifiers is None else list(itemIdentifiers)
         return self._database.runInteraction(_items, nodeIdentifier, ids, maxItems)
 
-    def deleteItems(self, nodeIdentifier: str, itemIdentifiers: Sequence[str]) -> Deferred[list[str]]:
+    def deleteItems(
+        self, nodeIdentifier: str, itemIdentifiers: Sequence[str]
+    ) -> Deferred[list[str]]:
         """
         See L{IPubSubStore.deleteItems}.
 
@@ -206,7 +211,9 @@ class PubSubStore:
         """
         return self._database.runInteraction(_deleteItems, nodeIdentifier, list(itemIdentifiers))
 
-    def subscribe(self, nodeIdentifier: str, subscriber: str, maxPerDomain: int) -> Deferred[Subscription]:
+    def subscribe(
+        self, nodeIdentifier: str, subscriber: str, maxPerDomain: int
+    ) -> Deferred[Subscription]:
         """
         See L{IPubSubStore.subscribe}. An existing subscription is returned
         as it is, whatever the cap.
@@ -246,7 +253,8 @@ def _createNode(cursor: Cursor, nodeIdentifier: str, config: str, now: float) ->
     @raise NodeExists: if it exists.
     """
     cursor.execute(
-        "INSERT INTO pubsub_nodes (node, config, created) VALUES (?, ?, ?)" " ON CONFLICT (node) DO NOTHING",
+        "INSERT INTO pubsub_nodes (node, config, created) VALUES (?, ?, ?)"
+        " ON CONFLICT (node) DO NOTHING",
         (nodeIdentifier, config, now),
     )
     if cursor.rowcount == 0:
@@ -258,7 +266,9 @@ def _nodeConfig(cursor: Cursor, nodeIdentifier: str) -> dict[str, object]:
     @return: the node's configuration.
     @raise NodeNotFound: if there is no such node.
     """
-    row = cursor.execute("SELECT config FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)).fetchone()
+    row = cursor.execute(
+        "SELECT config FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)
+    ).fetchone()
     if row is None:
         raise NodeNotFound(nodeIdentifier)
     config: dict[str, object] = json.loads(row[0])
@@ -309,10 +319,14 @@ def _storeItem(
 
     @raise NodeNotFound: if there is no such node.
     """
-    cursor.execute("UPDATE pubsub_nodes SET last_seq = last_seq + 1 WHERE node = ?", (nodeIdentifier,))
+    cursor.execute(
+        "UPDATE pubsub_nodes SET last_seq = last_seq + 1 WHERE node = ?", (nodeIdentifier,)
+    )
     if cursor.rowcount == 0:
         raise NodeNotFound(nodeIdentifier)
-    row = cursor.execute("SELECT last_seq FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)).fetchone()
+    row = cursor.execute(
+        "SELECT last_seq FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,)
+    ).fetchone()
     assert row is not None
     seq = row[0]
     cursor.execute(
@@ -328,7 +342,9 @@ def _storeItem(
         (nodeIdentifier, maxItems),
     ).fetchone()
     if oldest is not None:
-        cursor.execute("DELETE FROM pubsub_items WHERE node = ? AND seq <= ?", (nodeIdentifier, oldest[0]))
+        cursor.execute(
+            "DELETE FROM pubsub_items WHERE node = ? AND seq <= ?", (nodeIdentifier, oldest[0])
+        )
 
 
 def _items(
@@ -350,14 +366,17 @@ def _items(
     else:
         rows = []
         for itemIdentifier in dict.fromkeys(itemIdentifiers):
-            row = cursor.execute(columns + " AND item = ?", (nodeIdentifier, itemIdentifier)).fetchone()
+            row = cursor.execute(
+                columns + " AND item = ?", (nodeIdentifier, itemIdentifier)
+            ).fetchone()
             if row is not None:
                 rows.append(row)
         rows.sort(key=lambda row: row[0], reverse=True)
         if maxItems is not None:
             rows = rows[:maxItems]
     return [
-        StoredItem(item, payload, publisher, published) for _, item, payload, publisher, published in rows
+        StoredItem(item, payload, publisher, published)
+        for _, item, payload, publisher, published in rows
     ]
 
 
@@ -378,7 +397,12 @@ def _deleteItems(cursor: Cursor, nodeIdentifier: str, itemIdentifiers: list[str]
 
 
 def _subscribe(
-    cursor: Cursor, nodeIdentifier: str, subscriber: str, maxPerDomain: int, newIdentifier: str, now: float
+    cursor: Cursor,
+    nodeIdentifier: str,
+    subscriber: str,
+    maxPerDomain: int,
+    newIdentifier: str,
+    now: float,
 ) -> Subscription:
     """
     @return: the existing or a new subscription.
@@ -419,7 +443,8 @@ def _unsubscribe(cursor: Cursor, nodeIdentifier: str, subscriber: str) -> None:
     """
     _lockNode(cursor, nodeIdentifier)
     cursor.execute(
-        "DELETE FROM pubsub_subscriptions WHERE node = ? AND subscriber = ?", (nodeIdentifier, subscriber)
+        "DELETE FROM pubsub_subscriptions WHERE node = ? AND subscriber = ?",
+        (nodeIdentifier, subscriber),
     )
     if cursor.rowcount == 0:
         raise NotSubscribed(f"{subscriber} is not subscribed to {nodeIdentifier!r}")
