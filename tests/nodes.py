@@ -17,8 +17,10 @@ from twisted.words.xish import domish
 from wokkel.disco import DiscoClientProtocol
 from wokkel.generic import Request, parseXml
 
+from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.config import Config, Route
 from xmppnetgraph.node import buildService
+from xmppnetgraph.s2s.service import S2SService
 
 
 def freePort(address: str = "127.0.0.1") -> int:
@@ -98,14 +100,21 @@ class RunningNode:
         )
         self.service = buildService(self.config, reactor, resolver=resolver or NoDNS())
         self.disco = DiscoClientProtocol()
-        self.disco.setHandlerParent(self.service.getServiceNamed("domain"))
+        self.disco.setHandlerParent(self.domainHost)
 
     @property
-    def s2s(self) -> Any:
+    def s2s(self) -> S2SService:
         """
         The node's S2SService.
         """
-        return self.service.getServiceNamed("s2s")
+        return self.service.s2s
+
+    @property
+    def domainHost(self) -> LocalComponent:
+        """
+        The host of the node's domain's handlers.
+        """
+        return self.service.core.component(self.domain)
 
     def start(self) -> None:
         """

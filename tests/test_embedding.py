@@ -33,8 +33,9 @@ from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.config import Config
 from xmppnetgraph.datadir import ensureDataDir
 from xmppnetgraph.disco import ServerDisco
-from xmppnetgraph.interfaces import ILinkObserver, ILinkTable, IPubSubStore
-from xmppnetgraph.linktable import Direction, Link
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubStore
+from xmppnetgraph.model import Direction, Link, LinkDown, LinkUp
 from xmppnetgraph.pubsub import pubSubHandlers
 from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE
@@ -54,6 +55,7 @@ def attachServerInfo(
     router: Router,
     domain: str,
     pubsubHost: str,
+    feed: IChangeFeed,
     linkTable: ILinkTable,
     dataDir: Path,
     reactor: Any,
@@ -63,7 +65,8 @@ def attachServerInfo(
     """
     Serve XEP-0485 for C{domain} on C{router}: disco for C{domain}, a
     pub-sub service on C{pubsubHost} stored in SQLite in C{dataDir}, and a
-    publisher that keeps the C{serverinfo} item equal to C{linkTable}.
+    publisher that keeps the C{serverinfo} item equal to C{linkTable},
+    whose changes C{feed} announces.
 
     @return: a service (closing the database after its children stopped)
         with the children C{"domain"}, C{"pubsub"} and C{"publisher"};
@@ -96,6 +99,7 @@ def attachServerInfo(
     consent = ConsentChecker(discoFeatures(discoClient, domain), reactor)
     publisher = publisherFor(
         handlers.resource,
+        feed,
         linkTable,
         consent,
         domain,
@@ -119,25 +123,16 @@ class FeedLinkTable:
     L{down}; it is not L{xmppnetgraph.linktable.LinkTable}.
     """
 
-    def __init__(self, localDomain: str) -> None:
+    def __init__(self, localDomain: str, feed: IChangeFeed) -> None:
         self.localDomain = localDomain
+        self.feed = feed
         self._links: list[Link] = []
-        self._observers: list[ILinkObserver] = []
 
     def links(self) -> Iterator[Link]:
         """
         @return: the live links, oldest first.
         """
         return iter(list(self._links))
-
-    def addObserver(self, observer: ILinkObserver) -> Callable[[], None]:
-        """
-        Tell C{observer} about later changes.
-
-        @return: a function that removes the observer again.
-        """
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer)
 
     def up(self, domain: str, direction: Direction) -> Link:
         """
@@ -146,8 +141,7 @@ class FeedLinkTable:
         now = reactor.seconds()
         link = Link(domain, self.localDomain, direction, "dialback", "TLSv1.3", True, now, now)
         self._links.append(link)
-        for observer in list(self._observers):
-            observer.linkUp(link)
+        self.feed.emit(LinkUp(link))
         return link
 
     def down(self, link: Link) -> None:
@@ -155,8 +149,7 @@ class FeedLinkTable:
         The stream behind C{link} ended.
         """
         self._links.remove(link)
-        for observer in list(self._observers):
-            observer.linkDown(link)
+        self.feed.emit(LinkDown(link))
 
 
 @implementer(disco.IDisco)
@@ -321,12 +314,14 @@ class EmbeddingTests(TestCase):
         self.readerDisco = DiscoClientProtocol()
         self.readerDisco.setHandlerParent(readerComponent)
 
-        self.table = FeedLinkTable("example.net")
+        self.feed = ChangeFeed()
+        self.table = FeedLinkTable("example.net", self.feed)
         dataDir = Path(self.mktemp()).absolute() / "data"
         self.embedded = attachServerInfo(
             self.router,
             "example.net",
             "pubsub.example.net",
+            self.feed,
             self.table,
             dataDir,
             reactor,
@@ -356,12 +351,12 @@ class EmbeddingTests(TestCase):
 
     def test_interfaces(self) -> None:
         """
-        The embedder's link table provides L{ILinkTable}; the publisher,
+        The embedder's link table provides L{ILinkTable}; the change feed,
         the disco handler and the store provide theirs; the whole is an
         ordinary Twisted service.
         """
         self.assertTrue(verifyObject(ILinkTable, self.table))
-        self.assertTrue(verifyObject(ILinkObserver, self.publisher))
+        self.assertTrue(verifyObject(IChangeFeed, self.feed))
         self.assertTrue(verifyObject(IService, self.embedded))
         domainComponent = self.embedded.getServiceNamed("domain")
         (serverDisco,) = [h for h in domainComponent if isinstance(h, ServerDisco)]

@@ -76,7 +76,7 @@ class FederationTests(TestCase):
         the XEP-0485 consent feature, in its disco#info.
         """
         self.startBoth()
-        domain = self.b.service.getServiceNamed("domain")
+        domain = self.b.domainHost
         pong = yield domain.request(
             RawRequest("a.example", "b.example", "get", "<ping xmlns='urn:xmpp:ping'/>")
         )

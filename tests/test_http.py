@@ -102,7 +102,7 @@ class APITests(TestCase):
         the same peer.
         """
         await discoBothWays(self, self.a, self.b)
-        publisher: Any = self.a.service.getServiceNamed("publisher")
+        publisher: Any = self.a.service.serverInfo.publisher
         await waitFor(
             lambda: publisher.lastPayload is not None and "b.example" in publisher.lastPayload
         )

@@ -34,6 +34,7 @@ from tests.test_serverinfo_federation import (
     settled,
 )
 from xmppnetgraph.config import Route
+from xmppnetgraph.model import LinkUp
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO, ServerInfo, parsePayload
 
 _log = Logger()
@@ -184,7 +185,7 @@ class ProsodyServerInfoTests(TestCase):
         await waitFor(lambda: any(remotesOf(info, "node.example") for _, _, info in notifications))
         before = len(notifications)
         times = LinkTimes("b.example")
-        node.s2s.linkTable.addObserver(times)
+        node.service.core.feed.observe(LinkUp, times.linkUp)
         other.start()
         self.addCleanup(other.stop)
         await other.disco.requestInfo(JID("node.example"), sender=JID("b.example"))

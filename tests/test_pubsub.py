@@ -1284,9 +1284,9 @@ class FederatedPubSubTests(TestCase):
         self.b = RunningNode(base, "b.example", "127.0.0.1")
         self.a.build(routes=routesTo(self.b), publish=False)
         self.b.build(routes=routesTo(self.a), publish=False)
-        self.resource = self.a.service.getServiceNamed("pubsub").pubsubResource
+        self.resource = self.a.service.serverInfo.pubsub.resource
         self.store = self.resource.store
-        self.bDomain = self.b.service.getServiceNamed("domain")
+        self.bDomain = self.b.domainHost
         self.collector = EventCollector()
         self.collector.setHandlerParent(self.bDomain)
         for node in (self.a, self.b):

@@ -30,6 +30,7 @@ from zope.interface import alsoProvides
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials
 from xmppnetgraph.config import Config
+from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.s2s import receive
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, NS_SASL, NS_TLS, dialbackKey
@@ -213,7 +214,14 @@ class ReceivingTestsBase(SynchronousTestCase):
         }
         self.remote = _Recorder(self.router, None).received
         service = S2SService(
-            config, self.router, LinkTable(), credentials, (), SECRET, self.reactor, None
+            config,
+            self.router,
+            LinkTable(ChangeFeed()),
+            credentials,
+            (),
+            SECRET,
+            self.reactor,
+            None,
         )
         self.patch(service, "verifyDialback", self._verifyDialback)
         return service

@@ -32,13 +32,11 @@ from wokkel import disco, pubsub
 from wokkel.disco import DiscoHandler
 from wokkel.generic import parseXml
 from wokkel.subprotocols import XMPPHandler
-from zope.interface import implementer
 
 from tests.nodes import RawRequest, RunningNode, freePort, waitFor
 from xmppnetgraph.config import Config, Route
 from xmppnetgraph.error import StorageFull
-from xmppnetgraph.interfaces import ILinkObserver
-from xmppnetgraph.linktable import Link
+from xmppnetgraph.model import LinkUp
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO, RemoteDomain, ServerInfo, parsePayload
 from xmppnetgraph.store.database import Cursor
 
@@ -96,14 +94,14 @@ def publisherOf(node: RunningNode) -> Any:
     """
     @return: the node's L{ServerInfoPublisher}.
     """
-    return node.service.getServiceNamed("publisher")
+    return node.service.serverInfo.publisher
 
 
 def resourceOf(node: RunningNode) -> Any:
     """
     @return: the node's pub-sub resource.
     """
-    return node.service.getServiceNamed("pubsub").pubsubResource
+    return node.service.serverInfo.pubsub.resource
 
 
 def settled(node: RunningNode, *checked: str) -> bool:
@@ -129,7 +127,7 @@ async def readItem(reader: RunningNode, owner: RunningNode) -> ServerInfo:
 
     @return: the item as L{parsePayload} reads it.
     """
-    component = reader.service.getServiceNamed("domain")
+    component = reader.domainHost
     response = await component.request(
         RawRequest("pubsub." + owner.domain, reader.domain, "get", ITEMS_REQUEST)
     )
@@ -151,7 +149,7 @@ async def subscribe(subscriber: RunningNode, owner: RunningNode) -> None:
     """
     Subscribe C{subscriber}'s bare domain to C{owner}'s C{serverinfo} node.
     """
-    component = subscriber.service.getServiceNamed("domain")
+    component = subscriber.domainHost
     body = f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='{subscriber.domain}'/></pubsub>"
     response = await component.request(
         RawRequest("pubsub." + owner.domain, subscriber.domain, "set", body)
@@ -188,7 +186,6 @@ class Subscriber(pubsub.PubSubClient):  # type: ignore[misc]
         return [readXml(xml) for _, xml in self.received]
 
 
-@implementer(ILinkObserver)
 class LinkTimes:
     """
     Records when links of one domain come up (C{time.monotonic}).
@@ -198,17 +195,12 @@ class LinkTimes:
         self.domain = domain
         self.ups: list[float] = []
 
-    def linkUp(self, link: Link) -> None:
+    def linkUp(self, event: LinkUp) -> None:
         """
         Note the time of a new link with our domain.
         """
-        if link.domain == self.domain:
+        if event.link.domain == self.domain:
             self.ups.append(time.monotonic())
-
-    def linkDown(self, link: Link) -> None:
-        """
-        Ignored.
-        """
 
 
 class SilentDisco(XMPPHandler):  # type: ignore[misc]
@@ -235,7 +227,7 @@ def withoutDisco(node: RunningNode) -> None:
     Remove the disco handler of C{node}'s domain (before it starts): disco
     requests then get C{service-unavailable} from the component.
     """
-    component = node.service.getServiceNamed("domain")
+    component = node.domainHost
     (handler,) = [h for h in component if isinstance(h, DiscoHandler)]
     handler.disownHandlerParent(component)
 
@@ -248,7 +240,7 @@ def silent(node: RunningNode) -> None:
     C{service-unavailable} either.
     """
     withoutDisco(node)
-    SilentDisco().setHandlerParent(node.service.getServiceNamed("domain"))
+    SilentDisco().setHandlerParent(node.domainHost)
 
 
 def fillDatabase(cursor: Cursor) -> int:
@@ -365,7 +357,7 @@ class ServiceTests(NodesMixin, TestCase):
         )
         self.assertIn(("pubsub", "leaf"), info.identities)
         await subscribe(b, a)
-        component = b.service.getServiceNamed("domain")
+        component = b.domainHost
         response = await component.request(
             RawRequest("pubsub.a.example", b.domain, "get", ITEMS_REQUEST)
         )
@@ -515,7 +507,7 @@ class RestartTests(NodesMixin, TestCase):
         """
         a, c = self.node("a.example"), self.node("c.example", start=False)
         events = Subscriber("a.example")
-        events.setHandlerParent(c.service.getServiceNamed("domain"))
+        events.setHandlerParent(c.domainHost)
         self.startNode(c)
         await subscribe(c, a)
         await waitFor(
@@ -548,7 +540,7 @@ class RestartTests(NodesMixin, TestCase):
 
         c = self.node("c.example", start=False)
         events = Subscriber("a.example")
-        events.setHandlerParent(c.service.getServiceNamed("domain"))
+        events.setHandlerParent(c.domainHost)
         self.startNode(c)
         self.assertEqual(await readItem(c, a), readXml(empty))
         await waitFor(lambda: any("c.example" in names(i) for i in events.infos()))
@@ -566,7 +558,7 @@ class RestartTests(NodesMixin, TestCase):
         """
         a, b = self.node("a.example"), self.node("b.example", start=False)
         events = Subscriber("a.example")
-        events.setHandlerParent(b.service.getServiceNamed("domain"))
+        events.setHandlerParent(b.domainHost)
         self.startNode(b)
         c = self.node("c.example")
         await subscribe(b, a)
@@ -699,7 +691,7 @@ class LatencyTests(NodesMixin, TestCase):
         a = self.node("a.example", publishDelay=publishDelay)
         b = self.node("b.example", start=False)
         events = Subscriber("a.example")
-        events.setHandlerParent(b.service.getServiceNamed("domain"))
+        events.setHandlerParent(b.domainHost)
         self.startNode(b)
         c = self.node("c.example")
         await subscribe(b, a)
@@ -712,7 +704,7 @@ class LatencyTests(NodesMixin, TestCase):
         await waitFor(lambda: any(xml == publisherOf(a).lastPayload for _, xml in events.received))
         before = len(events.received)
         times = LinkTimes("c.example")
-        a.s2s.linkTable.addObserver(times)
+        a.service.core.feed.observe(LinkUp, times.linkUp)
 
         await c.disco.requestInfo(JID(a.domain), sender=JID(c.domain))
 

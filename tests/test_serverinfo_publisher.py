@@ -12,7 +12,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from wokkel.generic import parseXml
 
-from xmppnetgraph.linktable import Link, LinkTable
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.linktable import LinkTable
+from xmppnetgraph.model import Link
 from xmppnetgraph.serverinfo.consent import ConsentChecker
 from xmppnetgraph.serverinfo.payload import parsePayload
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
@@ -28,7 +30,8 @@ class PublisherTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.table = LinkTable()
+        self.feed = ChangeFeed()
+        self.table = LinkTable(self.feed)
         self.features: dict[str, set[str]] = {}
         self.queries: list[str] = []
         self.published: list[str] = []
@@ -46,6 +49,7 @@ class PublisherTests(SynchronousTestCase):
 
         self.consent = ConsentChecker(query, self.clock, minInterval=0)
         self.publisher = ServerInfoPublisher(
+            self.feed,
             self.table,
             self.consent,
             publish,
@@ -103,6 +107,7 @@ class PublisherTests(SynchronousTestCase):
         self.consent = ConsentChecker(lambda d: pending, self.clock, minInterval=0)
         self.publisher.stopService()
         self.publisher = ServerInfoPublisher(
+            self.feed,
             self.table,
             self.consent,
             lambda p: defer.succeed(self.published.append(p)),
@@ -168,6 +173,7 @@ class PublisherTests(SynchronousTestCase):
         stored = self.publisher.lastPayload
         self.publisher.stopService()
         again = ServerInfoPublisher(
+            self.feed,
             self.table,
             ConsentChecker(lambda d: defer.succeed(set()), self.clock),
             lambda p: defer.succeed(self.published.append(p)),
@@ -192,10 +198,12 @@ class LoadLastTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.table = LinkTable()
+        self.feed = ChangeFeed()
+        self.table = LinkTable(self.feed)
         self.published: list[str] = []
         self.loading: defer.Deferred[str | None] = defer.Deferred()
         self.publisher = ServerInfoPublisher(
+            self.feed,
             self.table,
             ConsentChecker(lambda d: defer.succeed(set()), self.clock),
             lambda p: defer.succeed(self.published.append(p)),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_linktable -*-
+# -*- test-case-name: tests.test_feed -*-
 """
 The contracts between the node's modules.
 """
@@ -6,48 +6,50 @@ The contracts between the node's modules.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from zope.interface import Interface
+
+from xmppnetgraph.model import ChangeEvent, Link, StoredItem, Subscription
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from xmppnetgraph.linktable import Link
-    from xmppnetgraph.store.pubsub import StoredItem, Subscription
+_E = TypeVar("_E", bound=ChangeEvent)
 
 
-class ILinkObserver(Interface):
+class IChangeFeed(Interface):
     """
-    Something told about s2s links as they come and go.
+    The node's one stream of typed change events
+    (L{xmppnetgraph.model.ChangeEvent}): emitters call L{emit}, observers
+    register with L{observe}. A failing observer is logged and never
+    breaks the emitter or the other observers.
     """
 
-    def linkUp(link: Link) -> None:
+    def observe(kind: type[_E], observer: Callable[[_E], object]) -> Callable[[], None]:
         """
-        A stream to or from C{link.domain} has been authenticated.
+        Call C{observer(event)} for every later event that is an instance
+        of C{kind}.
+
+        @return: a function that removes the observer again.
         """
 
-    def linkDown(link: Link) -> None:
+    def emit(event: ChangeEvent) -> None:
         """
-        The stream behind C{link} has ended.
+        Tell every observer of C{event}'s type.
         """
 
 
 class ILinkTable(Interface):
     """
-    The live table of authenticated s2s links of one node.
+    The live table of authenticated s2s links of one node. Changes are
+    announced on the node's change feed as L{xmppnetgraph.model.LinkUp}
+    and L{xmppnetgraph.model.LinkDown}.
     """
 
     def links() -> Iterable[Link]:
         """
         @return: the live links, oldest first.
-        """
-
-    def addObserver(observer: ILinkObserver) -> Callable[[], None]:
-        """
-        Tell C{observer} about every later change.
-
-        @return: a function that removes the observer again.
         """
 
 

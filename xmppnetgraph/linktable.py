@@ -1,103 +1,34 @@
 # -*- test-case-name: tests.test_linktable -*-
 """
 The live link table: one L{Link} per authenticated s2s stream and remote
-domain, and the observers that want to hear about them.
+domain. Each change is announced on the node's change feed.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Literal
+from collections.abc import Iterator
 
-import attrs
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmppnetgraph.interfaces import ILinkObserver, ILinkTable
-
-Direction = Literal["incoming", "outgoing"]
-AuthMethod = Literal["sasl-external", "dialback"]
-
-_ids = itertools.count(1)
-
-
-@attrs.define(eq=False)
-class Link:
-    """
-    One authenticated s2s stream between a local and a remote domain.
-
-    @ivar domain: the remote domain.
-    @ivar localDomain: our domain on this stream.
-    @ivar direction: C{"incoming"} (the peer connected to us) or
-        C{"outgoing"}.
-    @ivar auth: how the peer was authenticated.
-    @ivar tls: the TLS version (C{"TLSv1.3"}), or L{None} for plaintext.
-    @ivar certValid: whether the peer's certificate is valid for C{domain}.
-    @ivar since: when the stream was authenticated (seconds since the epoch).
-    @ivar lastActivity: when a stanza last crossed it.
-    """
-
-    domain: str
-    localDomain: str
-    direction: Direction
-    auth: AuthMethod
-    tls: str | None
-    certValid: bool
-    since: float
-    lastActivity: float
-    stanzasIn: int = 0
-    stanzasOut: int = 0
-    id: int = attrs.field(factory=lambda: next(_ids))
-
-    def touch(self, now: float, *, incoming: bool) -> None:
-        """
-        Count one stanza crossing the link at C{now}.
-        """
-        self.lastActivity = now
-        if incoming:
-            self.stanzasIn += 1
-        else:
-            self.stanzasOut += 1
-
-    def asJSON(self) -> dict[str, object]:
-        """
-        @return: the link as the web API shows it.
-        """
-        return {
-            "domain": self.domain,
-            "local_domain": self.localDomain,
-            "direction": self.direction,
-            "auth": self.auth,
-            "tls": self.tls,
-            "cert_valid": self.certValid,
-            "since": isoTime(self.since),
-            "last_activity": isoTime(self.lastActivity),
-            "stanzas_in": self.stanzasIn,
-            "stanzas_out": self.stanzasOut,
-        }
-
-
-def isoTime(seconds: float) -> str:
-    """
-    @return: C{seconds} since the epoch as an RFC 3339 UTC timestamp.
-    """
-    moment = datetime.fromtimestamp(int(seconds), UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.model import Link, LinkDown, LinkUp
 
 
 @implementer(ILinkTable)
 class LinkTable:
     """
-    The live links of one node; observers hear of each change.
+    The live links of one node; L{LinkUp} and L{LinkDown} go to the feed.
     """
 
     _log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, feed: IChangeFeed) -> None:
+        """
+        @param feed: where changes are announced.
+        """
+        self._feed = feed
         self._links: dict[int, Link] = {}
-        self._observers: list[ILinkObserver] = []
 
     def links(self) -> Iterator[Link]:
         """
@@ -107,7 +38,7 @@ class LinkTable:
 
     def add(self, link: Link) -> None:
         """
-        Record a newly authenticated link and tell the observers.
+        Record a newly authenticated link and announce it.
         """
         self._links[link.id] = link
         self._log.info(
@@ -118,11 +49,12 @@ class LinkTable:
             auth=link.auth,
             tls=link.tls or "plaintext",
         )
-        self._notify("linkUp", link)
+        self._feed.emit(LinkUp(link))
 
     def remove(self, link: Link) -> None:
         """
-        Forget a link whose stream ended and tell the observers.
+        Forget a link whose stream ended and announce it; a link that is
+        not in the table is ignored.
         """
         if self._links.pop(link.id, None) is None:
             return
@@ -132,20 +64,4 @@ class LinkTable:
             local=link.localDomain,
             domain=link.domain,
         )
-        self._notify("linkDown", link)
-
-    def addObserver(self, observer: ILinkObserver) -> Callable[[], None]:
-        """
-        Tell C{observer} about every later change.
-
-        @return: a function that removes the observer again.
-        """
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer)
-
-    def _notify(self, event: str, link: Link) -> None:
-        for observer in list(self._observers):
-            try:
-                getattr(observer, event)(link)
-            except Exception:
-                self._log.failure("link observer {observer!r} failed", observer=observer)
+        self._feed.emit(LinkDown(link))

@@ -770,7 +770,7 @@ class CommandLineService(MultiService):
 
         @raise SystemExit: with the reason, if one cannot be opened.
         """
-        from xmppnetgraph.node import ListenError
+        from xmppnetgraph.listener import ListenError
 
         try:
             super().privilegedStartService()

@@ -6,6 +6,7 @@ JSON resources of the web API.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -13,7 +14,8 @@ from twisted.web import resource, static
 from twisted.web.server import Request
 
 from xmppnetgraph.interfaces import ILinkTable
-from xmppnetgraph.linktable import isoTime
+from xmppnetgraph.model import Link, PublishedServerInfo
+from xmppnetgraph.timestamp import formatTimestamp
 
 
 def jsonResponse(request: Request, body: Any, code: int = 200) -> bytes:
@@ -24,6 +26,24 @@ def jsonResponse(request: Request, body: Any, code: int = 200) -> bytes:
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def linkJSON(link: Link) -> dict[str, object]:
+    """
+    @return: C{link} as C{/api/links} shows it.
+    """
+    return {
+        "domain": link.domain,
+        "local_domain": link.localDomain,
+        "direction": link.direction,
+        "auth": link.auth,
+        "tls": link.tls,
+        "cert_valid": link.certValid,
+        "since": formatTimestamp(link.since),
+        "last_activity": formatTimestamp(link.lastActivity),
+        "stanzas_in": link.stanzasIn,
+        "stanzas_out": link.stanzasOut,
+    }
 
 
 class JSONResource(resource.Resource):
@@ -61,7 +81,7 @@ class LinksResource(JSONResource):
         """
         @return: C{{"domain": ours, "links": [...]}}.
         """
-        return {"domain": self.domain, "links": [link.asJSON() for link in self.linkTable.links()]}
+        return {"domain": self.domain, "links": [linkJSON(link) for link in self.linkTable.links()]}
 
 
 class ServerInfoResource(JSONResource):
@@ -70,57 +90,60 @@ class ServerInfoResource(JSONResource):
     peer's consent state.
     """
 
-    def __init__(self, publisher: Any, pubsubHost: str) -> None:
+    def __init__(
+        self, status: Callable[[], PublishedServerInfo], service: str, node: str, itemId: str
+    ) -> None:
+        """
+        @param status: tells what we publish (the publisher's C{status}).
+        @param service: the pub-sub service it is published on.
+        @param node: the node.
+        @param itemId: the item id.
+        """
         super().__init__()
-        self.publisher = publisher
-        self.pubsubHost = pubsubHost
+        self._status = status
+        self.service = service
+        self.node = node
+        self.itemId = itemId
 
     def body(self, request: Request) -> Any:
         """
         @return: the item (XML and decoded), its publication time and the
             consent state of every linked peer.
         """
-        from wokkel.generic import parseXml
-
-        from xmppnetgraph.serverinfo.payload import parsePayload
-
-        publisher = self.publisher
-        payload = publisher.lastPayload
-        remotes: list[dict[str, object]] | None = None
-        if payload is not None:
-            info = parsePayload(parseXml(payload.encode("utf-8")))
+        status = self._status()
+        remotes = None
+        if status.remotes is not None:
             remotes = [
-                {"name": remote.name, "connections": list(remote.connections)}
-                for domain in info.domains
-                for remote in domain.remotes
+                {"name": name, "connections": list(connections)}
+                for name, connections in status.remotes
             ]
-        peers = []
-        for domain in sorted(
-            {link.domain for link in publisher.linkTable.links()} - set(publisher.localDomains)
-        ):
-            state = publisher.consent.state(domain)
-            peers.append(
+        return {
+            "domain": status.domain,
+            "service": self.service,
+            "node": self.node,
+            "item_id": self.itemId,
+            "published": _optionalTimestamp(status.published),
+            "item": status.xml,
+            "remote_domains": remotes,
+            "peers": [
                 {
                     "domain": domain,
                     "consents": state.consents,
-                    "checked": isoTime(state.checkedAt) if state.checkedAt is not None else None,
+                    "checked": _optionalTimestamp(state.checkedAt),
                     "error": state.error,
                     "allowlisted": state.allowlisted,
                     "pending": state.pending,
                 }
-            )
-        return {
-            "domain": publisher.domain,
-            "service": self.pubsubHost,
-            "node": "serverinfo",
-            "item_id": "current",
-            "published": isoTime(publisher.lastPublished)
-            if publisher.lastPublished is not None
-            else None,
-            "item": payload,
-            "remote_domains": remotes,
-            "peers": peers,
+                for domain, state in status.peers
+            ],
         }
+
+
+def _optionalTimestamp(seconds: float | None) -> str | None:
+    """
+    @return: C{seconds} as an RFC 3339 timestamp, or L{None}.
+    """
+    return formatTimestamp(seconds) if seconds is not None else None
 
 
 class NotFound(resource.Resource):
@@ -147,11 +170,11 @@ class API(resource.Resource):
         self.putChild(b"links", LinksResource(domain, linkTable))
         self.putChild(b"openapi.json", static.Data(openAPIDocument(), "application/json"))
 
-    def addServerInfo(self, publisher: Any, pubsubHost: str) -> None:
+    def addServerInfo(self, serverInfo: ServerInfoResource) -> None:
         """
-        Serve C{/api/serverinfo} from C{publisher}.
+        Serve C{/api/serverinfo}.
         """
-        self.putChild(b"serverinfo", ServerInfoResource(publisher, pubsubHost))
+        self.putChild(b"serverinfo", serverInfo)
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         """

@@ -8,7 +8,6 @@ disco#info bits Wokkel leaves out.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 from twisted.internet import defer
@@ -19,6 +18,7 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from xmppnetgraph.pubsub.resource import PubSubResource, stanzaError
+from xmppnetgraph.timestamp import formatTimestamp
 
 NS_DELAY = "urn:xmpp:delay"
 
@@ -30,13 +30,6 @@ def _validJID(value: str) -> bool:
         # Twisted's nameprep raises IndexError for an empty label ("a..b").
         return False
     return True
-
-
-def delayStamp(seconds: float) -> str:
-    """
-    @return: C{seconds} since the epoch as a XEP-0082 UTC timestamp.
-    """
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
@@ -183,7 +176,7 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
         message.event.items.addChild(item)
         delay = message.addElement((NS_DELAY, "delay"))
         delay["from"] = service.full()
-        delay["stamp"] = delayStamp(published)
+        delay["stamp"] = formatTimestamp(published)
         self.send(message)
 
 

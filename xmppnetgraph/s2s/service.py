@@ -25,7 +25,8 @@ from wokkel.generic import XmlPipe
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
-from xmppnetgraph.linktable import Link, LinkTable
+from xmppnetgraph.linktable import LinkTable
+from xmppnetgraph.model import Link
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing

@@ -24,32 +24,10 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StanzaError
 
 from xmppnetgraph.config import normalizeDomain
+from xmppnetgraph.model import ConsentState
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
 FeatureQuery = Callable[[str], "defer.Deferred[set[str]]"]
-
-
-@attrs.frozen
-class ConsentState:
-    """
-    What we know about one peer's consent, for the web API.
-
-    @ivar consents: whether the peer may be named: the last answer, C{True}
-        for an allowlisted peer, or L{None} if no answer has arrived yet.
-    @ivar checkedAt: when that answer arrived (seconds since the epoch), or
-        L{None}.
-    @ivar error: why the last check failed (C{"timeout"}, a stanza error
-        condition, ...), or L{None} if the peer answered.
-    @ivar allowlisted: whether the allowlist makes the peer consent,
-        whatever it answers.
-    @ivar pending: whether a check is queued or running.
-    """
-
-    consents: bool | None
-    checkedAt: float | None
-    error: str | None
-    allowlisted: bool = False
-    pending: bool = False
 
 
 @attrs.define

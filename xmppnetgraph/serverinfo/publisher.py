@@ -21,16 +21,22 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
-from zope.interface import implementer
+from wokkel.generic import parseXml
 
 from xmppnetgraph.error import NodeExists
-from xmppnetgraph.interfaces import ILinkObserver, ILinkTable
-from xmppnetgraph.linktable import Link
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.model import LinkDown, LinkUp, PublishedServerInfo
 from xmppnetgraph.serverinfo.consent import ConsentChecker
-from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID, buildPayload, fromLinks
+from xmppnetgraph.serverinfo.payload import (
+    DEFAULT_NODE,
+    ITEM_ID,
+    ServerInfo,
+    buildPayload,
+    fromLinks,
+    parsePayload,
+)
 
 
-@implementer(ILinkObserver)
 class ServerInfoPublisher(service.Service):
     """
     Publish the link table as the XEP-0485 item, through C{publish}.
@@ -38,12 +44,15 @@ class ServerInfoPublisher(service.Service):
     @ivar lastPublished: when the current item was stored (seconds since
         the epoch), or L{None}.
     @ivar lastPayload: the serialized payload of the current item.
+    @ivar lastInfo: its content, or L{None} (no item yet, or a stored item
+        that does not parse).
     """
 
     _log = Logger()
 
     def __init__(
         self,
+        feed: IChangeFeed,
         linkTable: ILinkTable,
         consent: ConsentChecker,
         publish: Callable[[str], defer.Deferred[Any]],
@@ -58,6 +67,7 @@ class ServerInfoPublisher(service.Service):
         loadLast: Callable[[], defer.Deferred[str | None]] | None = None,
     ) -> None:
         """
+        @param feed: announces link changes (L{LinkUp}, L{LinkDown}).
         @param publish: stores the serialized payload as item C{current} and
             notifies subscribers.
         @param lastPayload: the payload already stored (after a restart), so
@@ -65,6 +75,7 @@ class ServerInfoPublisher(service.Service):
         @param loadLast: reads that payload from storage when the service
             starts, instead of C{lastPayload}.
         """
+        self._feed = feed
         self.linkTable = linkTable
         self.consent = consent
         self._publish = publish
@@ -74,12 +85,15 @@ class ServerInfoPublisher(service.Service):
         self.delay = delay
         self.refresh = refresh
         self.retryDelay = retryDelay
-        self.lastPayload = lastPayload
+        self.lastPayload: str | None = None
+        self.lastInfo: ServerInfo | None = None
+        if lastPayload is not None:
+            self._remember(lastPayload, None)
         self.lastPublished: float | None = None
         self._pending: IDelayedCall | None = None
         self._inFlight: defer.Deferred[Any] | None = None
         self._dirty = False
-        self._unobserve: Callable[[], None] | None = None
+        self._unobserve: list[Callable[[], None]] = []
         self._loadLast = loadLast
         self._refresher = LoopingCall(self.schedule)
         self._refresher.clock = clock
@@ -96,7 +110,7 @@ class ServerInfoPublisher(service.Service):
 
         def loaded(payload: str | None) -> None:
             if payload is not None:
-                self.lastPayload = payload
+                self._remember(payload, None)
 
         def begin(_: object) -> None:
             self._inFlight = None
@@ -113,7 +127,10 @@ class ServerInfoPublisher(service.Service):
         d.addCallback(begin)
 
     def _begin(self) -> None:
-        self._unobserve = self.linkTable.addObserver(self)
+        self._unobserve = [
+            self._feed.observe(LinkUp, self._linkUp),
+            self._feed.observe(LinkDown, lambda event: self.schedule()),
+        ]
         self.consent.onChange(lambda domain: self.schedule())
         for link in self.linkTable.links():
             self.consent.consents(link.domain)
@@ -125,9 +142,9 @@ class ServerInfoPublisher(service.Service):
         """
         super().stopService()
         self.consent.stop()
-        if self._unobserve is not None:
-            self._unobserve()
-            self._unobserve = None
+        for unobserve in self._unobserve:
+            unobserve()
+        self._unobserve = []
         if self._refresher.running:
             self._refresher.stop()
         if self._pending is not None and self._pending.active():
@@ -143,17 +160,11 @@ class ServerInfoPublisher(service.Service):
         except Exception:
             pass
 
-    def linkUp(self, link: Link) -> None:
+    def _linkUp(self, event: LinkUp) -> None:
         """
         A new link: check the peer's consent and publish soon.
         """
-        self.consent.consents(link.domain)
-        self.schedule()
-
-    def linkDown(self, link: Link) -> None:
-        """
-        A link ended: publish soon.
-        """
+        self.consent.consents(event.link.domain)
         self.schedule()
 
     def schedule(self) -> None:
@@ -168,22 +179,61 @@ class ServerInfoPublisher(service.Service):
         if self._pending is None or not self._pending.active():
             self._pending = self._clock.callLater(self.delay, self._publishNow)
 
-    def currentPayload(self) -> domish.Element:
+    def _remember(self, xml: str, info: ServerInfo | None) -> None:
         """
-        @return: the item payload for the live links as they are now.
+        Keep C{xml} as the stored item, with its content C{info} (decoded
+        from C{xml} if not given: an item stored before a restart).
         """
-        info = fromLinks(
+        if info is None:
+            try:
+                info = parsePayload(parseXml(xml.encode("utf-8")))
+            except Exception:
+                self._log.failure("the stored serverinfo item does not parse")
+        self.lastPayload = xml
+        self.lastInfo = info
+
+    def currentInfo(self) -> ServerInfo:
+        """
+        @return: the item content for the live links as they are now.
+        """
+        return fromLinks(
             self.domain,
             [(link.domain, link.direction) for link in self.linkTable.links()],
             self.consent.consents,
             set(self.localDomains),
         )
-        return buildPayload(info)
+
+    def currentPayload(self) -> domish.Element:
+        """
+        @return: the item payload for the live links as they are now.
+        """
+        return buildPayload(self.currentInfo())
+
+    def status(self) -> PublishedServerInfo:
+        """
+        @return: what we publish, and the consent state of every linked
+            peer.
+        """
+        remotes = None
+        if self.lastInfo is not None:
+            remotes = tuple(
+                (remote.name, remote.connections)
+                for domain in self.lastInfo.domains
+                for remote in domain.remotes
+            )
+        peers = sorted({link.domain for link in self.linkTable.links()} - set(self.localDomains))
+        return PublishedServerInfo(
+            domain=self.domain,
+            xml=self.lastPayload,
+            published=self.lastPublished,
+            remotes=remotes,
+            peers=tuple((peer, self.consent.state(peer)) for peer in peers),
+        )
 
     def _publishNow(self) -> None:
         self._pending = None
-        payload = self.currentPayload()
-        xml = payload.toXml()
+        info = self.currentInfo()
+        xml = buildPayload(info).toXml()
         if xml == self.lastPayload:
             return
         self._dirty = False
@@ -191,7 +241,7 @@ class ServerInfoPublisher(service.Service):
         self._inFlight = d
 
         def published(_: object) -> None:
-            self.lastPayload = xml
+            self._remember(xml, info)
             self.lastPublished = self._clock.seconds()
             self._log.info(
                 "published serverinfo for {domain} ({n} bytes)", domain=self.domain, n=len(xml)
@@ -218,6 +268,7 @@ class ServerInfoPublisher(service.Service):
 
 def publisherFor(
     resource: Any,
+    feed: IChangeFeed,
     linkTable: ILinkTable,
     consent: ConsentChecker,
     domain: str,
@@ -255,6 +306,7 @@ def publisherFor(
         return items[0].payload if items else None
 
     return ServerInfoPublisher(
+        feed,
         linkTable,
         consent,
         publish,

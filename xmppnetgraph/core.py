@@ -1,0 +1,122 @@
+# -*- test-case-name: tests.test_core -*-
+"""
+The composable core of a node: what every module shares (reactor, DNS
+resolver, router, link table, database, change feed, the hosts of the
+local domains), in one typed object, and the service at the top of a
+node's tree that owns it.
+
+Each module has one builder that takes a L{Core} (and the node's
+L{Config<xmppnetgraph.config.Config>}) and attaches its services under a
+parent: L{xmppnetgraph.s2s.build.buildS2S},
+L{xmppnetgraph.serverinfo.build.buildServerInfo},
+L{xmppnetgraph.http.build.buildWeb}. L{xmppnetgraph.node.buildService}
+composes them for C{twistd}; an embedder makes a L{Core} around its own
+router and link table and calls only the builders it wants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.application import service
+from twisted.internet.interfaces import IReactorTime, IResolver
+from wokkel.component import Router
+from wokkel.disco import DiscoHandler
+
+from xmppnetgraph.component import LocalComponent
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.store.database import Database, DatabaseOwner
+
+
+@attrs.define(eq=False)
+class Core:
+    """
+    What the modules of one node share.
+
+    @ivar reactor: the reactor everything runs on (time, TCP, threads).
+    @ivar database: the node's database (pub-sub state, later the graph).
+    @ivar router: the in-process router between the local domains' hosts
+        and the s2s service (its default route).
+    @ivar feed: the change feed every module emits on and observes.
+    @ivar linkTable: the live s2s links.
+    @ivar resolver: the DNS resolver for s2s connections, or L{None} for
+        an embedder without our s2s.
+    @ivar iqTimeout: how long IQ requests of the local hosts wait.
+    @ivar components: the service holding one L{LocalComponent} per local
+        host, made by L{component}.
+    """
+
+    reactor: Any
+    database: Database
+    router: Router
+    feed: IChangeFeed
+    linkTable: ILinkTable
+    resolver: IResolver | None = None
+    iqTimeout: float = 30.0
+    components: service.MultiService = attrs.field(factory=service.MultiService)
+    _byDomain: dict[str, LocalComponent] = attrs.field(factory=dict)
+
+    def component(self, domain: str) -> LocalComponent:
+        """
+        The host of a local domain's handlers on the router, made on first
+        use (named after the domain, a child of L{components}) with the one
+        L{DiscoHandler} that the domain's disco handlers need.
+
+        @param domain: a local domain (our domain, the pubsub host).
+        @return: the one L{LocalComponent} for C{domain}.
+        """
+        found = self._byDomain.get(domain)
+        if found is None:
+            found = LocalComponent(self.router, [domain], self.reactor, self.iqTimeout)
+            found.setName(domain)
+            DiscoHandler().setHandlerParent(found)
+            found.setServiceParent(self.components)
+            self._byDomain[domain] = found
+        return found
+
+
+class CoreService(DatabaseOwner):
+    """
+    The top of a node's service tree: the local hosts start first, the
+    modules' services after them, and the database is closed only after
+    everything has stopped.
+
+    @ivar core: what the modules share.
+    """
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core.database)
+        self.core = core
+        core.components.setName("components")
+        core.components.setServiceParent(self)
+
+
+def makeCore(
+    reactor: IReactorTime,
+    database: Database,
+    *,
+    router: Router | None = None,
+    feed: IChangeFeed | None = None,
+    linkTable: ILinkTable | None = None,
+    resolver: IResolver | None = None,
+    iqTimeout: float = 30.0,
+) -> Core:
+    """
+    A core with defaults for what is not given: a new router, a new change
+    feed, and a L{LinkTable<xmppnetgraph.linktable.LinkTable>} on it.
+    """
+    from xmppnetgraph.component import QuietRouter
+    from xmppnetgraph.linktable import LinkTable
+
+    feed = feed if feed is not None else ChangeFeed()
+    return Core(
+        reactor=reactor,
+        database=database,
+        router=router if router is not None else QuietRouter(),
+        feed=feed,
+        linkTable=linkTable if linkTable is not None else LinkTable(feed),
+        resolver=resolver,
+        iqTimeout=iqTimeout,
+    )
