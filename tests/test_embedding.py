@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +31,15 @@ from zope.interface.verify import verifyObject
 from tests.nodes import RawRequest, waitFor
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.config import Config
+from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.datadir import ensureDataDir
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubStore
 from xmppnetgraph.model import Direction, Link, LinkDown, LinkUp
-from xmppnetgraph.pubsub import pubSubHandlers
-from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures
+from xmppnetgraph.serverinfo.build import buildServerInfo
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE
-from xmppnetgraph.serverinfo.publisher import publisherFor
-from xmppnetgraph.store.database import DatabaseOwner, openDatabase
-from xmppnetgraph.store.pubsub import PubSubStore
+from xmppnetgraph.store.database import openDatabase
 
 NS_SERVERINFO = "urn:xmpp:serverinfo:0"
 FORM_TYPE = "http://jabber.org/network/serverinfo"
@@ -52,64 +50,23 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "embedding.md"
 
 
 def attachServerInfo(
-    router: Router,
-    domain: str,
-    pubsubHost: str,
-    feed: IChangeFeed,
-    linkTable: ILinkTable,
-    dataDir: Path,
-    reactor: Any,
-    admins: Iterable[str] = (),
-    delay: float = 2.0,
-) -> DatabaseOwner:
+    router: Router, feed: IChangeFeed, linkTable: ILinkTable, config: Config, reactor: Any
+) -> CoreService:
     """
-    Serve XEP-0485 for C{domain} on C{router}: disco for C{domain}, a
-    pub-sub service on C{pubsubHost} stored in SQLite in C{dataDir}, and a
-    publisher that keeps the C{serverinfo} item equal to C{linkTable},
-    whose changes C{feed} announces.
+    Serve XEP-0485 for C{config.domain} on C{router}: disco for the
+    domain, a pub-sub service on C{config.effectivePubsubHost} stored in
+    C{config.dataDir}, and a publisher that keeps the C{serverinfo} item
+    equal to C{linkTable}, whose changes C{feed} announces.
 
-    @return: a service (closing the database after its children stopped)
-        with the children C{"domain"}, C{"pubsub"} and C{"publisher"};
-        start it after the router is ready.
+    @return: a service with the child C{"publisher"}; start it after the
+        router is ready.
     """
-    database = openDatabase(None, ensureDataDir(dataDir), reactor)
-    top = DatabaseOwner(database)
-
-    # The domain: disco#info/#items, and disco#info queries to the peers.
-    domainComponent = LocalComponent(router, [domain], reactor)
-    domainComponent.setName("domain")
-    DiscoHandler().setHandlerParent(domainComponent)
-    ServerDisco(domain=domain, pubsubHost=pubsubHost).setHandlerParent(domainComponent)
-    discoClient = DiscoClientProtocol()
-    discoClient.setHandlerParent(domainComponent)
-    domainComponent.setServiceParent(top)
-
-    # The pub-sub host, with its nodes, items and subscriptions in SQLite.
-    pubsubComponent = LocalComponent(router, [pubsubHost], reactor)
-    pubsubComponent.setName("pubsub")
-    DiscoHandler().setHandlerParent(pubsubComponent)
-    handlers = pubSubHandlers(
-        PubSubStore(database, reactor), pubsubHost, [domain, *admins], reactor
+    database = openDatabase(config.database, ensureDataDir(config.dataDir), reactor)
+    core = makeCore(
+        reactor, database, router=router, feed=feed, linkTable=linkTable, iqTimeout=config.iqTimeout
     )
-    handlers.setHandlerParent(pubsubComponent)
-    pubsubComponent.setServiceParent(top)
-
-    # The publisher: consent by disco#info from our domain, items stored
-    # and sent by the pub-sub service.
-    consent = ConsentChecker(discoFeatures(discoClient, domain), reactor)
-    publisher = publisherFor(
-        handlers.resource,
-        feed,
-        linkTable,
-        consent,
-        domain,
-        frozenset({domain, pubsubHost}),
-        reactor,
-        delay=delay,
-    )
-    publisher.setName("publisher")
-    # Last: it sends through the components, which must be running.
-    publisher.setServiceParent(top)
+    top = CoreService(core)
+    buildServerInfo(core, config, top)
     return top
 
 
@@ -317,16 +274,8 @@ class EmbeddingTests(TestCase):
         self.feed = ChangeFeed()
         self.table = FeedLinkTable("example.net", self.feed)
         dataDir = Path(self.mktemp()).absolute() / "data"
-        self.embedded = attachServerInfo(
-            self.router,
-            "example.net",
-            "pubsub.example.net",
-            self.feed,
-            self.table,
-            dataDir,
-            reactor,
-            delay=0.05,
-        )
+        config = Config(domain="example.net", dataDir=dataDir, publishDelay=0.05)
+        self.embedded = attachServerInfo(self.router, self.feed, self.table, config, reactor)
         self.publisher = self.embedded.getServiceNamed("publisher")
         self.readerComponent = readerComponent
         for started in (peers, readerComponent, self.embedded):
@@ -358,10 +307,10 @@ class EmbeddingTests(TestCase):
         self.assertTrue(verifyObject(ILinkTable, self.table))
         self.assertTrue(verifyObject(IChangeFeed, self.feed))
         self.assertTrue(verifyObject(IService, self.embedded))
-        domainComponent = self.embedded.getServiceNamed("domain")
+        domainComponent = self.embedded.core.component("example.net")
         (serverDisco,) = [h for h in domainComponent if isinstance(h, ServerDisco)]
         self.assertTrue(verifyObject(disco.IDisco, serverDisco))
-        pubsubComponent = self.embedded.getServiceNamed("pubsub")
+        pubsubComponent = self.embedded.core.component("pubsub.example.net")
         (service_,) = [h for h in pubsubComponent if isinstance(h, pubsub.PubSubService)]
         self.assertTrue(verifyObject(IPubSubStore, service_.resource.store))
 
