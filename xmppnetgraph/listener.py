@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
@@ -118,4 +118,5 @@ class Listener(service.Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return maybeDeferred(port.stopListening)
+        stopped: Deferred[None] | None = port.stopListening()
+        return stopped
