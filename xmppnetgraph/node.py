@@ -153,7 +153,8 @@ def buildService(config: Config, reactor: Any, resolver: Any = None) -> Database
         web.setServiceParent(top)
 
     _log.info(
-        "xmppnetgraph node for {domain} (pubsub {pubsub}): s2s on {s2s}, web on {web}, data in {dataDir}",
+        "xmppnetgraph node for {domain} (pubsub {pubsub}): s2s on {s2s}, web on {web}, "
+        "data in {dataDir}",
         domain=config.domain,
         pubsub=config.effectivePubsubHost,
         s2s=config.s2s,
