@@ -127,7 +127,8 @@ def workDirectory(reactor: Any, prefix: str, keep: bool, description: str = "") 
     addCleanup(lambda: None if keep else shutil.rmtree(work, ignore_errors=True))
     suffix = f"; {description}" if description else ""
     print(
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; work directory: {work}{suffix}"
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"work directory: {work}{suffix}"
     )
     return work
 
@@ -340,7 +341,8 @@ def printTable(title: str, header: Sequence[str], rows: Sequence[Sequence[object
 
     def fmt(row: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
 
     print()

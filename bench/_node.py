@@ -303,7 +303,9 @@ async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
         "warm",
         firstPing=first,
         ping=again,
-        links=[(l.domain, l.direction, l.auth, l.tls) for l in s2s.linkTable.links()],
+        links=[
+            (link.domain, link.direction, link.auth, link.tls) for link in s2s.linkTable.links()
+        ],
     )
     pending: list[int] = []
     wake: list[defer.Deferred[None]] = []

@@ -98,7 +98,8 @@ def main() -> None:
         results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
     size = results["default"]["bytes"]
     print(
-        f"one stanza of {size:,} bytes ({args.peers:,} peers), CPU ms per stanza, mean of {args.repeat}"
+        f"one stanza of {size:,} bytes ({args.peers:,} peers), "
+        f"CPU ms per stanza, mean of {args.repeat}"
     )
     print(f"{'gc setting':<10}  {'ms':>8}  {'vs default':>10}")
     for setting in SETTINGS:

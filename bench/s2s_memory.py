@@ -167,15 +167,17 @@ class OurTarget(Target):
         """
         links = await getLinks(reactor, self.url)
         mine = [
-            l for l in links if l["direction"] == "incoming" and l["domain"].endswith("." + SUFFIX)
+            link
+            for link in links
+            if link["direction"] == "incoming" and link["domain"].endswith("." + SUFFIX)
         ]
         methods: dict[str, int] = {}
-        for l in mine:
-            key = f"{l['auth']}/{l['tls']}"
+        for link in mine:
+            key = f"{link['auth']}/{link['tls']}"
             methods[key] = methods.get(key, 0) + 1
         self.authMethods = methods
         # Only TLS + SASL EXTERNAL links count towards the target.
-        return sum(1 for l in mine if l["auth"] == "sasl-external" and l["tls"])
+        return sum(1 for link in mine if link["auth"] == "sasl-external" and link["tls"])
 
     async def stop(self, reactor: Any) -> None:
         """
@@ -409,7 +411,8 @@ async def main(reactor: Any, argv: list[str]) -> None:
             await prosody.start(reactor)
             rows += await measure(reactor, args, work, prosody, certPath, keyPath)
         printTable(
-            "RSS of the receiving server with idle authenticated incoming s2s streams (TLS, SASL EXTERNAL)",
+            "RSS of the receiving server with idle authenticated incoming s2s streams"
+            " (TLS, SASL EXTERNAL)",
             ["server", "streams", "added", "RSS MiB", "growth MiB", "KiB/stream"],
             rows,
         )

@@ -253,7 +253,7 @@ class ProsodyPair:
         reason = prosody.prosodyAvailable()
         if reason is not None:
             raise RuntimeError(f"Prosody is not usable: {reason}")
-        addresses = dict(zip(("a.example", "b.example"), quietLoopbackAddresses(2)))
+        addresses = dict(zip(("a.example", "b.example"), quietLoopbackAddresses(2), strict=True))
         hosts = {
             name: address
             for domain, address in addresses.items()
@@ -316,8 +316,9 @@ class ProsodyPair:
             if "s2sin" in line and "a.example->b.example complete" in line
         ]
         print(
-            f"{self.label}: streams up (first message {first * 1000:.0f} ms): {'; '.join(s2sLines) or '?'}; "
-            f"log level {args.prosody_log} (logs grew {logGrowth} bytes over {2 * args.warmup} warm-up messages)"
+            f"{self.label}: streams up (first message {first * 1000:.0f} ms): "
+            f"{'; '.join(s2sLines) or '?'}; log level {args.prosody_log} "
+            f"(logs grew {logGrowth} bytes over {2 * args.warmup} warm-up messages)"
         )
         sys.stdout.flush()
 

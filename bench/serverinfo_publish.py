@@ -149,7 +149,7 @@ class CostRun:
         domains = [f"r{k}.example" for k in range(args.receiver_domains)]
         addresses, self.port = listeners(1 + len(domains))
         self.publisherAddress = addresses[0]
-        self.addresses = dict(zip(domains, addresses[1:]))
+        self.addresses = dict(zip(domains, addresses[1:], strict=True))
         # Subscriber j is sub<j>@r<j mod K>.example.
         self.jids = [f"sub{j}@{domains[j % len(domains)]}" for j in range(args.subscribers)]
         perDomain = math.ceil(args.subscribers / len(domains))
@@ -218,7 +218,7 @@ class CostRun:
         ready = await waitEvent(self.reactor, publisher, "ready", 60)
         settings = ", ".join(f"{k}={v}" for k, v in ready["settings"].items())
         self.databases[label] = f"{ready['database']} ({settings})"
-        for child, group in zip(self.receivers, self.groups):
+        for child, group in zip(self.receivers, self.groups, strict=True):
             jids = [j for j in self.jids if j.partition("@")[2] in group]
             answer = await ask(
                 self.reactor,
@@ -229,7 +229,8 @@ class CostRun:
             )
             if answer["ok"] != len(jids):
                 raise RuntimeError(
-                    f"{child.name}: only {answer['ok']} of {len(jids)} subscribed: {answer['failures']}"
+                    f"{child.name}: only {answer['ok']} of {len(jids)} subscribed: "
+                    f"{answer['failures']}"
                 )
         await self.publishRound(publisher, "w-", 10)
         rounds = []
@@ -251,7 +252,7 @@ class CostRun:
         """
         args = self.args
         marks = []
-        for child, group in zip(self.receivers, self.groups):
+        for child, group in zip(self.receivers, self.groups, strict=True):
             count = sum(1 for j in self.jids if j.partition("@")[2] in group)
             marks.append(len(child.events))
             await ask(
@@ -273,7 +274,7 @@ class CostRun:
         timeout = 60 + args.subscribers * max(1, peers) / 10000
         received = [
             await waitEvent(self.reactor, child, "received", timeout, since)
-            for child, since in zip(self.receivers, marks)
+            for child, since in zip(self.receivers, marks, strict=True)
         ]
         return {"published": published, "received": received}
 
@@ -329,8 +330,8 @@ class CostRun:
                     ]
                 )
         printTable(
-            f"Build and store: one item of {args.peers} peers ({args.streams_per_peer} streams each, every "
-            f"{args.consent_every}. named); ms",
+            f"Build and store: one item of {args.peers} peers "
+            f"({args.streams_per_peer} streams each, every {args.consent_every}. named); ms",
             [
                 "backend, round",
                 "item MB",
@@ -346,7 +347,8 @@ class CostRun:
             build,
         )
         printTable(
-            f"Notify {args.subscribers} remote subscribers, sender side; ms from the start of notifying",
+            f"Notify {args.subscribers} remote subscribers, sender side; "
+            "ms from the start of notifying",
             [
                 "backend, round",
                 "handed to s2s streams",
@@ -359,8 +361,9 @@ class CostRun:
             sender,
         )
         printTable(
-            f"Notify {args.subscribers} remote subscribers, receiver side ({args.receiver_domains} receiving domains "
-            f"in {len(self.groups)} processes); ms from the start of notifying",
+            f"Notify {args.subscribers} remote subscribers, receiver side "
+            f"({args.receiver_domains} receiving domains in {len(self.groups)} processes); "
+            "ms from the start of notifying",
             [
                 "backend, round",
                 "first received",
@@ -416,21 +419,23 @@ class CostRun:
                 r["published"]["publishEnd"] - r["published"]["publishStart"] for r in first
             )
             print(
-                f"baseline: serializing the item {self.naive['count']} times with toXml() took {ms(naive)} ms "
-                f"({ms(naive / self.naive['count'])} ms each)"
+                f"baseline: serializing the item {self.naive['count']} times with toXml() "
+                f"took {ms(naive)} ms ({ms(naive / self.naive['count'])} ms each)"
             )
             print(
                 f"ratio handed-to-streams / baseline: {notifyMedian / naive:.3f}; "
-                f"whole publishLocal / baseline: {publishMedian / naive:.3f} ({next(iter(self.results))} medians)"
+                f"whole publishLocal / baseline: {publishMedian / naive:.3f} "
+                f"({next(iter(self.results))} medians)"
             )
         sizes = {r["published"]["itemBytes"] for rounds in self.results.values() for r in rounds}
         tooBig = " (the default, 262144, would close the stream)" if max(sizes) > 262144 else ""
         print(
-            f"item size: {', '.join(f'{s} bytes' for s in sorted(sizes))}; receivers run with maxStanzaSize "
-            f"{args.max_stanza_size} bytes{tooBig}; publisher's "
+            f"item size: {', '.join(f'{s} bytes' for s in sorted(sizes))}; "
+            f"receivers run with maxStanzaSize {args.max_stanza_size} bytes{tooBig}; publisher's "
             f"maxSubscriptionsPerDomain {self.maxSubscriptions} "
             f"({'the default' if self.maxSubscriptions == 10 else 'raised from 10'}; "
-            f"{math.ceil(args.subscribers / args.receiver_domains)} subscribers per receiving domain)"
+            f"{math.ceil(args.subscribers / args.receiver_domains)} "
+            "subscribers per receiving domain)"
         )
         sys.stdout.flush()
 
@@ -559,7 +564,7 @@ async def runLatency(
             spec = {"domain": domain, "address": address, "port": port, "target": "a.example"}
             linked = await ask(reactor, linker, {"link": spec}, "linked", 60)
             named = await waitEvent(
-                reactor, subscriber, "item", 60, markS, lambda e: domain in e["named"]
+                reactor, subscriber, "item", 60, markS, lambda e, new=domain: new in e["named"]
             )
             await quiet(reactor, [origin, subscriber], delay + 0.5)
             t0 = linked["t0"]

@@ -132,7 +132,10 @@ class RunningNode:
         """
         @return: (domain, direction, auth, tls) of every live link, sorted.
         """
-        return sorted((l.domain, l.direction, l.auth, l.tls) for l in self.s2s.linkTable.links())
+        return sorted(
+            (link.domain, link.direction, link.auth, link.tls)
+            for link in self.s2s.linkTable.links()
+        )
 
     async def apiLinks(self) -> Any:
         """

@@ -203,7 +203,8 @@ class PostgresCluster:
         )
         if initdb.returncode != 0:
             raise PostgresError(
-                f"initdb failed ({initdb.returncode}): {initdb.stdout.decode(errors='replace')[-2000:]}"
+                f"initdb failed ({initdb.returncode}): "
+                f"{initdb.stdout.decode(errors='replace')[-2000:]}"
             )
         with open(self._logPath, "ab") as log:
             self._process = subprocess.Popen(
@@ -271,7 +272,8 @@ class PostgresCluster:
         """
         @return: the libpq URL of C{database} on this server.
         """
-        return f"postgresql://{SUPERUSER}@/{database}?host={quote(str(self.socketDirectory), safe='/')}&port={self.port}"
+        host = quote(str(self.socketDirectory), safe="/")
+        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={self.port}"
 
     def createDatabase(self) -> str:
         """

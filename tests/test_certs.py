@@ -28,7 +28,7 @@ from twisted.internet.interfaces import (
     IHandshakeListener,
     IOpenSSLClientConnectionCreator,
 )
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
@@ -447,7 +447,7 @@ class _TLSPeer(Protocol):
         self.serverName = self.transport.getHandle().get_servername()  # type: ignore[union-attr]
         self.handshake.callback(self)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Report the loss, and fail the handshake if it had not finished.
         """

@@ -16,6 +16,7 @@ from wokkel.disco import DiscoHandler
 from xmppnetgraph.component import QuietRouter
 from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.datadir import ensureDataDir
+from xmppnetgraph.error import StorageError
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.store.database import openDatabase
@@ -85,5 +86,5 @@ class CoreTests(TestCase):
         await top.stopService()
         self.assertFalse(host.running)
         self.assertNotIn("example.org", core.router.routes)
-        with self.assertRaises(Exception):
+        with self.assertRaises(StorageError):
             await self.database.runQuery("SELECT 1")

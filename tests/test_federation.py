@@ -65,7 +65,10 @@ class FederationTests(TestCase):
         api = yield defer.Deferred.fromCoroutine(self.a.apiLinks())
         self.assertEqual(api["domain"], "a.example")
         self.assertEqual(
-            sorted((l["domain"], l["direction"], l["auth"], l["tls"]) for l in api["links"]),
+            sorted(
+                (link["domain"], link["direction"], link["auth"], link["tls"])
+                for link in api["links"]
+            ),
             self.a.links(),
         )
 
@@ -114,7 +117,7 @@ class FederationTests(TestCase):
         )
         # The incoming stream was opened to a.example, not to its pubsub host
         # (SASL authorises both; a-pubsub.a.example sorts first).
-        self.assertEqual({l.localDomain for l in self.a.s2s.linkTable.links()}, {"a.example"})
+        self.assertEqual({link.localDomain for link in self.a.s2s.linkTable.links()}, {"a.example"})
 
     @defer.inlineCallbacks
     def test_directTLSBySRV(self):  # type: ignore[no-untyped-def]

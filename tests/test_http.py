@@ -111,7 +111,7 @@ class APITests(TestCase):
         self.assertEqual((code, contentType), (200, "application/json; charset=utf-8"))
         links = json.loads(body)
         validator("Links").validate(links)
-        self.assertEqual({l["domain"] for l in links["links"]}, {"b.example"})
+        self.assertEqual({link["domain"] for link in links["links"]}, {"b.example"})
 
         code, body, _ = await self.get("/api/serverinfo")
         self.assertEqual(code, 200)

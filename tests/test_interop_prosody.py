@@ -131,10 +131,15 @@ class ProsodyInteropTests(TestCase):
             self.fail(f"link table {node.links()} != {expected}")
         api = await node.apiLinks()
         self.assertEqual(
-            sorted((l["domain"], l["direction"], l["auth"], l["tls"]) for l in api["links"]),
+            sorted(
+                (link["domain"], link["direction"], link["auth"], link["tls"])
+                for link in api["links"]
+            ),
             expected,
         )
-        self.assertTrue(all(l["stanzas_in"] + l["stanzas_out"] >= 1 for l in api["links"]), api)
+        self.assertTrue(
+            all(link["stanzas_in"] + link["stanzas_out"] >= 1 for link in api["links"]), api
+        )
 
     async def test_selfSignedDialback(self) -> None:
         """

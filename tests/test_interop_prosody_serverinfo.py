@@ -197,8 +197,8 @@ class ProsodyServerInfoTests(TestCase):
             n for n in notifications[before:] if "b.example" in names(n[2])
         )
         _log.info(
-            "serverinfo via Prosody: link change -> notification naming the new peer at alice: {seconds:.3f} s "
-            "(publishDelay 0.2 s)",
+            "serverinfo via Prosody: link change -> notification naming the new peer at alice: "
+            "{seconds:.3f} s (publishDelay 0.2 s)",
             seconds=arrived - times.ups[0],
         )
         self.assertEqual(itemId, "current")

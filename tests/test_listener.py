@@ -13,7 +13,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.nodes import freePort
 from xmppnetgraph.error import XmppNetGraphError
-from xmppnetgraph.listener import ListenError, Listener
+from xmppnetgraph.listener import Listener, ListenError
 
 
 class ListenerTests(TestCase):

@@ -117,11 +117,11 @@ class ProsodyFixtureTests(TestCase):
             # Every name either peer may dial: the hosts and their components.
             hosts = {
                 name: address
-                for domain, address in zip(DOMAINS, addresses)
+                for domain, address in zip(DOMAINS, addresses, strict=True)
                 for name in (domain, f"pubsub.{domain}")
             }
             peers = []
-            for domain, address in zip(DOMAINS, addresses):
+            for domain, address in zip(DOMAINS, addresses, strict=True):
                 certPath, keyPath = certificates(self.base / "pki", domain)
                 peer = ProsodyPeer(
                     self.base / f"{attempt}" / domain,

@@ -241,7 +241,10 @@ class PubSubTestsMixin:
         """
         self.serial += 1
         ident = f"q{self.serial}"
-        xml = f"<iq xmlns='jabber:server' type='{kind}' id='{ident}' from='{sender}' to='{to}'>{body}</iq>"
+        xml = (
+            f"<iq xmlns='jabber:server' type='{kind}' id='{ident}' from='{sender}' to='{to}'>"
+            f"{body}</iq>"
+        )
         before = len(self.outgoing)
         self.remote.send(parseXml(xml.encode("utf-8")))
         responses = [
@@ -290,7 +293,8 @@ class PubSubTestsMixin:
         """
         return self.iq(
             "get",
-            f"<pubsub xmlns='{NS_PUBSUB}'><items node='{node}' {attributes}>{children}</items></pubsub>",
+            f"<pubsub xmlns='{NS_PUBSUB}'><items node='{node}' {attributes}>{children}</items>"
+            "</pubsub>",
             sender,
         )
 
@@ -1049,7 +1053,10 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         self.assertError(self.configureSet(many), "not-acceptable")
         values = "<field var='x'>" + "<value>v</value>" * 300 + "</field>"
         self.assertError(self.configureSet(self.form({}, extra=values)), "not-acceptable")
-        create = f"<pubsub xmlns='{NS_PUBSUB}'><create node='new'/><configure>{many}</configure></pubsub>"
+        create = (
+            f"<pubsub xmlns='{NS_PUBSUB}'><create node='new'/><configure>{many}</configure>"
+            "</pubsub>"
+        )
         self.assertError(self.iq("set", create, LOCAL), "not-acceptable")
         self.assertEqual(self.store.calls[calls:], [])
 
@@ -1081,7 +1088,10 @@ class OwnerTests(PubSubTestsMixin, SynchronousTestCase):
         self.assertEqual(response["type"], "result")
         self.assertEqual(self.store.configs["plain"], dict(DEFAULT_NODE_CONFIG))
         form = self.form({MAX_ITEMS: "1"})
-        body = f"<pubsub xmlns='{NS_PUBSUB}'><create node='one'/><configure>{form}</configure></pubsub>"
+        body = (
+            f"<pubsub xmlns='{NS_PUBSUB}'><create node='one'/><configure>{form}</configure>"
+            "</pubsub>"
+        )
         self.assertEqual(self.iq("set", body, ADMIN + "/r")["type"], "result")
         self.assertEqual(self.store.configs["one"][MAX_ITEMS], 1)
 
@@ -1367,7 +1377,8 @@ class FederatedPubSubTests(TestCase):
         payload = serverInfo("evil.example").toXml()
         d = self.request(
             "set",
-            f"<pubsub xmlns='{NS_PUBSUB}'><publish node='serverinfo'><item id='current'>{payload}</item></publish></pubsub>",
+            f"<pubsub xmlns='{NS_PUBSUB}'><publish node='serverinfo'>"
+            f"<item id='current'>{payload}</item></publish></pubsub>",
         )
         failure = yield self.assertFailure(d, jabbererror.StanzaError)
         self.assertEqual(failure.condition, "forbidden")

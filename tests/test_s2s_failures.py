@@ -298,7 +298,7 @@ class SpoofingTests(NodeTestCase):
         self.start(genuine, routes=routesTo(self.a))
 
         self.assertEqual(await self.requestError(impostor, "a.example"), "remote-server-not-found")
-        self.assertEqual([l for l in self.a.links() if l[1] == "incoming"], [])
+        self.assertEqual([link for link in self.a.links() if link[1] == "incoming"], [])
         self.assertEqual(impostor.links(), [])
 
         await discoBothWays(self, genuine, self.a)
@@ -406,7 +406,9 @@ class StreamLifetimeTests(NodeTestCase):
         """
         self.startBoth()
         await self.discoRoundTrip()
-        (oldOutgoing,) = [l for l in self.a.s2s.linkTable.links() if l.direction == "outgoing"]
+        (oldOutgoing,) = [
+            link for link in self.a.s2s.linkTable.links() if link.direction == "outgoing"
+        ]
         await self.b.stop()
         await waitFor(lambda: self.a.links() == [])
         # A stopped endpoint service cannot be started again: build B anew,
@@ -414,7 +416,9 @@ class StreamLifetimeTests(NodeTestCase):
         self.b.build(routes=routesTo(self.a))
         self.b.start()
         await self.discoRoundTrip()
-        (newOutgoing,) = [l for l in self.a.s2s.linkTable.links() if l.direction == "outgoing"]
+        (newOutgoing,) = [
+            link for link in self.a.s2s.linkTable.links() if link.direction == "outgoing"
+        ]
         self.assertIsNot(newOutgoing, oldOutgoing)
         self.assertEqual(newOutgoing.domain, "b.example")
 

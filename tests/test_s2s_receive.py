@@ -688,7 +688,7 @@ class SASLTests(ReceivingTestsBase):
         self.assertEqual(list(features.elements()), [])
         self.assertEqual(xs.authenticator.authorized, {(PEER, LOCAL), (PEER, PUBSUB)})
         self.assertEqual(
-            [(l.domain, l.direction, l.auth) for l in self.service.linkTable.links()],
+            [(link.domain, link.direction, link.auth) for link in self.service.linkTable.links()],
             [(PEER, "incoming", "sasl-external")],
         )
         xs.dataReceived(f"<iq type='get' id='1' from='{PEER}' to='{PUBSUB}'/>".encode())

@@ -257,7 +257,7 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         for garbage in [None, 42, NS_SERVERINFO]:
             with self.subTest(garbage=garbage):
                 checker = ConsentChecker(
-                    lambda d: defer.succeed(garbage), task.Clock(), minInterval=0
+                    lambda d, garbage=garbage: defer.succeed(garbage), task.Clock(), minInterval=0
                 )  # type: ignore[arg-type]
                 self.assertFalse(self.successResultOf(checker.check("b.example")))
                 self.assertEqual(checker.state("b.example").error, "unusable answer")

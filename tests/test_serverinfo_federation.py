@@ -150,7 +150,10 @@ async def subscribe(subscriber: RunningNode, owner: RunningNode) -> None:
     Subscribe C{subscriber}'s bare domain to C{owner}'s C{serverinfo} node.
     """
     component = subscriber.domainHost
-    body = f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='{subscriber.domain}'/></pubsub>"
+    body = (
+        f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='serverinfo' jid='{subscriber.domain}'/>"
+        "</pubsub>"
+    )
     response = await component.request(
         RawRequest("pubsub." + owner.domain, subscriber.domain, "set", body)
     )
@@ -720,8 +723,8 @@ class LatencyTests(NodesMixin, TestCase):
         first, listedAt, namedAt = times.ups[0], arrival(listed), arrival(named)
         assert listedAt is not None and namedAt is not None
         _log.info(
-            "serverinfo latency on loopback, publishDelay {delay} s: link change -> notification listing the "
-            "new peer {listed:.3f} s, naming it {named:.3f} s",
+            "serverinfo latency on loopback, publishDelay {delay} s: link change -> "
+            "notification listing the new peer {listed:.3f} s, naming it {named:.3f} s",
             delay=publishDelay,
             listed=listedAt - first,
             named=namedAt - first,

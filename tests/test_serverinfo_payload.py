@@ -164,8 +164,8 @@ class BuildTests(SynchronousTestCase):
         """
         self.assertEqual(
             buildPayload(ServerInfo([DomainInfo("local.example")])).toXml(),
-            "<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name='local.example'><federation/></domain>"
-            "</serverinfo>",
+            "<serverinfo xmlns='urn:xmpp:serverinfo:0'>"
+            "<domain name='local.example'><federation/></domain></serverinfo>",
         )
 
     def test_namespace(self) -> None:
@@ -414,10 +414,14 @@ OPENFIRE = """
 MULTI = """
 <serverinfo xmlns='urn:xmpp:serverinfo:0'>
   <domain name='b.example'>
-    <federation><remote-domain name='a.example'><connection type='bidi'/></remote-domain></federation>
+    <federation>
+      <remote-domain name='a.example'><connection type='bidi'/></remote-domain>
+    </federation>
   </domain>
   <domain name='a.example'>
-    <federation><remote-domain name='b.example'><connection type='bidi'/></remote-domain></federation>
+    <federation>
+      <remote-domain name='b.example'><connection type='bidi'/></remote-domain>
+    </federation>
     <users xmlns='urn:example:stats'>42</users>
   </domain>
 </serverinfo>
@@ -435,8 +439,10 @@ class ParseTests(SynchronousTestCase):
         """
         info = parsePayload(
             parseXML(
-                """<serverinfo xmlns="urn:xmpp:serverinfo:0"><domain name="shakespeare.lit"><federation>
-                <remote-domain name='denmark.lit'><connection type="incoming"/><connection type="outgoing"/>
+                """<serverinfo xmlns="urn:xmpp:serverinfo:0">
+                <domain name="shakespeare.lit"><federation>
+                <remote-domain name='denmark.lit'>
+                <connection type="incoming"/><connection type="outgoing"/>
                 </remote-domain>
                 <remote-domain name='montague.net'><connection type="bidi"/></remote-domain>
                 </federation></domain></serverinfo>"""
@@ -582,7 +588,8 @@ class ParseTests(SynchronousTestCase):
             parseXML(
                 """<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name='d.example'><federation>
                 <remote-domain name='p.example'>
-                  <connection type=' Incoming '/><connection type='BIDI'/><connection type='sideways'/>
+                  <connection type=' Incoming '/><connection type='BIDI'/>
+                  <connection type='sideways'/>
                   <connection type=''/>
                 </remote-domain></federation></domain></serverinfo>"""
             )
@@ -651,7 +658,8 @@ class ParseTests(SynchronousTestCase):
         xml = (
             "<serverinfo xmlns='urn:xmpp:serverinfo:0'>"
             f"<domain name='d.example'><federation>{remotes}</federation></domain>"
-            "<domain name='bad domain'><federation><remote-domain name='p.example'/></federation></domain>"
+            "<domain name='bad domain'>"
+            "<federation><remote-domain name='p.example'/></federation></domain>"
             "<domain><federation><remote-domain name='q.example'/></federation></domain>"
             "</serverinfo>"
         )
@@ -667,8 +675,10 @@ class ParseTests(SynchronousTestCase):
         """
         info = parsePayload(
             parseXML(
-                "<serverinfo xmlns='urn:xmpp:serverinfo:0'><domain name=' Local.Example. '><federation>"
-                "<remote-domain name='B\u00dcCHER.example'/><remote-domain name='xn--bcher-kva.example'/>"
+                "<serverinfo xmlns='urn:xmpp:serverinfo:0'>"
+                "<domain name=' Local.Example. '><federation>"
+                "<remote-domain name='B\u00dcCHER.example'/>"
+                "<remote-domain name='xn--bcher-kva.example'/>"
                 "</federation></domain></serverinfo>"
             )
         )
@@ -686,7 +696,8 @@ class ParseTests(SynchronousTestCase):
         for xml in [
             "<serverinfo xmlns='urn:xmpp:serverinfo:1'/>",
             "<serverinfo/>",
-            "<item xmlns='http://jabber.org/protocol/pubsub'><serverinfo xmlns='urn:xmpp:serverinfo:0'/></item>",
+            "<item xmlns='http://jabber.org/protocol/pubsub'>"
+            "<serverinfo xmlns='urn:xmpp:serverinfo:0'/></item>",
             "<domain xmlns='urn:xmpp:serverinfo:0' name='x.example'/>",
         ]:
             with self.subTest(xml=xml):

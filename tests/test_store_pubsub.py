@@ -171,7 +171,8 @@ class PubSubStoreTests:
             await self.assertFailure(d, NodeNotFound)
         self.assertEqual(await self.store.nodes(), ["other"])
         rows = await self.database.runQuery(
-            "SELECT (SELECT COUNT(*) FROM pubsub_items), (SELECT COUNT(*) FROM pubsub_subscriptions)"
+            "SELECT (SELECT COUNT(*) FROM pubsub_items),"
+            " (SELECT COUNT(*) FROM pubsub_subscriptions)"
         )
         self.assertEqual(rows, [(0, 0)])
 

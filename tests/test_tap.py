@@ -1271,7 +1271,8 @@ class MakeServiceTests(SynchronousTestCase):
             exc = self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertEqual(
             exc.code,
-            f"xmppnetgraph: cannot listen for s2s on tcp:{port}:interface=127.0.0.1: Address already in use",
+            f"xmppnetgraph: cannot listen for s2s on tcp:{port}:interface=127.0.0.1: "
+            "Address already in use",
         )
 
 

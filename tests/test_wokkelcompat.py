@@ -34,6 +34,7 @@ class CompatTests(SynchronousTestCase):
         After importing xmppnetgraph, every Wokkel module we use imports.
         """
         result = _importInFreshInterpreter(
-            "import xmppnetgraph, wokkel.server, wokkel.muc, wokkel.pubsub, wokkel.disco, wokkel.component"
+            "import xmppnetgraph, wokkel.server, wokkel.muc, wokkel.pubsub, wokkel.disco, "
+            "wokkel.component"
         )
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -405,9 +405,9 @@ class Options(usage.Options):
             with path.open("rb") as f:
                 table = tomllib.load(f)
         except OSError as e:
-            raise usage.UsageError(f"--config: cannot read {str(path)!r}: {e}")
+            raise usage.UsageError(f"--config: cannot read {str(path)!r}: {e}") from e
         except tomllib.TOMLDecodeError as e:
-            raise usage.UsageError(f"--config: {str(path)!r} is not TOML: {e}")
+            raise usage.UsageError(f"--config: {str(path)!r} is not TOML: {e}") from e
 
         where = f"config file {str(path)!r}"
         fromFile: dict[str, tuple[str, Any]] = {}
@@ -418,7 +418,7 @@ class Options(usage.Options):
                     f"{where}: keys {fromFile[option][0]!r} and {key!r} set the same option"
                 )
             fromFile[option] = (key, value)
-        for option, (key, value) in fromFile.items():
+        for option, (_key, value) in fromFile.items():
             if option not in self._given:
                 dict.__setitem__(self, option, value)
 

@@ -271,7 +271,8 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
                 self._authorize(originating, receiving, "dialback")
             else:
                 self._log.warn(
-                    "dialback for {originating} -> {receiving} failed: the authoritative server says invalid",
+                    "dialback for {originating} -> {receiving} failed: "
+                    "the authoritative server says invalid",
                     originating=originating,
                     receiving=receiving,
                 )

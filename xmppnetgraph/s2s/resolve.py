@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from itertools import groupby
+from itertools import accumulate, groupby
 from typing import Any, cast
 
 import attrs
@@ -210,11 +210,13 @@ def _orderSRV(records: Sequence[dns.Record_SRV], rng: random.Random) -> list[dns
         while remaining:
             total = sum(r.weight for r in remaining)
             threshold = rng.randint(0, total)
-            running = 0
-            for index, record in enumerate(remaining):
-                running += record.weight
-                if running >= threshold:
-                    break
+            # The first record whose running sum of weights reaches the
+            # threshold (the last one's is the total, so there is one).
+            index = next(
+                i
+                for i, running in enumerate(accumulate(r.weight for r in remaining))
+                if running >= threshold
+            )
             ordered.append(remaining.pop(index))
     return ordered
 

@@ -272,7 +272,8 @@ class S2SService(service.Service):
         def ended(reason: Failure) -> None:
             if not xs.authenticator.authenticated:
                 self._log.info(
-                    "incoming s2s connection from {address} (claiming {claimed}) closed before authentication: {reason}",
+                    "incoming s2s connection from {address} (claiming {claimed}) "
+                    "closed before authentication: {reason}",
                     address=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else str(peer),
                     claimed=xs.authenticator.claimedDomain or "nothing",
                     reason=reason.getErrorMessage() if isinstance(reason, Failure) else reason,
@@ -334,7 +335,8 @@ class S2SService(service.Service):
             known = {remote for remote, _ in authenticator.authorized}
             condition = "invalid-from" if sender not in known else "host-unknown"
             self._log.warn(
-                "closing stream from {peer}: stanza from {sender} to {recipient} not authorised ({condition})",
+                "closing stream from {peer}: stanza from {sender} to {recipient} "
+                "not authorised ({condition})",
                 peer=xs.otherEntity.host,
                 sender=sender,
                 recipient=recipient,
@@ -439,7 +441,8 @@ class S2SService(service.Service):
                 else "remote-server-not-found"
             )
             self._log.warn(
-                "s2s connection {local} -> {remote} failed: {reason}; bouncing {n} stanzas with {condition}",
+                "s2s connection {local} -> {remote} failed: {reason}; "
+                "bouncing {n} stanzas with {condition}",
                 local=local,
                 remote=remote,
                 reason=describe(reason),

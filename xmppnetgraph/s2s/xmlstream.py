@@ -252,8 +252,8 @@ class StrictExpatElementStream(domish.ExpatElementStream):
                 raise StrictParserError(
                     "restricted-xml",
                     "only the predefined entities may be referenced",
-                )
-            raise domish.ParserError(str(e))
+                ) from e
+            raise domish.ParserError(str(e)) from e
         if self._discarded:
             return
         self._checkAfterParse()

@@ -219,7 +219,8 @@ class ConsentChecker:
             if not self._queueFull:
                 self._queueFull = True
                 self._log.warn(
-                    "serverinfo consent: {queued} checks queued; more peers are not checked for now",
+                    "serverinfo consent: {queued} checks queued; "
+                    "more peers are not checked for now",
                     queued=len(self._queue),
                 )
             return None

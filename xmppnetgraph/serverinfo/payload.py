@@ -354,7 +354,8 @@ def parsePayload(
         truncated = True
     if truncated:
         _log.info(
-            "serverinfo: payload cut at the limits ({domains} domains, {remotes} remote domains read)",
+            "serverinfo: payload cut at the limits "
+            "({domains} domains, {remotes} remote domains read)",
             domains=domainsSeen,
             remotes=remotesSeen,
         )

@@ -411,7 +411,8 @@ def _subscribe(
     """
     _lockNode(cursor, nodeIdentifier)
     row = cursor.execute(
-        "SELECT subscription_id, created FROM pubsub_subscriptions WHERE node = ? AND subscriber = ?",
+        "SELECT subscription_id, created FROM pubsub_subscriptions"
+        " WHERE node = ? AND subscriber = ?",
         (nodeIdentifier, subscriber),
     ).fetchone()
     if row is not None:
@@ -427,7 +428,8 @@ def _subscribe(
             f"{domain} has {counted[0]} subscriptions to {nodeIdentifier!r}, the most allowed"
         )
     cursor.execute(
-        "INSERT INTO pubsub_subscriptions (node, subscriber, subscriber_domain, subscription_id, created)"
+        "INSERT INTO pubsub_subscriptions"
+        " (node, subscriber, subscriber_domain, subscription_id, created)"
         " VALUES (?, ?, ?, ?, ?)",
         (nodeIdentifier, subscriber, domain, newIdentifier, now),
     )
