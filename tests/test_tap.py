@@ -16,7 +16,7 @@ from twisted.application.service import IService, MultiService
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from xmppnetgraph import tap
+from xmppnetgraph import config as configModule
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
 from xmppnetgraph.disco import CONTACT_FIELDS
 from xmppnetgraph.tap import DEFAULT_DATA_DIR, CommandLineService, Options, makeService, toConfig
@@ -1072,7 +1072,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
         def loadAllowlist(p: object) -> frozenset[str]:
             raise PermissionError(13, "Permission denied", str(p))
 
-        self.patch(tap, "loadAllowlist", loadAllowlist)
+        self.patch(configModule, "loadAllowlist", loadAllowlist)
         e = self.assertRaises(
             UsageError,
             parse,
