@@ -1569,23 +1569,28 @@ class ConfigValidationTests(TempDirMixin, SynchronousTestCase):
 
     def test_normalised(self) -> None:
         """
-        L{Config} normalises what it is given: names, paths, routes,
-        repeated seeds, admins and contact addresses.
+        L{Config} normalises what it is given: names, paths, routes (as
+        text too), lists of repeated seeds, admins and contact addresses.
         """
-        config = Config(
-            domain="Node.Example",
-            dataDir=Path("state"),
-            pubsubHost="PS.node.example",
-            routes=["B.example=Host.example:5270", Route("*.C.example", "0:0::1", 1)],
-            seeds=["B.example", "b.example"],
-            pubsubAdmins=["Boss@B.example", "boss@b.example"],
-            contacts=[
+        # Lists and route texts are what a --config file gives; typed as
+        # Any because the field types say what Config holds, not takes.
+        values: dict[str, Any] = {
+            "routes": ["B.example=Host.example:5270", Route("*.C.example", "0:0::1", 1)],
+            "seeds": ["B.example", "b.example"],
+            "pubsubAdmins": ["Boss@B.example", "boss@b.example"],
+            "contacts": [
                 ("support-addresses", ["https://a/", "https://a/"]),
                 ("abuse-addresses", ["mailto:x@y"]),
                 ("admin-addresses", []),
             ],
+        }
+        config = Config(
+            domain="Node.Example",
+            dataDir=Path("state"),
+            pubsubHost="PS.node.example",
             s2sDirectTLS="",
             database="",
+            **values,
         )
         self.assertEqual(config.domain, "node.example")
         self.assertEqual(config.dataDir, Path.cwd() / "state")
