@@ -107,7 +107,7 @@ class Option:
     key: str | None = None
 
     @property
-    def flag(self) -> str:
+    def longForm(self) -> str:
         """
         The option as written on the command line (C{--name}), as error
         messages name it.
@@ -118,7 +118,7 @@ class Option:
 # A conversion: (option as written, given value) -> stored value.
 Convert = Callable[[str, Any], Any]
 # A check of the converted value: (config, option as written, value).
-Check = Callable[[Any, str, Any], None]
+Check = Callable[["Config", str, Any], None]
 
 
 @attrs.frozen
@@ -162,7 +162,7 @@ def _attachSettings(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs
         if setting is None:
             result.append(field)
             continue
-        option = setting.options[0].flag
+        option = setting.options[0].longForm
         changes: dict[str, Any] = {}
         if setting.convert is not None:
             changes["converter"] = functools.partial(setting.convert, option)
@@ -172,12 +172,12 @@ def _attachSettings(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs
     return result
 
 
-def _validator(check: Check, option: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+def _validator(check: Check, option: str) -> Callable[[Config, attrs.Attribute[Any], Any], None]:
     """
     @return: an attrs validator calling C{check} with C{option}.
     """
 
-    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def validate(instance: Config, attribute: attrs.Attribute[Any], value: Any) -> None:
         check(instance, option, value)
 
     return validate
@@ -477,9 +477,9 @@ def _contacts(option: str, value: object) -> tuple[tuple[str, tuple[str, ...]], 
             raise ValueError(
                 f"{option}: {var!r} is not a XEP-0157 field ({', '.join(CONTACT_FIELDS)})"
             )
-        flag = f"--contact-{var.removesuffix('-addresses')}"
+        contactOption = "--" + _contactOptionName(var)
         contacts.setdefault(var, {}).update(
-            dict.fromkeys(_uri(flag, uri) for uri in _strings(flag, uris))
+            dict.fromkeys(_uri(contactOption, uri) for uri in _strings(contactOption, uris))
         )
     return tuple(sorted((var, tuple(uris)) for var, uris in contacts.items() if uris))
 
@@ -574,12 +574,19 @@ def parseRoute(text: str) -> Route:
     return Route(pattern=pattern, host=host, port=port)
 
 
+def _contactOptionName(var: str) -> str:
+    """
+    @return: the name of the option for XEP-0157 field C{var}:
+        C{contact-NAME} for C{NAME-addresses}.
+    """
+    return "contact-" + var.removesuffix("-addresses")
+
+
 def _contactOption(var: str, help: str) -> Option:
     """
-    @return: the repeatable C{--contact-NAME} option for XEP-0157 field
-        C{var} (C{NAME-addresses}).
+    @return: the repeatable option for XEP-0157 field C{var}.
     """
-    return Option(f"contact-{var.removesuffix('-addresses')}", "list", help, key=var)
+    return Option(_contactOptionName(var), "list", help, key=var)
 
 
 @attrs.frozen(field_transformer=_attachSettings)

@@ -76,7 +76,7 @@ def _commandLineDefault(field: attrs.Attribute[Any] | None, option: Option) -> s
     value = _fieldDefault(field)
     if value is None or value == "":
         return None
-    if isinstance(value, float):
+    if isinstance(value, float) and float(f"{value:g}") == value:
         return f"{value:g}"
     return str(value)
 
@@ -140,7 +140,6 @@ class _FileKey:
     """
     A key of a C{--config} file.
 
-    @ivar field: the L{Config} field behind it (L{None} for C{--config}).
     @ivar option: the option it sets.
     @ivar boolean: whether it takes C{true} or C{false} (flags, switches
         and their aliases).
@@ -148,7 +147,6 @@ class _FileKey:
         not given (C{crawl = true}, C{no-opt-in = false}).
     """
 
-    field: attrs.Attribute[Any] | None
     option: Option
     boolean: bool = False
     inverted: bool = False
@@ -165,16 +163,16 @@ def _fileKeys() -> dict[str, list[_FileKey]]:
         if option is CONFIG_OPTION:
             continue
         if option.kind == "flag":
-            keys.setdefault(option.name, []).append(_FileKey(field, option, True))
+            keys.setdefault(option.name, []).append(_FileKey(option, True))
             if option.alias is not None:
                 # The alias holds the field's value: true is the default.
                 inverted = bool(_fieldDefault(field))
-                keys.setdefault(option.alias, []).append(_FileKey(field, option, True, inverted))
+                keys.setdefault(option.alias, []).append(_FileKey(option, True, inverted))
         elif option.kind == "switch":
-            keys.setdefault(option.name, []).append(_FileKey(field, option, True))
-            keys.setdefault("no-" + option.name, []).append(_FileKey(field, option, True, True))
+            keys.setdefault(option.name, []).append(_FileKey(option, True))
+            keys.setdefault("no-" + option.name, []).append(_FileKey(option, True, True))
         else:
-            keys.setdefault(option.name, []).append(_FileKey(field, option))
+            keys.setdefault(option.name, []).append(_FileKey(option))
     return keys
 
 
