@@ -17,19 +17,11 @@ from wokkel import data_form, disco, pubsub
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from xmppnetgraph.names import isValidJID
 from xmppnetgraph.pubsub.resource import PubSubResource, stanzaError
 from xmppnetgraph.timestamp import formatTimestamp
 
 NS_DELAY = "urn:xmpp:delay"
-
-
-def _validJID(value: str) -> bool:
-    try:
-        jid.internJID(value)
-    except (jid.InvalidFormat, UnicodeError, IndexError):
-        # Twisted's nameprep raises IndexError for an empty label ("a..b").
-        return False
-    return True
 
 
 class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
@@ -73,12 +65,12 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]
             C{not-acceptable}.
         """
         for attribute in ("from", "to"):
-            if iq.hasAttribute(attribute) and not _validJID(iq[attribute]):
+            if iq.hasAttribute(attribute) and not isValidJID(iq[attribute]):
                 raise stanzaError("jid-malformed")
         fields = values = 0
         for verb in iq.pubsub.elements():
             for element in (verb, *verb.elements()):
-                if element.hasAttribute("jid") and not _validJID(element["jid"]):
+                if element.hasAttribute("jid") and not isValidJID(element["jid"]):
                     raise stanzaError("jid-malformed")
             for form in verb.elements(data_form.NS_X_DATA, "x"):
                 for field in form.elements(data_form.NS_X_DATA, "field"):

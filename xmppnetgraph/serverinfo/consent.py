@@ -23,8 +23,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StanzaError
 
-from xmppnetgraph.config import normalizeDomain
 from xmppnetgraph.model import ConsentState
+from xmppnetgraph.names import normalizeDomain
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
 FeatureQuery = Callable[[str], "defer.Deferred[set[str]]"]
