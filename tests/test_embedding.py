@@ -36,6 +36,7 @@ from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.interfaces import ILinkObserver, ILinkTable, IPubSubStore
 from xmppnetgraph.linktable import Direction, Link
 from xmppnetgraph.pubsub import pubSubHandlers
+from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE
 from xmppnetgraph.serverinfo.publisher import publisherFor
@@ -93,7 +94,7 @@ def attachServerInfo(
 
     # The publisher: consent by disco#info from our domain, items stored
     # and sent by the pub-sub service.
-    consent = ConsentChecker(discoFeatures(discoClient, domain), reactor)
+    consent = ConsentChecker(discoFeatures(discoClient, domain), QueryScheduler(reactor))
     publisher = publisherFor(
         handlers.resource,
         linkTable,

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from wokkel.generic import parseXml
 
 from xmppnetgraph.linktable import Link, LinkTable
+from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.consent import ConsentChecker
 from xmppnetgraph.serverinfo.payload import parsePayload
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
@@ -44,7 +45,7 @@ class PublisherTests(SynchronousTestCase):
                 return self.publishResult
             return defer.succeed(None)
 
-        self.consent = ConsentChecker(query, self.clock, minInterval=0)
+        self.consent = ConsentChecker(query, QueryScheduler(self.clock, startInterval=0))
         self.publisher = ServerInfoPublisher(
             self.table,
             self.consent,
@@ -100,7 +101,9 @@ class PublisherTests(SynchronousTestCase):
         later triggers a republish that names it.
         """
         pending: defer.Deferred[set[str]] = defer.Deferred()
-        self.consent = ConsentChecker(lambda d: pending, self.clock, minInterval=0)
+        self.consent = ConsentChecker(
+            lambda d: pending, QueryScheduler(self.clock, startInterval=0)
+        )
         self.publisher.stopService()
         self.publisher = ServerInfoPublisher(
             self.table,
@@ -169,7 +172,7 @@ class PublisherTests(SynchronousTestCase):
         self.publisher.stopService()
         again = ServerInfoPublisher(
             self.table,
-            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            ConsentChecker(lambda d: defer.succeed(set()), QueryScheduler(self.clock)),
             lambda p: defer.succeed(self.published.append(p)),
             "example.org",
             LOCAL,
@@ -197,7 +200,7 @@ class LoadLastTests(SynchronousTestCase):
         self.loading: defer.Deferred[str | None] = defer.Deferred()
         self.publisher = ServerInfoPublisher(
             self.table,
-            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            ConsentChecker(lambda d: defer.succeed(set()), QueryScheduler(self.clock)),
             lambda p: defer.succeed(self.published.append(p)),
             "example.org",
             LOCAL,

@@ -28,6 +28,7 @@ from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.pubsub import pubSubHandlers
 from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
+from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures, loadAllowlist
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher, publisherFor
 from xmppnetgraph.store.database import DatabaseOwner, openDatabase
@@ -175,9 +176,8 @@ def buildPublisher(
     allowlist = loadAllowlist(config.consentAllowlist) if config.consentAllowlist else frozenset()
     consent = ConsentChecker(
         discoFeatures(discoClient, config.domain),
-        reactor,
+        QueryScheduler(reactor, timeout=config.iqTimeout),
         ttl=config.consentTTL,
-        timeout=config.iqTimeout,
         allowlist=allowlist,
     )
     return publisherFor(
