@@ -488,11 +488,11 @@ class QueryScheduler:
             self._pushReady(domain)
         waiters, request.waiters = request.waiters, []
         if request.abandoned:
-            # Nobody wanted it. Refill the slot on the next turn only, so
-            # that a caller cancelling several requests in a row does not
-            # start the ones it is about to cancel.
+            # Nobody wanted it. Refill the slot on the next turn only (the
+            # timer), so that a caller cancelling several requests in a row
+            # does not start the ones it is about to cancel.
             self._fire(waiters, result)
-            self._schedule(soon=True)
+            self._schedule()
             return None
         if isinstance(result, Failure):
             self._log.debug(
@@ -606,13 +606,11 @@ class QueryScheduler:
 
     # -- the timer -----------------------------------------------------------
 
-    def _schedule(self, soon: bool = False) -> None:
+    def _schedule(self) -> None:
         """
         Set the timer for the next start, or cancel it when nothing could
-        start (idle, or every slot taken: a query ending pumps).
-
-        @param soon: whether a start due now waits for the next turn of the
-            clock instead of running when the caller returns.
+        start (idle, or every slot taken: a query ending pumps). A start due
+        now waits for the next turn of the clock.
         """
         if self._pumping:
             return
@@ -624,9 +622,6 @@ class QueryScheduler:
         at = self._nextStart(now)
         if at is None:
             self._cancelWakeUp()
-            return
-        if at <= now + _EPSILON and not soon:
-            self._pump()
             return
         if self._wakeUp is not None and self._wakeUp.active():
             if abs(self._wakeUp.getTime() - at) <= _EPSILON:
