@@ -265,12 +265,12 @@ class ConsentChecker:
 
     def _features(self, domain: str) -> defer.Deferred[bool]:
         """
-        The query the scheduler runs: ask C{domain} for its features.
+        The query the scheduler runs (and logs): ask C{domain} for its
+        features.
 
         @return: a L{Deferred} firing with whether they include ours, or
             failing (with L{_UnusableAnswer} if they are no feature set).
         """
-        self._log.debug("serverinfo consent: asking {domain} for its disco#info", domain=domain)
         features = defer.maybeDeferred(self._query, domain)
         return features.addCallback(self._consentIn, domain)
 
