@@ -219,6 +219,18 @@ class PerDomainTests(SchedulerTestsMixin, SynchronousTestCase):
         self.remote.answer("a.example", "one")
         self.assertEqual(self.remote.started[-1], ("b.example", "k"))
 
+    def test_logsDomain(self) -> None:
+        """
+        The start of a query is logged with the domain as a field.
+        """
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+        self.makeScheduler()
+        self.ask("a.example", "info")
+        self.assertEqual(
+            [(e["domain"], e["key"]) for e in events if e["log_level"] == LogLevel.debug],
+            [("a.example", "info")],
+        )
+
 
 class GlobalLimitTests(SchedulerTestsMixin, SynchronousTestCase):
     """

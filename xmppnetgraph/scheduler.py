@@ -212,7 +212,8 @@ class QueryScheduler:
             share one query and one cached answer.
         @param query: starts the query; called when the limits allow, it
             returns a L{Deferred} (or raises).
-        @param ttl: how long an answer is fresh, in seconds.
+        @param ttl: how long an answer is fresh, in seconds (a request that
+            joins a queued or running one is cached with that one's TTLs).
         @param errorTtl: how long a failure is fresh, in seconds.
         @param priority: higher goes first; joining a queued request with a
             higher priority moves it up.
@@ -507,7 +508,12 @@ class QueryScheduler:
         return None
 
     def _store(self, request: _Request, result: object, now: float) -> None:
-        lifetime = request.errorTtl if isinstance(result, Failure) else request.ttl
+        if isinstance(result, Failure):
+            # Keep no frames (and the objects they hold) alive in the cache.
+            result.cleanFailure()
+            lifetime = request.errorTtl
+        else:
+            lifetime = request.ttl
         key = (request.domain, request.key)
         self._entries.pop(key, None)
         self._entries[key] = _Entry(result, now, now + lifetime)
