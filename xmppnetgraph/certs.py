@@ -35,6 +35,9 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import TLSConfigError as TLSConfigError
+
 _log = Logger()
 
 ID_ON_XMPPADDR = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.5")
@@ -61,12 +64,6 @@ _KEY_TYPES = (
 _MINIMUM_TLS = TLSVersion.TLSv1_2
 _SELF_SIGNED_DAYS = 3650
 _FALLBACK_CAFILE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-class TLSConfigError(Exception):
-    """
-    The configured certificate or key cannot be used.
-    """
 
 
 @attrs.frozen

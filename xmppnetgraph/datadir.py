@@ -11,11 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
-
-class DataDirError(Exception):
-    """
-    The data directory cannot be used.
-    """
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import DataDirError as DataDirError
 
 
 def ensureDataDir(path: Path) -> Path:

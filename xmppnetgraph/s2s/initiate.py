@@ -17,16 +17,12 @@ from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppnetgraph.error import DialbackFailed
+
 NS_DIALBACK = "jabber:server:dialback"
 NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
 NS_SASL = sasl.NS_XMPP_SASL
 NS_TLS = xmlstream.NS_XMPP_TLS
-
-
-class DialbackFailed(Exception):
-    """
-    The receiving server did not accept our dialback key.
-    """
 
 
 def idna(domain: str) -> str:

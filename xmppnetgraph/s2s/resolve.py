@@ -49,6 +49,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmppnetgraph.config import Route
+from xmppnetgraph.error import ConnectFailed, describeException
 
 __all__ = [
     "ConnectFailed",
@@ -114,29 +115,6 @@ class Target:
         return f"{self.host}:{self.port}{suffix}"
 
 
-class ConnectFailed(Exception):
-    """
-    L{connectToFirst} tried every target and none accepted a connection.
-
-    @ivar attempts: each target tried, in order, with the reason it failed.
-    """
-
-    def __init__(self, attempts: Sequence[tuple[Target, BaseException]]) -> None:
-        """
-        @param attempts: each target tried, in order, with its failure.
-        """
-        self.attempts: tuple[tuple[Target, BaseException], ...] = tuple(attempts)
-        super().__init__(self.attempts)
-
-    def __str__(self) -> str:
-        """
-        @return: every target tried and why it failed.
-        """
-        if not self.attempts:
-            return "no targets to connect to"
-        return "; ".join(f"{target}: {_describe(reason)}" for target, reason in self.attempts)
-
-
 def _exceptionOf(reason: Failure) -> BaseException:
     """
     @return: the exception that C{reason} wraps.
@@ -144,15 +122,6 @@ def _exceptionOf(reason: Failure) -> BaseException:
     if reason.value is None:  # pragma: no cover (a Failure always has one)
         return Exception(reason.getErrorMessage())
     return reason.value
-
-
-def _describe(reason: BaseException) -> str:
-    """
-    @return: a one-line description of C{reason}.
-    """
-    text = str(reason)
-    name = type(reason).__name__
-    return f"{name}: {text}" if text else name
 
 
 def _toALabel(domain: str) -> str:
@@ -232,7 +201,7 @@ def _logLookupFailure(reason: Failure, name: str) -> None:
         _log.warn(
             "SRV lookup {name} failed, treating it as no records: {error}",
             name=name,
-            error=_describe(_exceptionOf(reason)),
+            error=describeException(_exceptionOf(reason)),
         )
     else:
         _log.failure(
@@ -522,7 +491,7 @@ class _FirstConnection:
         _log.info(
             "Connecting to {target} failed: {error}",
             target=target,
-            error=_describe(_exceptionOf(reason)),
+            error=describeException(_exceptionOf(reason)),
         )
         self._attempts.append((target, _exceptionOf(reason)))
         self._tryFrom(index + 1)

@@ -25,26 +25,20 @@ from wokkel.generic import XmlPipe
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
+from xmppnetgraph.error import (
+    ConnectFailed,
+    DialbackFailed,
+    PeerCertificateInvalid,
+    RemoteServerNotFound,
+)
 from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
-from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
+from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
-from xmppnetgraph.s2s.resolve import ConnectFailed, connectToFirst, resolveTargets
+from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 _STANZAS = ("message", "presence", "iq")
-
-
-class RemoteServerNotFound(Exception):
-    """
-    The remote domain has no usable s2s service.
-    """
-
-
-class PeerCertificateInvalid(Exception):
-    """
-    The peer's certificate is not valid for its domain and policy demands it.
-    """
 
 
 class StreamFactory(xmlstream.XmlStreamServerFactory):  # type: ignore[misc]

@@ -31,6 +31,8 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
+from xmppnetgraph.error import S2SError
+
 __all__ = [
     "S2SXmlStream",
     "StreamTimeout",
@@ -41,7 +43,7 @@ __all__ = [
 _UNDEFINED_ENTITY = pyexpat.errors.codes[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]
 
 
-class StrictParserError(domish.ParserError):
+class StrictParserError(domish.ParserError, S2SError):
     """
     Input that is well-formed XML but not allowed on an XMPP stream.
 
@@ -61,7 +63,7 @@ class StrictParserError(domish.ParserError):
         self.text = text
 
 
-class StreamTimeout(error.StreamError):
+class StreamTimeout(error.StreamError, S2SError):
     """
     A C{connection-timeout} stream error that this side detected and sent.
 
@@ -77,7 +79,7 @@ class StreamTimeout(error.StreamError):
         super().__init__("connection-timeout", text)
 
 
-class _Discarded(Exception):
+class _Discarded(S2SError):
     """
     Raised inside a discarded parser's handlers to stop expat at once.
     """
