@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pyexpat
 from collections.abc import Callable
+from typing import Literal, TypedDict
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
@@ -35,6 +36,7 @@ from xmppnetgraph.error import S2SError
 
 __all__ = [
     "S2SXmlStream",
+    "StreamLogFields",
     "StreamTimeout",
     "StrictExpatElementStream",
     "StrictParserError",
@@ -83,6 +85,27 @@ class _Discarded(S2SError):
     """
     Raised inside a discarded parser's handlers to stop expat at once.
     """
+
+
+class StreamLogFields(TypedDict):
+    """
+    The fields by which every log event of the s2s layer names its stream.
+    """
+
+    domain: str | None
+    """The remote domain, once known."""
+
+    direction: Literal["incoming", "outgoing"]
+    """Who opened the stream: the peer (C{incoming}) or we."""
+
+    local: str | None
+    """Our domain on the stream, once known."""
+
+    sid: str | None
+    """The stream id, once known."""
+
+    address: object
+    """The peer's network address (an L{IAddress}), if known."""
 
 
 def _installed(handler: Callable[..., object] | None) -> Callable[..., object]:
@@ -613,25 +636,21 @@ class S2SXmlStream(xmlstream.XmlStream):
         if isinstance(self.stream, StrictExpatElementStream):
             self.stream.discard()
 
-    def _describe(self) -> dict[str, object]:
+    def logFields(self) -> StreamLogFields:
         """
-        @return: the log fields that identify this stream, as every s2s log
-            event names them: C{domain} (the remote domain, once known),
-            C{direction}, C{local} (our domain on the stream, once known),
-            C{sid} (the stream id), and C{address} (the peer's network
-            address).
+        @return: the log fields that identify this stream.
         """
         try:
             address = self.transport.getPeer() if self.transport is not None else None
         except Exception:
             address = None
-        return {
-            "domain": self.otherEntity.host if self.otherEntity is not None else None,
-            "direction": "outgoing" if self.initiating else "incoming",
-            "local": self.thisEntity.host if self.thisEntity is not None else None,
-            "sid": self.sid,
-            "address": address,
-        }
+        return StreamLogFields(
+            domain=self.otherEntity.host if self.otherEntity is not None else None,
+            direction="outgoing" if self.initiating else "incoming",
+            local=self.thisEntity.host if self.thisEntity is not None else None,
+            sid=self.sid,
+            address=address,
+        )
 
     def _failStream(self, condition: str, text: str, reason: Failure) -> None:
         """
@@ -650,7 +669,7 @@ class S2SXmlStream(xmlstream.XmlStream):
             "(local {local}): <{condition}/> {text}",
             condition=condition,
             text=text,
-            **self._describe(),
+            **self.logFields(),
         )
         if self._footerSent or self.transport is None:
             if self.transport is not None:
@@ -728,7 +747,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._log.info(
             "closing s2s stream idle for {seconds:g} s ({direction}, {domain})",
             seconds=self._idleTimeout,
-            **self._describe(),
+            **self.logFields(),
         )
         self._stopLiveness()
         if not self._footerSent:
