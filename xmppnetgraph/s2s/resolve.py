@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from itertools import groupby
-from typing import Any, cast
+from itertools import accumulate, groupby
+from typing import cast
 
 import attrs
 import idna
@@ -36,8 +36,6 @@ from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IProtocol,
     IProtocolFactory,
-    IReactorTCP,
-    IReactorTime,
     IResolver,
     IStreamClientEndpoint,
 )
@@ -50,6 +48,7 @@ from zope.interface import implementer
 
 from xmppnetgraph.config import Route
 from xmppnetgraph.error import ConnectFailed, describeException
+from xmppnetgraph.reactortypes import INodeReactor, IS2SReactor
 
 __all__ = [
     "ConnectFailed",
@@ -89,6 +88,10 @@ _NO_SUCH_NAME = (
 )
 
 _defaultRandom = random.Random()
+
+#: What a DNS lookup gives: the answer, authority and additional records.
+_Records = tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]]
+_Answer = Deferred[_Records]
 
 
 @attrs.frozen
@@ -179,11 +182,10 @@ def _orderSRV(records: Sequence[dns.Record_SRV], rng: random.Random) -> list[dns
         while remaining:
             total = sum(r.weight for r in remaining)
             threshold = rng.randint(0, total)
-            running = 0
-            for index, record in enumerate(remaining):
-                running += record.weight
-                if running >= threshold:
-                    break
+            sums = accumulate(r.weight for r in remaining)
+            index = next(
+                (i for i, running in enumerate(sums) if running >= threshold), len(remaining) - 1
+            )
             ordered.append(remaining.pop(index))
     return ordered
 
@@ -225,9 +227,7 @@ def _lookupSRV(
         which is logged). It fails only with L{CancelledError}.
     """
 
-    def gotAnswer(
-        result: tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]],
-    ) -> list[dns.Record_SRV] | None:
+    def gotAnswer(result: _Records) -> list[dns.Record_SRV] | None:
         answers = result[0]
         records = [cast(dns.Record_SRV, rr.payload) for rr in answers if rr.type == dns.SRV]
         if not records:
@@ -240,10 +240,10 @@ def _lookupSRV(
             reason.raiseException()
         _logLookupFailure(reason, name)
 
-    # IResolver declares a tuple of three RRHeaders; it is three lists.
-    d: Deferred[tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]]]
+    d: _Answer
     try:
-        d = cast(Any, resolver.lookupService(name, timeout))
+        # IResolver declares a tuple of three RRHeaders; it is three lists.
+        d = cast(_Answer, resolver.lookupService(name, timeout))
     except Exception:
         d = fail()
     return d.addCallback(gotAnswer).addErrback(failed)
@@ -371,7 +371,7 @@ async def _resolveSRV(
 
 
 def _endpointFor(
-    reactor: IReactorTCP,
+    reactor: IS2SReactor,
     target: Target,
     tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
     timeout: float,
@@ -384,7 +384,7 @@ def _endpointFor(
         reactor, target.host, target.port, timeout=timeout
     )
     if target.directTLS:
-        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=cast(IReactorTime, reactor))
+        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=reactor)
     return endpoint
 
 
@@ -399,7 +399,7 @@ class _FirstConnection:
 
     def __init__(
         self,
-        reactor: IReactorTCP,
+        reactor: IS2SReactor,
         targets: Sequence[Target],
         factory: IProtocolFactory,
         tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
@@ -498,7 +498,7 @@ class _FirstConnection:
 
 
 def connectToFirst(
-    reactor: IReactorTCP,
+    reactor: IS2SReactor,
     targets: Sequence[Target],
     factory: IProtocolFactory,
     tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
@@ -513,8 +513,7 @@ def connectToFirst(
     once TCP is connected: a failed TLS handshake shows up later as the
     protocol's C{connectionLost}.
 
-    @param reactor: provides L{IReactorTCP}, L{IReactorTime} and
-        L{IReactorPluggableNameResolver<twisted.internet.interfaces.IReactorPluggableNameResolver>}.
+    @param reactor: the reactor, for connections and timeouts.
     @param targets: where to connect, in order (from L{resolveTargets}).
     @param factory: builds the protocol of the connection.
     @param tlsOptionsFor: called once per direct TLS target, to get the TLS
@@ -538,7 +537,8 @@ class _LazyResolver(ResolverBase):
         """
         @param build: builds the real resolver.
         """
-        super().__init__()
+        # ResolverBase.__init__ (it fills typeToMethod) has no annotations.
+        super().__init__()  # type: ignore[no-untyped-call]
         self._build = build
         self._resolver: ResolverBase | None = None
 
@@ -550,22 +550,20 @@ class _LazyResolver(ResolverBase):
             self._resolver = self._build()
         return self._resolver
 
-    def _lookup(
-        self, name: bytes, cls: int, type: int, timeout: Sequence[int] | None
-    ) -> Deferred[Any]:
+    def _lookup(self, name: bytes, cls: int, type: int, timeout: Sequence[int] | None) -> _Answer:
         """
         Delegate every lookup to the real resolver.
-        """
-        return self._real()._lookup(name, cls, type, timeout)  # type: ignore[no-any-return]
 
-    def lookupZone(self, name: str, timeout: Any = 10) -> Deferred[Any]:
+        L{ResolverBase} sends each of its C{lookup*} methods here (this is
+        how its subclasses implement them); the real resolver gets the
+        query through its public C{query}, which picks its own method for
+        the type (zone transfers included).
         """
-        Delegate zone transfers to the real resolver.
-        """
-        return self._real().lookupZone(name, timeout)  # type: ignore[no-any-return]
+        answer: _Answer = self._real().query(dns.Query(name, type, cls), timeout)
+        return answer
 
 
-def defaultResolver(reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf") -> IResolver:
+def defaultResolver(reactor: INodeReactor, resolvConf: str = "/etc/resolv.conf") -> IResolver:
     """
     A DNS resolver that asks the system's name servers.
 
@@ -573,9 +571,7 @@ def defaultResolver(reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf") 
     L{twisted.names.client.Resolver} is built, which re-reads the file when
     it changes (it checks every minute from then on).
 
-    @param reactor: provides L{IReactorTCP}, L{IReactorUDP
-        <twisted.internet.interfaces.IReactorUDP>} and L{IReactorTime
-        <twisted.internet.interfaces.IReactorTime>}.
+    @param reactor: the reactor (the resolver uses its UDP, TCP and time).
     @param resolvConf: the C{resolv.conf(5)} file to read.
     @return: the resolver.
     """
