@@ -404,10 +404,15 @@ def _acceptAnyCertificate(
     return True
 
 
-def _selectALPN(connection: SSL.Connection, offered: list[bytes]) -> object:
+def _selectALPN(
+    connection: SSL.Connection, offered: list[bytes]
+) -> bytes | SSL._NoOverlappingProtocols:
     """
     Choose C{xmpp-server} (XEP-0368) when the client offers it; otherwise
     go on without ALPN.
+
+    @return: the protocol, or C{SSL.NO_OVERLAPPING_PROTOCOLS} (whose type
+        pyOpenSSL names only privately; it is used in this annotation only).
     """
     if b"xmpp-server" in offered:
         return b"xmpp-server"
@@ -447,7 +452,8 @@ def _options(creds: TLSCredentials) -> _AnyPeerCertificateOptions:
     @return: options that present C{creds} and accept any peer certificate.
     """
     # pyOpenSSL deprecates its own PKey/X509 in Context.use_*; Twisted only
-    # passes these through, so hand it the cryptography objects.
+    # passes these through, so hand it the cryptography objects. Twisted's
+    # annotations still name PKey and X509 only, hence the three ignores.
     return _AnyPeerCertificateOptions(
         privateKey=creds.key,  # type: ignore[arg-type]
         certificate=creds.certificate,  # type: ignore[arg-type]
