@@ -52,7 +52,7 @@ class TypedReactorTests(SynchronousTestCase):
         The combined interfaces extend Twisted's, so their values can be
         passed on to code that needs one part.
         """
-        for part in (IReactorTime, IReactorTCP):
-            self.assertTrue(IS2SReactor.extends(part), part)
-        for part in (IS2SReactor, IReactorThreads, IReactorUDP):
-            self.assertTrue(INodeReactor.extends(part), part)
+        for s2sPart in (IReactorTime, IReactorTCP):
+            self.assertTrue(IS2SReactor.extends(s2sPart), s2sPart)
+        for nodePart in (IS2SReactor, IReactorThreads, IReactorUDP):
+            self.assertTrue(INodeReactor.extends(nodePart), nodePart)

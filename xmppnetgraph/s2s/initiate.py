@@ -17,7 +17,8 @@ from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppnetgraph.error import DialbackFailed
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import DialbackFailed as DialbackFailed
 from xmppnetgraph.linktable import AuthMethod
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
