@@ -30,7 +30,7 @@ from wokkel.generic import XmlPipe
 from zope.interface import alsoProvides, implementer
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials
-from xmppnetgraph.config import Config
+from xmppnetgraph.config import Config, Route
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.s2s import receive
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, NS_SASL, NS_TLS, dialbackKey
@@ -1008,3 +1008,23 @@ class LogFieldTests(ReceivingTestsBase):
         self.assertTrue(self.logged("SEND"))
         xs.dataReceived(b" ")
         self.assertStreamFields(self.logged("RECV")[-1], xs, PEER, LOCAL)
+
+
+class StopTests(ReceivingTestsBase):
+    """
+    L{S2SService.stopService} leaves no stream being opened behind.
+    """
+
+    configuration = {"routes": (Route(PEER, "127.0.0.2", 5269),)}
+
+    def test_verificationBeingOpened(self) -> None:
+        """
+        A dialback verification whose stream is still connecting is given
+        up when the service stops: it fails, and no timer is left.
+        """
+        self.service.startService()
+        d = S2SService.verifyDialback(self.service, LOCAL, PEER, "sid", "key")
+        self.assertEqual([c[1] for c in self.reactor.tcpClients], [5269])
+        self.successResultOf(self.service.stopService())
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -33,12 +33,11 @@ from zope.interface import implementer
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
-from xmppnetgraph.error import (
-    ConnectFailed,
-    DialbackFailed,
-    PeerCertificateInvalid,
-    RemoteServerNotFound,
-)
+from xmppnetgraph.error import ConnectFailed, DialbackFailed
+
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import PeerCertificateInvalid as PeerCertificateInvalid
+from xmppnetgraph.error import RemoteServerNotFound as RemoteServerNotFound
 from xmppnetgraph.linktable import Link, LinkTable
 from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
@@ -328,6 +327,9 @@ class S2SService(service.Service):
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
         self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # Every stream being opened (for stanzas or to verify a key), until
+        # it is authenticated or fails.
+        self._opening: set[defer.Deferred[S2SXmlStream]] = set()
         self._streams: set[S2SXmlStream] = set()
         # The links of each authenticated incoming stream, by remote domain.
         self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
@@ -476,9 +478,9 @@ class S2SService(service.Service):
         """
         if not self.running:
             self._log.info(
-                "s2s stopped: dropping a {name} to {to}",
+                "s2s stopped: dropping a {name} to {recipient}",
                 name=stanza.name,
-                to=stanza.getAttribute("to"),
+                recipient=stanza.getAttribute("to"),
             )
             return
         sender = validDomainOf(stanza.getAttribute("from"))
@@ -623,6 +625,14 @@ class S2SService(service.Service):
 
         def opened(xs: S2SXmlStream) -> defer.Deferred[bool]:
             answer = verify[0].valid
+
+            def ended(_: object) -> None:
+                if not answer.called:
+                    answer.errback(
+                        DialbackFailed(f"the stream to {originating} ended before the answer")
+                    )
+
+            xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
             answer.addTimeout(self.config.handshakeTimeout, self._reactor)
 
             def close(result: _T) -> _T:
@@ -666,7 +676,13 @@ class S2SService(service.Service):
 
         d = defer.Deferred.fromCoroutine(run())
         d.addTimeout(self.config.connectTimeout + self.config.handshakeTimeout, self._reactor)
-        return d
+        self._opening.add(d)
+
+        def opened(result: _T) -> _T:
+            self._opening.discard(d)
+            return result
+
+        return d.addBoth(opened)
 
     def _bounce(self, stanza: domish.Element, condition: str, kind: str = "cancel") -> None:
         """
@@ -681,13 +697,15 @@ class S2SService(service.Service):
 
     def stopService(self) -> defer.Deferred[None]:
         """
-        Give up on pending connections and close every stream: gracefully,
-        then (after the handshake timeout, at most 5 s) by force.
+        Give up on streams being opened (for stanzas, or to verify a
+        dialback key) and close every stream: gracefully, then (after the
+        handshake timeout, at most 5 s) by force. A verification waiting for
+        its answer fails when its stream ends.
 
         @return: a Deferred that fires when every connection is gone.
         """
         super().stopService()
-        for d in list(self._connecting.values()):
+        for d in list(self._opening):
             d.cancel()
         ended: list[defer.Deferred[None]] = []
         for xs in list(self._streams):
