@@ -12,8 +12,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
 from tests.nodes import freePort
-from xmppnetgraph.error import XmppNetGraphError
-from xmppnetgraph.listener import Listener, ListenError
+from xmppnetgraph.error import ListenError, XmppNetGraphError
+from xmppnetgraph.listener import Listener
 
 
 class ListenerTests(TestCase):

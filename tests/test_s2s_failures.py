@@ -319,9 +319,10 @@ class SpoofingTests(NodeTestCase):
         # never sees the answer: what counts is that A accepts its stream.
         request = sibling.disco.requestInfo(JID("a.example"), sender=JID("c.example"))
         request.addErrback(lambda f: f.trap(defer.CancelledError))
-        await waitFor(lambda: ("c.example", "incoming", "dialback", "TLSv1.3") in self.a.links())
-        # The sibling's link is up once A's verdict reaches it, a moment later.
-        await waitFor(lambda: bool(sibling.links()))
+        # The sibling records its link when it reads A's verdict, which A
+        # sends as it records its own: wait for both.
+        await waitFor(lambda: self.a.links() and sibling.links())
+        self.assertIn(("c.example", "incoming", "dialback", "TLSv1.3"), self.a.links())
         self.assertIn(("a.example", "outgoing", "dialback", "TLSv1.3"), sibling.links())
         request.cancel()
 

@@ -18,18 +18,19 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import ISSLTransport
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.interfaces import ISSLTransport, ITLSTransport
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, StringTransport
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 from wokkel.component import Router
 from wokkel.generic import XmlPipe
-from zope.interface import alsoProvides
+from zope.interface import alsoProvides, implementer
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials
-from xmppnetgraph.config import Config
+from xmppnetgraph.config import Config, Route
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.s2s import receive
@@ -138,6 +139,7 @@ def streamErrorConditions(elements: list[domish.Element]) -> list[str]:
     ]
 
 
+@implementer(ITLSTransport)
 class _StartTLSTransport(StringTransport):
     """
     A L{StringTransport} that claims L{ISSLTransport} once C{startTLS} has
@@ -927,3 +929,110 @@ class DialbackDisabledTests(ReceivingTestsBase):
         xs.dataReceived(dbResult(PEER, LOCAL))
         self.assertStreamError(xs, transport, "not-authorized")
         self.assertEqual(self.verifyCalls, [])
+
+
+class LogFieldTests(ReceivingTestsBase):
+    """
+    Log events of incoming streams name the stream by the same fields:
+    C{domain}, C{direction}, C{local}, C{sid} (and C{address}).
+    """
+
+    def setUp(self) -> None:
+        """
+        Build the service and record what is logged.
+        """
+        super().setUp()
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def logged(self, start: str) -> list[LogEvent]:
+        """
+        @return: the events whose format starts with C{start}.
+        """
+        return [e for e in self.events if e.get("log_format", "").startswith(start)]
+
+    def assertStreamFields(
+        self, event: LogEvent, xs: S2SXmlStream, domain: str | None, local: str | None
+    ) -> None:
+        """
+        C{event} names the incoming stream C{xs} from C{domain} to C{local}.
+        """
+        self.assertEqual(
+            {key: event.get(key) for key in ("domain", "direction", "local", "sid", "address")},
+            {
+                "domain": domain,
+                "direction": "incoming",
+                "local": local,
+                "sid": xs.sid,
+                "address": _PEER_ADDRESS,
+            },
+        )
+
+    def test_unauthorisedStanza(self) -> None:
+        """
+        The warning about a stanza from a domain the stream is not
+        authorised for names the stream.
+        """
+        xs, transport = self.dialback()
+        xs.dataReceived(f"<message from='user@{THIRD}' to='{LOCAL}'/>".encode())
+        [event] = self.logged("closing stream from")
+        self.assertStreamFields(event, xs, PEER, LOCAL)
+        self.assertEqual((event["sender"], event["recipient"]), (THIRD, LOCAL))
+
+    def test_dialbackRefused(self) -> None:
+        """
+        The warning about a refused dialback key names the claimed domain
+        and ours.
+        """
+        self.verdict = defer.succeed(False)
+        xs, transport = self.startTLS()
+        xs.dataReceived(dbResult(PEER, PUBSUB))
+        [event] = self.logged("dialback for")
+        self.assertStreamFields(event, xs, PEER, PUBSUB)
+
+    def test_closedBeforeAuthentication(self) -> None:
+        """
+        A stream that ends unauthenticated is logged with the domain its
+        header claimed.
+        """
+        xs, transport = self.connect()
+        xs.dataReceived(header(PEER, LOCAL))
+        self.disconnect(xs)
+        [event] = self.logged("incoming s2s connection from")
+        self.assertStreamFields(event, xs, PEER, LOCAL)
+
+    def test_traffic(self) -> None:
+        """
+        With C{logTraffic}, what is read and written is logged with the
+        stream's fields as they are at that moment.
+        """
+        self.service = self.buildService(logTraffic=True)
+        xs, transport = self.dialback()
+        first = self.logged("RECV")[0]
+        self.assertEqual(first["data"], header(PEER, LOCAL))
+        self.assertEqual(
+            (first["domain"], first["local"], first["sid"], first["address"]),
+            (None, None, None, _PEER_ADDRESS),
+        )
+        self.assertTrue(self.logged("SEND"))
+        xs.dataReceived(b" ")
+        self.assertStreamFields(self.logged("RECV")[-1], xs, PEER, LOCAL)
+
+
+class StopTests(ReceivingTestsBase):
+    """
+    L{S2SService.stopService} leaves no stream being opened behind.
+    """
+
+    configuration = {"routes": (Route(PEER, "127.0.0.2", 5269),)}
+
+    def test_verificationBeingOpened(self) -> None:
+        """
+        A dialback verification whose stream is still connecting is given
+        up when the service stops: it fails, and no timer is left.
+        """
+        self.service.startService()
+        d = S2SService.verifyDialback(self.service, LOCAL, PEER, "sid", "key")
+        self.assertEqual([c[1] for c in self.reactor.tcpClients], [5269])
+        self.successResultOf(self.service.stopService())
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -578,7 +578,7 @@ class ErrorHandlingTests(_StreamTestMixin, SynchronousTestCase):
         self.assertEqual(self.stanzas, [])
         events = [e for e in logged if e.get("condition") is not None]
         self.assertEqual(len(events), 1)
-        self.assertEqual(events[0]["peer"], PEER)
+        self.assertEqual(events[0]["address"], PEER)
         self.assertEqual(events[0]["condition"], "restricted-xml")
         self.assertEqual(events[0]["direction"], "incoming")
 

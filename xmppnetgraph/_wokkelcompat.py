@@ -19,5 +19,6 @@ def install() -> None:
     Restore the names Wokkel 18.0.0 imports and Twisted no longer has.
     """
     if not hasattr(_compat, "_PY3"):
+        # The name Twisted removed, put back: mypy knows it is not there.
         _compat._PY3 = True  # type: ignore[attr-defined]
     sys.modules.setdefault("twisted.python.constants", constantly)

@@ -34,6 +34,8 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import TLSConfigError as TLSConfigError
 from xmppnetgraph.names import domainToASCII
 
 _log = Logger()
@@ -62,12 +64,6 @@ _KEY_TYPES = (
 _MINIMUM_TLS = TLSVersion.TLSv1_2
 _SELF_SIGNED_DAYS = 3650
 _FALLBACK_CAFILE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-class TLSConfigError(Exception):
-    """
-    The configured certificate or key cannot be used.
-    """
 
 
 @attrs.frozen
@@ -401,10 +397,15 @@ def _acceptAnyCertificate(
     return True
 
 
-def _selectALPN(connection: SSL.Connection, offered: list[bytes]) -> object:
+def _selectALPN(
+    connection: SSL.Connection, offered: list[bytes]
+) -> bytes | SSL._NoOverlappingProtocols:
     """
     Choose C{xmpp-server} (XEP-0368) when the client offers it; otherwise
     go on without ALPN.
+
+    @return: the protocol, or C{SSL.NO_OVERLAPPING_PROTOCOLS} (whose type
+        pyOpenSSL names only privately; it is used in this annotation only).
     """
     if b"xmpp-server" in offered:
         return b"xmpp-server"
@@ -444,7 +445,8 @@ def _options(creds: TLSCredentials) -> _AnyPeerCertificateOptions:
     @return: options that present C{creds} and accept any peer certificate.
     """
     # pyOpenSSL deprecates its own PKey/X509 in Context.use_*; Twisted only
-    # passes these through, so hand it the cryptography objects.
+    # passes these through, so hand it the cryptography objects. Twisted's
+    # annotations still name PKey and X509 only, hence the three ignores.
     return _AnyPeerCertificateOptions(
         privateKey=creds.key,  # type: ignore[arg-type]
         certificate=creds.certificate,  # type: ignore[arg-type]

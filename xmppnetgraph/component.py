@@ -7,7 +7,7 @@ request tracking and answers for requests nobody handles.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Protocol, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -18,8 +18,35 @@ from wokkel.component import InternalComponent, Router
 
 from xmppnetgraph.names import parseJID
 
+_T = TypeVar("_T")
 
-class QuietRouter(Router):  # type: ignore[misc]
+
+class IQRequest(Protocol):
+    """
+    What L{LocalComponent.request} needs of a request: Wokkel's
+    C{generic.Request} has it.
+    """
+
+    timeout: float | None
+    """Seconds to wait for the response, or L{None} for the default."""
+
+    def toElement(self) -> domish.Element:
+        """
+        @return: the IQ to send, addressed (C{to}) to the entity asked.
+        """
+
+
+def _markHandled(iq: domish.Element) -> None:
+    """
+    Tell the IQ's other observers that it is answered.
+
+    That is Twisted's and Wokkel's convention: an attribute C{handled} set
+    on the element, which L{domish.Element} does not declare.
+    """
+    iq.handled = True  # type: ignore[attr-defined]
+
+
+class QuietRouter(Router):
     """
     Wokkel's in-process router without its logging of every stanza in full
     (a 1 MB item to 100 subscribers would write 100 MB of log).
@@ -44,7 +71,7 @@ class QuietRouter(Router):  # type: ignore[misc]
         route.send(stanza)
 
 
-class LocalComponent(InternalComponent):  # type: ignore[misc]
+class LocalComponent(InternalComponent):
     """
     Hosts the Wokkel handlers of one or more local domains on the router.
 
@@ -60,6 +87,13 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
     def __init__(
         self, router: Router, domains: list[str], reactor: IReactorTime, iqTimeout: float = 30.0
     ) -> None:
+        """
+        @param router: the router to connect to.
+        @param domains: the local domains this component serves.
+        @param reactor: the clock for IQ timeouts.
+        @param iqTimeout: seconds to wait for a response, unless the request
+            says otherwise.
+        """
         super().__init__(router)
         self.domains.update(domains)
         self._reactor = reactor
@@ -98,10 +132,11 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
             return
         super().send(obj)
 
-    def request(self, request: Any) -> defer.Deferred[domish.Element]:
+    def request(self, request: IQRequest) -> defer.Deferred[domish.Element]:
         """
         Send an IQ request (a Wokkel C{generic.Request}) and track the response.
 
+        @param request: the request.
         @return: a Deferred firing with the result iq, failing with
             L{error.StanzaError} for an error response or
             L{defer.TimeoutError} after L{iqTimeout} seconds.
@@ -110,7 +145,11 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
         element["id"] = secrets.token_hex(12)
         to = jid.internJID(element["to"]).full()
         key = (to, element["id"])
-        d: defer.Deferred[domish.Element] = defer.Deferred(lambda _: self._pending.pop(key, None))
+
+        def cancel(_: defer.Deferred[domish.Element]) -> None:
+            self._pending.pop(key, None)
+
+        d: defer.Deferred[domish.Element] = defer.Deferred(cancel)
         self._pending[key] = d
         timeout = getattr(request, "timeout", None) or self.iqTimeout
         d.addTimeout(timeout, self._reactor)
@@ -118,11 +157,18 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
         self.send(element)
         return d
 
-    def _forget(self, result: object, key: tuple[str, str]) -> object:
+    def _forget(self, result: _T, key: tuple[str, str]) -> _T:
+        """
+        Stop tracking the request C{key}, answered or not.
+        """
         self._pending.pop(key, None)
         return result
 
     def _onResponse(self, iq: domish.Element) -> None:
+        """
+        An IQ result or error: fire the request it answers, if it comes
+        from the entity the request went to.
+        """
         try:
             sender = parseJID(iq.getAttribute("from", "")).full()
         except ValueError:
@@ -130,14 +176,17 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
         d = self._pending.pop((sender, iq.getAttribute("id", "")), None)
         if d is None:
             return
-        iq.handled = True
+        _markHandled(iq)
         if iq["type"] == "result":
             d.callback(iq)
         else:
             d.errback(error.exceptionFromStanza(iq))
 
     def _onUnhandled(self, iq: domish.Element) -> None:
+        """
+        An IQ request no handler took: answer C{service-unavailable}.
+        """
         if iq.handled or iq.getAttribute("type") not in ("get", "set"):
             return
-        iq.handled = True
+        _markHandled(iq)
         self.send(error.StanzaError("service-unavailable").toResponse(iq))

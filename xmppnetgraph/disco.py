@@ -11,7 +11,6 @@ addresses.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
@@ -73,7 +72,7 @@ def serverInfoForm(config: Config) -> data_form.Form | None:
 
 
 @implementer(disco.IDisco)
-class ServerDisco(XMPPHandler):  # type: ignore[misc]
+class ServerDisco(XMPPHandler):
     """
     Disco for the node's own bare domain.
 
@@ -126,6 +125,10 @@ class ServerDisco(XMPPHandler):  # type: ignore[misc]
         self.form = buildServerInfoForm(self.pubsubHost if publish else None, contacts)
 
     def _ours(self, target: JID, nodeIdentifier: str) -> bool:
+        """
+        @return: whether a request for C{target} and C{nodeIdentifier} is
+            about our bare domain.
+        """
         return (
             target.host == self.domain
             and not target.user
@@ -135,13 +138,13 @@ class ServerDisco(XMPPHandler):  # type: ignore[misc]
 
     def getDiscoInfo(
         self, requestor: JID, target: JID, nodeIdentifier: str = ""
-    ) -> defer.Deferred[list[Any]]:
+    ) -> defer.Deferred[list[object]]:
         """
         @return: our identity, features and form, for our bare domain only.
         """
         if not self._ours(target, nodeIdentifier):
             return defer.succeed([])
-        info: list[Any] = [
+        info: list[object] = [
             disco.DiscoIdentity("server", "im", "xmppnetgraph"),
             disco.DiscoFeature(disco.NS_DISCO_INFO),
             disco.DiscoFeature(disco.NS_DISCO_ITEMS),
@@ -154,7 +157,7 @@ class ServerDisco(XMPPHandler):  # type: ignore[misc]
 
     def getDiscoItems(
         self, requestor: JID, target: JID, nodeIdentifier: str = ""
-    ) -> defer.Deferred[list[Any]]:
+    ) -> defer.Deferred[list[object]]:
         """
         @return: the pubsub host, for our bare domain.
         """

@@ -1,14 +1,123 @@
-# -*- test-case-name: tests.test_store -*-
+# -*- test-case-name: tests.test_error -*-
 """
-Domain errors. Storage and services raise these; one adapter per protocol
-edge (pub-sub, web) maps them to XMPP or HTTP errors.
+The project's exceptions.
+
+The rule: every exception class of xmppnetgraph derives from
+L{XmppNetGraphError}, through the base of its layer where a layer has
+several (L{S2SError}), and every public one is defined here; the module
+that raises it imports it from here (and keeps its old name importable).
+Only two kinds are defined next to their code, still derived from a base
+here: a private one that never leaves its module, and one that must also
+be another exception type so that other code handles it (the s2s parser's
+C{StrictParserError} is also a Twisted C{domish.ParserError}).
+
+None of these is an XMPP type. Storage and services raise them; one
+adapter per protocol edge (pub-sub, web) maps them to XMPP or HTTP errors.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xmppnetgraph.s2s.resolve import Target
 
 
 class XmppNetGraphError(Exception):
     """
-    Base class of the project's domain errors.
+    Base class of the project's errors.
     """
+
+
+def describeException(exception: BaseException) -> str:
+    """
+    @return: a one-line description of C{exception}: its class name and,
+        if it has one, its message.
+    """
+    text = str(exception)
+    name = type(exception).__name__
+    return f"{name}: {text}" if text else name
+
+
+# -- start-up -----------------------------------------------------------------
+
+
+class DataDirError(XmppNetGraphError):
+    """
+    The data directory cannot be used.
+    """
+
+
+class TLSConfigError(XmppNetGraphError):
+    """
+    The configured certificate or key cannot be used.
+    """
+
+
+# -- server-to-server streams -------------------------------------------------
+
+
+class ListenError(XmppNetGraphError):
+    """
+    A listening endpoint could not be opened (the message says what, where
+    and why).
+    """
+
+
+class S2SError(XmppNetGraphError):
+    """
+    Base class of the errors of server-to-server streams: a remote server
+    could not be reached, authenticated, or kept.
+    """
+
+
+class RemoteServerNotFound(S2SError):
+    """
+    The remote domain has no usable s2s service.
+    """
+
+
+class ConnectFailed(S2SError):
+    """
+    L{connectToFirst<xmppnetgraph.s2s.resolve.connectToFirst>} tried every
+    target of a remote domain and none accepted a connection.
+
+    @ivar attempts: each target tried, in order, with the reason it failed.
+    """
+
+    def __init__(self, attempts: Sequence[tuple[Target, BaseException]]) -> None:
+        """
+        @param attempts: each target tried, in order, with its failure.
+        """
+        self.attempts: tuple[tuple[Target, BaseException], ...] = tuple(attempts)
+        super().__init__(self.attempts)
+
+    def __str__(self) -> str:
+        """
+        @return: every target tried and why it failed.
+        """
+        if not self.attempts:
+            return "no targets to connect to"
+        return "; ".join(
+            f"{target}: {describeException(reason)}" for target, reason in self.attempts
+        )
+
+
+class DialbackFailed(S2SError):
+    """
+    The receiving server did not accept our dialback key, or dialback was
+    not possible.
+    """
+
+
+class PeerCertificateInvalid(S2SError):
+    """
+    The peer's certificate is not valid for its domain and policy demands it.
+    """
+
+
+# -- pub-sub and storage --------------------------------------------------------
 
 
 class NodeNotFound(XmppNetGraphError):

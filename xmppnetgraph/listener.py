@@ -16,13 +16,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from xmppnetgraph.error import XmppNetGraphError
-
-
-class ListenError(XmppNetGraphError):
-    """
-    A listening endpoint could not be opened.
-    """
+from xmppnetgraph.error import ListenError
 
 
 class Listener(service.Service):

@@ -484,7 +484,7 @@ class CommandLineService(MultiService):
 
         @raise SystemExit: with the reason, if one cannot be opened.
         """
-        from xmppnetgraph.listener import ListenError
+        from xmppnetgraph.error import ListenError
 
         try:
             _privilegedStartService(self)

@@ -23,6 +23,7 @@ from cryptography.x509.verification import (
     Store,
     VerificationError,
 )
+from OpenSSL import SSL
 from pyasn1.codec.der.decoder import decode as _derDecode
 from pyasn1.error import PyAsn1Error
 from pyasn1.type.char import UTF8String
@@ -30,7 +31,7 @@ from service_identity import CertificateError
 from service_identity import VerificationError as IdentityVerificationError
 from service_identity.cryptography import extract_patterns
 from service_identity.hazmat import DNS_ID, SRV_ID, verify_service_identity
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import ISSLTransport, ISystemHandle
 from twisted.logger import Logger
 
 from xmppnetgraph.certs import ID_ON_XMPPADDR, aLabel
@@ -193,18 +194,18 @@ def _peerCertificates(
     @return: the peer's leaf and the other certificates it sent, or L{None}
         if the transport is not TLS or the peer sent no certificate.
     """
-    if not ISSLTransport.providedBy(transport):
+    if not (ISSLTransport.providedBy(transport) and ISystemHandle.providedBy(transport)):
         return None
-    peer = transport.getPeerCertificate()  # type: ignore[attr-defined]
-    if peer is None:
+    connection = transport.getHandle()
+    if not isinstance(connection, SSL.Connection):
         return None
-    leaf = peer.to_cryptography()
-    chain = transport.getHandle().get_peer_cert_chain(  # type: ignore[attr-defined]
-        as_cryptography=True
-    )
+    leaf = connection.get_peer_certificate(as_cryptography=True)
+    if not isinstance(leaf, x509.Certificate):
+        return None
+    chain = connection.get_peer_cert_chain(as_cryptography=True) or []
     # On the server side OpenSSL's chain leaves out the leaf; on the client
     # side it starts with it.
-    return leaf, [c for c in chain or () if c != leaf]
+    return leaf, [c for c in chain if isinstance(c, x509.Certificate) and c != leaf]
 
 
 def peerCertificateValidFor(

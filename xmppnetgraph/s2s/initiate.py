@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_s2s_auth -*-
+# -*- test-case-name: tests.test_federation,tests.test_s2s_receive -*-
 """
 Initiating-side authentication of an s2s stream after TLS: SASL EXTERNAL
 (XEP-0178) when the receiving server offers it, dialback (XEP-0220) otherwise.
@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import hmac
 from hashlib import sha256
-from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import ijabber, jid, sasl, xmlstream
 from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import DialbackFailed as DialbackFailed
+from xmppnetgraph.model import AuthMethod
 from xmppnetgraph.names import domainToASCII
+from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 NS_DIALBACK = "jabber:server:dialback"
 NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
 NS_SASL = sasl.NS_XMPP_SASL
 NS_TLS = xmlstream.NS_XMPP_TLS
-
-
-class DialbackFailed(Exception):
-    """
-    The receiving server did not accept our dialback key.
-    """
 
 
 def dialbackKey(secret: str, receiving: str, originating: str, streamID: str) -> str:
@@ -61,7 +59,7 @@ class OriginatingDialback:
     Ask the receiving server to accept us as C{thisHost} by dialback.
     """
 
-    def __init__(self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, secret: str) -> None:
+    def __init__(self, xs: S2SXmlStream, thisHost: str, otherHost: str, secret: str) -> None:
         self.xmlstream = xs
         self.thisHost = thisHost
         self.otherHost = otherHost
@@ -107,7 +105,7 @@ class VerifyDialback:
     """
 
     def __init__(
-        self, xs: xmlstream.XmlStream, thisHost: str, otherHost: str, streamID: str, key: str
+        self, xs: S2SXmlStream, thisHost: str, otherHost: str, streamID: str, key: str
     ) -> None:
         self.xmlstream = xs
         self.thisHost = thisHost
@@ -163,7 +161,7 @@ class External:
         return b""
 
 
-class SASLExternal(sasl.SASLInitiatingInitializer):  # type: ignore[misc]
+class SASLExternal(sasl.SASLInitiatingInitializer):
     """
     SASL EXTERNAL for s2s (XEP-0178).
     """
@@ -174,10 +172,12 @@ class SASLExternal(sasl.SASLInitiatingInitializer):  # type: ignore[misc]
         """
         if "EXTERNAL" not in sasl.get_mechanisms(self.xmlstream):
             raise sasl.SASLNoAcceptableMechanism()
-        self.mechanism = External()
+        # mypy infers the attribute's type from the base class's first
+        # assignment (DigestMD5); any ISASLMechanism is what it takes.
+        self.mechanism = External()  # type: ignore[assignment]
 
 
-def offersExternal(xs: xmlstream.XmlStream) -> bool:
+def offersExternal(xs: S2SXmlStream) -> bool:
     """
     @return: whether the receiving server's features offer SASL EXTERNAL.
     """
@@ -197,7 +197,7 @@ class Authenticate:
 
     def __init__(
         self,
-        xs: xmlstream.XmlStream,
+        xs: S2SXmlStream,
         thisHost: str,
         otherHost: str,
         secret: str,
@@ -209,15 +209,19 @@ class Authenticate:
         self.otherHost = otherHost
         self.secret = secret
         self.allowDialback = allowDialback
-        self.method: str | None = None
+        self.method: AuthMethod | None = None
 
-    def initialize(self) -> defer.Deferred[Any]:
+    def initialize(self) -> defer.Deferred[None]:
         """
         Pick a method and run it.
+
+        @return: a Deferred that fires once the stream is authenticated.
         """
         if offersExternal(self.xmlstream):
             self.method = "sasl-external"
-            d = defer.maybeDeferred(SASLExternal(self.xmlstream, required=True).start)
+            d: defer.Deferred[None] = defer.maybeDeferred(
+                SASLExternal(self.xmlstream, required=True).start
+            )
             if self.allowDialback:
                 d.addErrback(self._externalFailed)
             return d
@@ -229,15 +233,23 @@ class Authenticate:
             )
         return self._dialback()
 
-    def _externalFailed(self, reason: Any) -> defer.Deferred[None]:
+    def _externalFailed(self, reason: Failure) -> defer.Deferred[None]:
+        """
+        SASL EXTERNAL was refused: log why, and try dialback.
+        """
         self._log.info(
-            "SASL EXTERNAL to {other} failed ({reason}); trying dialback",
-            other=self.otherHost,
+            "SASL EXTERNAL from {local} to {domain} failed ({reason}); trying dialback",
+            local=self.thisHost,
+            domain=self.otherHost,
+            direction="outgoing",
             reason=reason.getErrorMessage(),
         )
         return self._dialback()
 
     def _dialback(self) -> defer.Deferred[None]:
+        """
+        Authenticate by dialback.
+        """
         self.method = "dialback"
         return OriginatingDialback(
             self.xmlstream, self.thisHost, self.otherHost, self.secret

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_s2s_auth -*-
+# -*- test-case-name: tests.test_s2s_receive -*-
 """
 The receiving side of an s2s stream: stream header checks, STARTTLS,
 SASL EXTERNAL (XEP-0178), dialback (XEP-0220, including multiplexed domain
@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import ISSLTransport, ITLSTransport
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
 
+from xmppnetgraph.model import AuthMethod
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import (
@@ -27,6 +30,7 @@ from xmppnetgraph.s2s.initiate import (
     dialbackKey,
     keysEqual,
 )
+from xmppnetgraph.s2s.xmlstream import S2SXmlStream, StreamLogFields
 
 if TYPE_CHECKING:
     from xmppnetgraph.s2s.service import S2SService
@@ -47,7 +51,8 @@ def validDomain(value: str | None) -> str | None:
         return None
     if parsed.user is not None or parsed.resource is not None:
         return None
-    return parsed.host
+    host: str = parsed.host
+    return host
 
 
 def connectionClosing(transport: object) -> bool:
@@ -62,7 +67,7 @@ def connectionClosing(transport: object) -> bool:
     )
 
 
-class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[misc]
+class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
     """
     Authenticate a peer that connected to us.
 
@@ -75,16 +80,24 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
     namespace = NS_SERVER
     _log = Logger()
 
+    # Set by the stream it is made for, before any of our methods runs.
+    xmlstream: S2SXmlStream
+
     def __init__(self, service: S2SService) -> None:
+        """
+        @param service: the s2s service the stream belongs to.
+        """
         super().__init__()
         self.service = service
         self.authorized: set[tuple[str, str]] = set()
-        self.method: str | None = None
+        self.method: AuthMethod | None = None
         self.certValid = False
         self._peerDomain: str | None = None
         self._externalOffered = False
         self._saslDomain: str | None = None
         self._observing = False
+        # The id of the current stream (a new one at every restart).
+        self._streamID = ""
 
     @property
     def claimedDomain(self) -> str | None:
@@ -101,6 +114,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         return bool(self.authorized)
 
     def _tls(self) -> bool:
+        """
+        @return: whether the stream runs over TLS.
+        """
         return ISSLTransport.providedBy(self.xmlstream.transport)
 
     def streamStarted(self, rootElement: domish.Element) -> None:
@@ -111,7 +127,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         xmlstream.Authenticator.streamStarted(self, rootElement)
         xs.namespace = NS_SERVER
         xs.prefixes = {xmlstream.NS_STREAMS: "stream", NS_DIALBACK: "db"}
-        xs.sid = secrets.token_hex(16)
+        self._streamID = xs.sid = secrets.token_hex(16)
         to = (
             validDomain(rootElement.getAttribute("to"))
             if rootElement.hasAttribute("to")
@@ -120,18 +136,26 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         xs.thisEntity = jid.internJID(
             to if to in self.service.localDomains else self.service.domain
         )
-        if rootElement.uri != xmlstream.NS_STREAMS or rootElement.defaultUri != NS_SERVER:
-            return xs.sendStreamError(error.StreamError("invalid-namespace"))
-        if to not in self.service.localDomains:
-            return xs.sendStreamError(error.StreamError("host-unknown"))
-        if xs.version < (1, 0) and self.service.requireTLS:
-            return xs.sendStreamError(error.StreamError("unsupported-version"))
+        refusal = None
         headerFrom = rootElement.getAttribute("from")
-        self._peerDomain = validDomain(headerFrom)
-        if headerFrom is not None and self._peerDomain is None:
-            return xs.sendStreamError(error.StreamError("invalid-from"))
-        if self._saslDomain is not None and self._peerDomain not in (None, self._saslDomain):
-            return xs.sendStreamError(error.StreamError("invalid-from"))
+        if rootElement.uri != xmlstream.NS_STREAMS or rootElement.defaultUri != NS_SERVER:
+            refusal = "invalid-namespace"
+        elif to not in self.service.localDomains:
+            refusal = "host-unknown"
+        elif xs.version < (1, 0) and self.service.requireTLS:
+            refusal = "unsupported-version"
+        else:
+            self._peerDomain = validDomain(headerFrom)
+            if headerFrom is not None and self._peerDomain is None:
+                refusal = "invalid-from"
+            elif self._saslDomain is not None and self._peerDomain not in (
+                None,
+                self._saslDomain,
+            ):
+                refusal = "invalid-from"
+        if refusal is not None:
+            xs.sendStreamError(error.StreamError(refusal))
+            return
         if not self._observing:
             self._observing = True
             xs.addObserver(f"/starttls[@xmlns='{NS_TLS}']", self._guard(self.onStartTLS))
@@ -151,6 +175,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
             xs.dispatch(xs, xmlstream.STREAM_AUTHD_EVENT)
 
     def _features(self) -> domish.Element:
+        """
+        @return: the stream features to offer now.
+        """
         features = domish.Element((xmlstream.NS_STREAMS, "features"))
         if not self._tls():
             starttls = features.addElement((NS_TLS, "starttls"))
@@ -169,11 +196,14 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         return features
 
     def _certificateValidFor(self, domain: str) -> bool:
+        """
+        @return: whether the peer's certificate is valid for C{domain}.
+        """
         return self._tls() and peerCertificateValidFor(
             self.xmlstream.transport, domain, self.service.roots, peerIsClient=True
         )
 
-    def _guard(self, handler: Any) -> Any:
+    def _guard(self, handler: Callable[[domish.Element], None]) -> Callable[[domish.Element], None]:
         """
         Turn exceptions in C{handler} into stream errors.
         """
@@ -188,13 +218,30 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
                 self.xmlstream.sendStreamError(exc)
             except Exception:
                 self._log.failure(
-                    "error handling {name} from {peer}", name=element.name, peer=self._peerDomain
+                    "error handling {name} from {domain}",
+                    name=element.name,
+                    **self._logFields(self._peerDomain),
                 )
                 self.xmlstream.sendStreamError(error.StreamError("internal-server-error"))
 
         return guarded
 
+    def _logFields(self, domain: str | None, local: str | None = None) -> StreamLogFields:
+        """
+        @param domain: the remote domain the event is about.
+        @param local: our domain it is about, if not the stream's.
+        @return: the log fields of an event on this stream.
+        """
+        fields = self.xmlstream.logFields()
+        fields["domain"] = domain
+        if local is not None:
+            fields["local"] = local
+        return fields
+
     def _requireTLS(self) -> None:
+        """
+        @raise error.StreamError: if TLS is required and not active.
+        """
         if self.service.requireTLS and not self._tls():
             raise error.StreamError("policy-violation", text="STARTTLS is required first")
 
@@ -206,7 +253,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         if self._tls():
             raise error.StreamError("policy-violation", text="TLS is already active")
         xs.send(domish.Element((NS_TLS, "proceed")))
-        xs.transport.startTLS(self.service.serverTLSOptions)
+        ITLSTransport(xs.transport).startTLS(self.service.serverTLSOptions)
         xs.reset()
 
     def onAuth(self, element: domish.Element) -> None:
@@ -223,16 +270,19 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         if self.authorized or self._saslDomain is not None:
             raise error.StreamError("policy-violation", text="already authenticated")
         if element.getAttribute("mechanism") != "EXTERNAL" or not self._externalOffered:
-            return failure("invalid-mechanism")
+            failure("invalid-mechanism")
+            return
         content = str(element).strip()
         authzid = self._peerDomain
         if content not in ("", "="):
             try:
                 authzid = base64.b64decode(content, validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                return failure("incorrect-encoding")
+                failure("incorrect-encoding")
+                return
         if authzid != self._peerDomain or authzid is None:
-            return failure("invalid-authzid")
+            failure("invalid-authzid")
+            return
         self._saslDomain = authzid
         xs.send(domish.Element((NS_SASL, "success")))
         xs.reset()
@@ -257,12 +307,14 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         if originating in self.service.localDomains:
             raise error.StreamError("invalid-from")
         if (originating, receiving) in self.authorized:
-            return self._replyResult(receiving, originating, "valid")
+            self._replyResult(receiving, originating, "valid")
+            return
         key = str(element).strip()
         if self._certificateValidFor(originating):
             # XEP-0344: a certificate valid for the domain proves it.
-            return self._authorize(originating, receiving, "dialback")
-        d = self.service.verifyDialback(receiving, originating, self.xmlstream.sid, key)
+            self._authorize(originating, receiving, "dialback")
+            return
+        d = self.service.verifyDialback(receiving, originating, self._streamID, key)
 
         def verdict(valid: bool) -> None:
             if connectionClosing(self.xmlstream.transport):
@@ -271,19 +323,17 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
                 self._authorize(originating, receiving, "dialback")
             else:
                 self._log.warn(
-                    "dialback for {originating} -> {receiving} failed: "
+                    "dialback for {domain} -> {local} failed: "
                     "the authoritative server says invalid",
-                    originating=originating,
-                    receiving=receiving,
+                    **self._logFields(originating, receiving),
                 )
                 self._replyResult(receiving, originating, "invalid")
 
-        def failed(reason: Any) -> None:
+        def failed(reason: Failure) -> None:
             self._log.warn(
-                "dialback for {originating} -> {receiving} could not be verified: {reason}",
-                originating=originating,
-                receiving=receiving,
+                "dialback for {domain} -> {local} could not be verified: {reason}",
                 reason=reason.getErrorMessage(),
+                **self._logFields(originating, receiving),
             )
             if not connectionClosing(self.xmlstream.transport):
                 self._replyResult(receiving, originating, "invalid")
@@ -291,13 +341,19 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):  # type: ignore[mis
         d.addCallbacks(verdict, failed)
 
     def _replyResult(self, receiving: str, originating: str, validity: str) -> None:
+        """
+        Send a C{db:result} verdict for a domain pair.
+        """
         reply = domish.Element((NS_DIALBACK, "result"))
         reply["from"] = receiving
         reply["to"] = originating
         reply["type"] = validity
         self.xmlstream.send(reply)
 
-    def _authorize(self, originating: str, receiving: str, method: str) -> None:
+    def _authorize(self, originating: str, receiving: str, method: AuthMethod) -> None:
+        """
+        Authorise a domain pair; the first one authenticates the stream.
+        """
         xs = self.xmlstream
         first = not self.authorized
         self.authorized.add((originating, receiving))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from itertools import accumulate, groupby
-from typing import Any, cast
+from typing import cast
 
 import attrs
 from twisted.internet import error as ierror
@@ -35,8 +35,6 @@ from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IProtocol,
     IProtocolFactory,
-    IReactorTCP,
-    IReactorTime,
     IResolver,
     IStreamClientEndpoint,
 )
@@ -48,7 +46,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmppnetgraph.config import Route
+from xmppnetgraph.error import ConnectFailed, describeException
 from xmppnetgraph.names import domainToASCII
+from xmppnetgraph.reactortypes import INodeReactor, IS2SReactor
 
 __all__ = [
     "ConnectFailed",
@@ -89,6 +89,10 @@ _NO_SUCH_NAME = (
 
 _defaultRandom = random.Random()
 
+#: What a DNS lookup gives: the answer, authority and additional records.
+_Records = tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]]
+_Answer = Deferred[_Records]
+
 
 @attrs.frozen
 class Target:
@@ -114,29 +118,6 @@ class Target:
         return f"{self.host}:{self.port}{suffix}"
 
 
-class ConnectFailed(Exception):
-    """
-    L{connectToFirst} tried every target and none accepted a connection.
-
-    @ivar attempts: each target tried, in order, with the reason it failed.
-    """
-
-    def __init__(self, attempts: Sequence[tuple[Target, BaseException]]) -> None:
-        """
-        @param attempts: each target tried, in order, with its failure.
-        """
-        self.attempts: tuple[tuple[Target, BaseException], ...] = tuple(attempts)
-        super().__init__(self.attempts)
-
-    def __str__(self) -> str:
-        """
-        @return: every target tried and why it failed.
-        """
-        if not self.attempts:
-            return "no targets to connect to"
-        return "; ".join(f"{target}: {_describe(reason)}" for target, reason in self.attempts)
-
-
 def _exceptionOf(reason: Failure) -> BaseException:
     """
     @return: the exception that C{reason} wraps.
@@ -144,15 +125,6 @@ def _exceptionOf(reason: Failure) -> BaseException:
     if reason.value is None:  # pragma: no cover (a Failure always has one)
         return Exception(reason.getErrorMessage())
     return reason.value
-
-
-def _describe(reason: BaseException) -> str:
-    """
-    @return: a one-line description of C{reason}.
-    """
-    text = str(reason)
-    name = type(reason).__name__
-    return f"{name}: {text}" if text else name
 
 
 def _isRoot(record: dns.Record_SRV) -> bool:
@@ -181,12 +153,9 @@ def _orderSRV(records: Sequence[dns.Record_SRV], rng: random.Random) -> list[dns
         while remaining:
             total = sum(r.weight for r in remaining)
             threshold = rng.randint(0, total)
-            # The first record whose running sum of weights reaches the
-            # threshold (the last one's is the total, so there is one).
+            sums = accumulate(r.weight for r in remaining)
             index = next(
-                i
-                for i, running in enumerate(accumulate(r.weight for r in remaining))
-                if running >= threshold
+                (i for i, running in enumerate(sums) if running >= threshold), len(remaining) - 1
             )
             ordered.append(remaining.pop(index))
     return ordered
@@ -205,7 +174,7 @@ def _logLookupFailure(reason: Failure, name: str) -> None:
         _log.warn(
             "SRV lookup {name} failed, treating it as no records: {error}",
             name=name,
-            error=_describe(_exceptionOf(reason)),
+            error=describeException(_exceptionOf(reason)),
         )
     else:
         _log.failure(
@@ -229,9 +198,7 @@ def _lookupSRV(
         which is logged). It fails only with L{CancelledError}.
     """
 
-    def gotAnswer(
-        result: tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]],
-    ) -> list[dns.Record_SRV] | None:
+    def gotAnswer(result: _Records) -> list[dns.Record_SRV] | None:
         answers = result[0]
         records = [cast(dns.Record_SRV, rr.payload) for rr in answers if rr.type == dns.SRV]
         if not records:
@@ -244,10 +211,10 @@ def _lookupSRV(
             reason.raiseException()
         _logLookupFailure(reason, name)
 
-    # IResolver declares a tuple of three RRHeaders; it is three lists.
-    d: Deferred[tuple[list[dns.RRHeader], list[dns.RRHeader], list[dns.RRHeader]]]
+    d: _Answer
     try:
-        d = cast(Any, resolver.lookupService(name, timeout))
+        # IResolver declares a tuple of three RRHeaders; it is three lists.
+        d = cast(_Answer, resolver.lookupService(name, timeout))
     except Exception:
         d = fail()
     return d.addCallback(gotAnswer).addErrback(failed)
@@ -375,7 +342,7 @@ async def _resolveSRV(
 
 
 def _endpointFor(
-    reactor: IReactorTCP,
+    reactor: IS2SReactor,
     target: Target,
     tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
     timeout: float,
@@ -388,7 +355,7 @@ def _endpointFor(
         reactor, target.host, target.port, timeout=timeout
     )
     if target.directTLS:
-        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=cast(IReactorTime, reactor))
+        endpoint = wrapClientTLS(tlsOptionsFor(), endpoint, clock=reactor)
     return endpoint
 
 
@@ -403,7 +370,7 @@ class _FirstConnection:
 
     def __init__(
         self,
-        reactor: IReactorTCP,
+        reactor: IS2SReactor,
         targets: Sequence[Target],
         factory: IProtocolFactory,
         tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
@@ -495,14 +462,14 @@ class _FirstConnection:
         _log.info(
             "Connecting to {target} failed: {error}",
             target=target,
-            error=_describe(_exceptionOf(reason)),
+            error=describeException(_exceptionOf(reason)),
         )
         self._attempts.append((target, _exceptionOf(reason)))
         self._tryFrom(index + 1)
 
 
 def connectToFirst(
-    reactor: IReactorTCP,
+    reactor: IS2SReactor,
     targets: Sequence[Target],
     factory: IProtocolFactory,
     tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
@@ -517,8 +484,7 @@ def connectToFirst(
     once TCP is connected: a failed TLS handshake shows up later as the
     protocol's C{connectionLost}.
 
-    @param reactor: provides L{IReactorTCP}, L{IReactorTime} and
-        L{IReactorPluggableNameResolver<twisted.internet.interfaces.IReactorPluggableNameResolver>}.
+    @param reactor: the reactor, for connections and timeouts.
     @param targets: where to connect, in order (from L{resolveTargets}).
     @param factory: builds the protocol of the connection.
     @param tlsOptionsFor: called once per direct TLS target, to get the TLS
@@ -542,7 +508,8 @@ class _LazyResolver(ResolverBase):
         """
         @param build: builds the real resolver.
         """
-        super().__init__()
+        # ResolverBase.__init__ (it fills typeToMethod) has no annotations.
+        super().__init__()  # type: ignore[no-untyped-call]
         self._build = build
         self._resolver: ResolverBase | None = None
 
@@ -554,22 +521,20 @@ class _LazyResolver(ResolverBase):
             self._resolver = self._build()
         return self._resolver
 
-    def _lookup(
-        self, name: bytes, cls: int, type: int, timeout: Sequence[int] | None
-    ) -> Deferred[Any]:
+    def _lookup(self, name: bytes, cls: int, type: int, timeout: Sequence[int] | None) -> _Answer:
         """
         Delegate every lookup to the real resolver.
-        """
-        return self._real()._lookup(name, cls, type, timeout)  # type: ignore[no-any-return]
 
-    def lookupZone(self, name: str, timeout: Any = 10) -> Deferred[Any]:
+        L{ResolverBase} sends each of its C{lookup*} methods here (this is
+        how its subclasses implement them); the real resolver gets the
+        query through its public C{query}, which picks its own method for
+        the type (zone transfers included).
         """
-        Delegate zone transfers to the real resolver.
-        """
-        return self._real().lookupZone(name, timeout)  # type: ignore[no-any-return]
+        answer: _Answer = self._real().query(dns.Query(name, type, cls), timeout)
+        return answer
 
 
-def defaultResolver(reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf") -> IResolver:
+def defaultResolver(reactor: INodeReactor, resolvConf: str = "/etc/resolv.conf") -> IResolver:
     """
     A DNS resolver that asks the system's name servers.
 
@@ -577,9 +542,7 @@ def defaultResolver(reactor: IReactorTCP, resolvConf: str = "/etc/resolv.conf") 
     L{twisted.names.client.Resolver} is built, which re-reads the file when
     it changes (it checks every minute from then on).
 
-    @param reactor: provides L{IReactorTCP}, L{IReactorUDP
-        <twisted.internet.interfaces.IReactorUDP>} and L{IReactorTime
-        <twisted.internet.interfaces.IReactorTime>}.
+    @param reactor: the reactor (the resolver uses its UDP, TCP and time).
     @param resolvConf: the C{resolv.conf(5)} file to read.
     @return: the resolver.
     """

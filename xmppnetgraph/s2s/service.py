@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_s2s_federation -*-
+# -*- test-case-name: tests.test_s2s_receive,tests.test_federation,tests.test_s2s_failures -*-
 """
 The s2s service: accepts and opens server-to-server streams, authenticates
 them, keeps the link table current and routes stanzas between the remote
@@ -9,47 +9,68 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar
 
+from cryptography import x509
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IReactorTime, ISSLTransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IReactorTime,
+    IResolver,
+    ISSLTransport,
+    ITransport,
+)
 from twisted.logger import Logger
 from twisted.names.error import DNSNameError
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import error, jid, xmlstream
+from twisted.words.protocols.jabber import error, ijabber, jid, xmlstream
 from twisted.words.xish import domish
 from wokkel.component import Router
 from wokkel.generic import XmlPipe
+from zope.interface import implementer
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
+from xmppnetgraph.error import ConnectFailed, DialbackFailed
+
+# Raised here; defined with the other errors (and importable from here).
+from xmppnetgraph.error import PeerCertificateInvalid as PeerCertificateInvalid
+from xmppnetgraph.error import RemoteServerNotFound as RemoteServerNotFound
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.model import Link
 from xmppnetgraph.names import parseJID
+from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
-from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
+from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
-from xmppnetgraph.s2s.resolve import ConnectFailed, connectToFirst, resolveTargets
+from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 _STANZAS = ("message", "presence", "iq")
 
+#: The initializer that authenticates an outgoing stream.
+_Final = TypeVar("_Final", Authenticate, VerifyDialback)
+_T = TypeVar("_T")
 
-class RemoteServerNotFound(Exception):
+
+def _abort(transport: ITransport) -> None:
     """
-    The remote domain has no usable s2s service.
+    Drop a connection at once.
+
+    L{ITransport} does not declare C{abortConnection}, but the transports
+    of our streams have it (TCP and TLS transports, and Twisted's
+    C{StringTransport}); fall back to closing for any other.
     """
+    abort: Callable[[], object] | None = getattr(transport, "abortConnection", None)
+    if abort is None:
+        transport.loseConnection()
+    else:
+        abort()
 
 
-class PeerCertificateInvalid(Exception):
-    """
-    The peer's certificate is not valid for its domain and policy demands it.
-    """
-
-
-class StreamFactory(xmlstream.XmlStreamServerFactory):  # type: ignore[misc]
+class StreamFactory(xmlstream.XmlStreamServerFactory):
     """
     Builds one hardened L{S2SXmlStream} per connection, with a fresh
     authenticator, for either direction.
@@ -61,34 +82,64 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):  # type: ignore[misc]
         config: Config,
         clock: IReactorTime,
     ) -> None:
+        """
+        @param authenticatorFactory: makes the authenticator of each stream.
+        @param config: the stanza size and depth limits.
+        @param clock: the streams' clock.
+        """
         super().__init__(authenticatorFactory)
-        self.protocol = functools.partial(
-            S2SXmlStream, maxStanzaSize=config.maxStanzaSize, maxDepth=config.maxDepth, clock=clock
+        self._config = config
+        self._clock = clock
+
+    def buildProtocol(self, addr: IAddress | None) -> S2SXmlStream:
+        """
+        @return: a new stream with a new authenticator and our bootstrap
+            observers.
+        """
+        xs = S2SXmlStream(
+            self.authenticatorFactory(),
+            maxStanzaSize=self._config.maxStanzaSize,
+            maxDepth=self._config.maxDepth,
+            clock=self._clock,
         )
+        xs.factory = self
+        self.installBootstraps(xs)
+        return xs
 
 
-class OutgoingAuthenticator(xmlstream.ConnectAuthenticator):  # type: ignore[misc]
+class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
     """
     Open a stream to C{otherHost}: STARTTLS, then C{finalInitializer}.
 
+    @ivar final: the initializer C{finalInitializer} made, once connected.
     @ivar certValid: whether the receiving server's certificate is valid
         for C{otherHost}.
     """
 
     namespace = NS_SERVER
 
+    # Set by the stream it is made for, before any of our methods runs.
+    xmlstream: S2SXmlStream
+
     def __init__(
         self,
         s2s: S2SService,
         thisHost: str,
         otherHost: str,
-        finalInitializer: Callable[[xmlstream.XmlStream], Any],
+        finalInitializer: Callable[[S2SXmlStream], _Final],
     ) -> None:
+        """
+        @param s2s: the service.
+        @param thisHost: our domain on the stream.
+        @param otherHost: the remote domain.
+        @param finalInitializer: makes the initializer that authenticates
+            the stream, once TLS is up and the peer checked.
+        """
         super().__init__(otherHost)
         self.s2s = s2s
         self.thisHost = thisHost
-        self.finalInitializer = finalInitializer
-        self.final: Any = None
+        self.finalInitializer: Callable[[S2SXmlStream], _Final] = finalInitializer
+        self.final: _Final | None = None
         self.certValid = False
 
     def connectionMade(self) -> None:
@@ -98,7 +149,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator):  # type: ignore[mis
         xs = self.xmlstream
         xs.thisEntity = jid.internJID(self.thisHost)
         xs.prefixes = {xmlstream.NS_STREAMS: "stream", NS_DIALBACK: "db"}
-        inits: list[Any] = []
+        inits: list[object] = []
         if not ISSLTransport.providedBy(xs.transport):
             inits.append(
                 xmlstream.TLSInitiatingInitializer(
@@ -108,8 +159,8 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator):  # type: ignore[mis
                 )
             )
         inits.append(_CheckPeer(self))
-        self.final = self.finalInitializer(xs)
-        inits.append(self.final)
+        final = self.final = self.finalInitializer(xs)
+        inits.append(final)
         xs.initializers = inits
         super().connectionMade()
 
@@ -127,19 +178,32 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator):  # type: ignore[mis
         xs.addOnetimeObserver(f"/features[@xmlns='{xmlstream.NS_STREAMS}']", self._onFeatures)
 
     def _onFeatures(self, element: domish.Element) -> None:
+        """
+        Keep the receiving server's features, and run the initializers.
+        """
         self.xmlstream.features = {(f.uri, f.name): f for f in element.elements()}
         self.initializeStream()
 
 
-class _CheckPeer:
+@implementer(ijabber.IInitiatingInitializer)
+class _CheckPeer(Generic[_Final]):
     """
     After TLS: judge the receiving server's certificate, and apply policy.
     """
 
-    def __init__(self, authenticator: OutgoingAuthenticator) -> None:
-        self.authenticator = authenticator
+    def __init__(self, authenticator: OutgoingAuthenticator[_Final]) -> None:
+        """
+        @param authenticator: the stream's authenticator.
+        """
+        self.authenticator: OutgoingAuthenticator[_Final] = authenticator
+        self.xmlstream = authenticator.xmlstream
 
     def initialize(self) -> None:
+        """
+        Record whether the certificate is valid for the peer's domain.
+
+        @raise PeerCertificateInvalid: if it is not, and we require that.
+        """
         a = self.authenticator
         xs = a.xmlstream
         tls = ISSLTransport.providedBy(xs.transport)
@@ -160,6 +224,9 @@ class _Handshake:
     """
 
     def __init__(self, remote: str) -> None:
+        """
+        @param remote: the remote domain.
+        """
         self.remote = remote
         self.stream: S2SXmlStream | None = None
         self.done: defer.Deferred[S2SXmlStream] = defer.Deferred(self._abort)
@@ -175,10 +242,16 @@ class _Handshake:
         xs.addObserver(xmlstream.STREAM_END_EVENT, self._ended)
 
     def _authenticated(self, xs: S2SXmlStream) -> None:
+        """
+        C{STREAM_AUTHD_EVENT}: done.
+        """
         if not self.done.called:
             self.done.callback(xs)
 
     def _initFailed(self, reason: Failure) -> None:
+        """
+        C{INIT_FAILED_EVENT}: fail, and close the stream.
+        """
         self._fail(reason)
         xs = self.stream
         if xs is not None and xs.transport is not None:
@@ -186,17 +259,26 @@ class _Handshake:
             xs.transport.loseConnection()
 
     def _ended(self, reason: object) -> None:
+        """
+        C{STREAM_END_EVENT}: fail, if still in the handshake.
+        """
         self._fail(
             Failure(RemoteServerNotFound(f"stream to {self.remote} closed during the handshake"))
         )
 
     def _fail(self, reason: Failure) -> None:
+        """
+        Fail L{done}, unless it fired already.
+        """
         if not self.done.called:
             self.done.errback(reason)
 
     def _abort(self, _: object) -> None:
+        """
+        L{done} was cancelled: drop the connection.
+        """
         if self.stream is not None and self.stream.transport is not None:
-            self.stream.transport.abortConnection()
+            _abort(self.stream.transport)
 
 
 class S2SService(service.Service):
@@ -215,11 +297,22 @@ class S2SService(service.Service):
         router: Router,
         linkTable: LinkTable,
         credentials: TLSCredentials,
-        roots: tuple[Any, ...],
+        roots: tuple[x509.Certificate, ...],
         secret: str,
-        reactor: Any,
-        resolver: Any,
+        reactor: IS2SReactor,
+        resolver: IResolver,
     ) -> None:
+        """
+        @param config: the node's configuration.
+        @param router: the in-process router; the service becomes its
+            default route.
+        @param linkTable: where authenticated streams are recorded.
+        @param credentials: what we present in TLS handshakes.
+        @param roots: the trust anchors for peer certificates.
+        @param secret: the dialback secret.
+        @param reactor: for timers and outgoing connections.
+        @param resolver: for the SRV lookups of remote domains.
+        """
         self.config = config
         self.domain = config.domain
         self.localDomains = frozenset(config.localDomains)
@@ -233,10 +326,15 @@ class S2SService(service.Service):
         self.serverTLSOptions = serverTLSOptions(credentials)
         self._reactor = reactor
         self._resolver = resolver
-        self._outgoing: dict[tuple[str, str], tuple[xmlstream.XmlStream, Link]] = {}
+        self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
-        self._connecting: dict[tuple[str, str], defer.Deferred[Any]] = {}
-        self._streams: set[xmlstream.XmlStream] = set()
+        self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # Every stream being opened (for stanzas or to verify a key), until
+        # it is authenticated or fails.
+        self._opening: set[defer.Deferred[S2SXmlStream]] = set()
+        self._streams: set[S2SXmlStream] = set()
+        # The links of each authenticated incoming stream, by remote domain.
+        self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
         pipe = XmlPipe()
         self._pipe = pipe.source
         router.addRoute(None, pipe.sink)
@@ -253,43 +351,58 @@ class S2SService(service.Service):
         factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._incomingAuthenticated)
         return factory
 
-    def _track(self, xs: xmlstream.XmlStream) -> None:
+    def _track(self, xs: S2SXmlStream) -> None:
+        """
+        C{STREAM_CONNECTED_EVENT}, both directions: keep the stream until it
+        ends, and log its traffic if configured.
+        """
         self._streams.add(xs)
         xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _: self._streams.discard(xs))
         if self.config.logTraffic:
-            peer = xs.transport.getPeer()
             xs.rawDataInFn = lambda data: self._log.info(
-                "RECV {peer}: {data!r}", peer=peer, data=data
+                "RECV {address}: {data!r}", data=data, **xs.logFields()
             )
             xs.rawDataOutFn = lambda data: self._log.info(
-                "SEND {peer}: {data!r}", peer=peer, data=data
+                "SEND {address}: {data!r}", data=data, **xs.logFields()
             )
 
     def _incomingConnected(self, xs: S2SXmlStream) -> None:
+        """
+        C{STREAM_CONNECTED_EVENT} of an incoming stream: start the
+        handshake timeout, and log a stream that ends unauthenticated.
+        """
         self._track(xs)
         xs.setHandshakeTimeout(self.config.handshakeTimeout)
-        peer = xs.transport.getPeer()
+        authenticator: ReceivingAuthenticator = xs.authenticator
 
-        def ended(reason: Failure) -> None:
-            if not xs.authenticator.authenticated:
+        def ended(reason: object) -> None:
+            if not authenticator.authenticated:
+                fields = xs.logFields()
+                fields["domain"] = authenticator.claimedDomain
                 self._log.info(
-                    "incoming s2s connection from {address} (claiming {claimed}) "
+                    "incoming s2s connection from {address} (claiming {domain}) "
                     "closed before authentication: {reason}",
-                    address=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else str(peer),
-                    claimed=xs.authenticator.claimedDomain or "nothing",
                     reason=reason.getErrorMessage() if isinstance(reason, Failure) else reason,
+                    **fields,
                 )
 
         xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
 
     def _incomingAuthenticated(self, xs: S2SXmlStream) -> None:
+        """
+        C{STREAM_AUTHD_EVENT} of an incoming stream: record its first link,
+        route its stanzas and keep it alive.
+        """
         links: dict[str, Link] = {}
-        xs.s2sLinks = links
+        self._incomingLinks[xs] = links
         # The first authorised pair is the peer's domain and the local domain
-        # it opened the stream to (SASL authorises every local domain).
+        # it opened the stream to (SASL authorises every local domain); the
+        # authenticator set both entities before it said so.
+        assert xs.otherEntity is not None and xs.thisEntity is not None
         self.incomingPairAdded(xs, xs.otherEntity.host, xs.thisEntity.host)
 
         def ended(_: object) -> None:
+            self._incomingLinks.pop(xs, None)
             for link in links.values():
                 self.linkTable.remove(link)
 
@@ -297,11 +410,15 @@ class S2SService(service.Service):
         xs.addObserver("/*", functools.partial(self._incomingElement, xs))
         xs.startLiveness(self.config.keepaliveInterval, self.config.idleTimeout)
 
-    def incomingPairAdded(self, xs: xmlstream.XmlStream, remote: str, local: str) -> None:
+    def incomingPairAdded(self, xs: S2SXmlStream, remote: str, local: str) -> None:
         """
         A further domain pair was authorised on an incoming stream.
+
+        @param xs: the stream, already authenticated.
+        @param remote: the peer's domain.
+        @param local: our domain.
         """
-        links: dict[str, Link] = xs.s2sLinks
+        links = self._incomingLinks[xs]
         if remote in links:
             return
         authenticator: ReceivingAuthenticator = xs.authenticator
@@ -319,7 +436,11 @@ class S2SService(service.Service):
         links[remote] = link
         self.linkTable.add(link)
 
-    def _incomingElement(self, xs: xmlstream.XmlStream, element: domish.Element) -> None:
+    def _incomingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
+        """
+        A stanza on an incoming stream: route it if its domain pair is
+        authorised there, else close the stream.
+        """
         if (
             element.uri != NS_SERVER
             or element.name not in _STANZAS
@@ -336,16 +457,16 @@ class S2SService(service.Service):
             known = {remote for remote, _ in authenticator.authorized}
             condition = "invalid-from" if sender not in known else "host-unknown"
             self._log.warn(
-                "closing stream from {peer}: stanza from {sender} to {recipient} "
+                "closing stream from {domain}: stanza from {sender} to {recipient} "
                 "not authorised ({condition})",
-                peer=xs.otherEntity.host,
                 sender=sender,
                 recipient=recipient,
                 condition=condition,
+                **xs.logFields(),
             )
             xs.sendStreamError(error.StreamError(condition))
             return
-        link = xs.s2sLinks.get(sender)
+        link = self._incomingLinks[xs].get(sender)
         if link is not None:
             link.touch(self._reactor.seconds(), incoming=True)
         self.router.route(element)
@@ -359,9 +480,9 @@ class S2SService(service.Service):
         """
         if not self.running:
             self._log.info(
-                "s2s stopped: dropping a {name} to {to}",
+                "s2s stopped: dropping a {name} to {recipient}",
                 name=stanza.name,
-                to=stanza.getAttribute("to"),
+                recipient=stanza.getAttribute("to"),
             )
             return
         sender = validDomainOf(stanza.getAttribute("from"))
@@ -386,8 +507,10 @@ class S2SService(service.Service):
         queue = self._queues.setdefault(key, [])
         if len(queue) >= self.config.queueLimit:
             self._log.warn(
-                "queue to {recipient} is full ({n} stanzas): bouncing",
-                recipient=recipient,
+                "queue from {local} to {domain} is full ({n} stanzas): bouncing",
+                local=sender,
+                domain=recipient,
+                direction="outgoing",
                 n=len(queue),
             )
             self._bounce(stanza, "resource-constraint", "wait")
@@ -397,9 +520,13 @@ class S2SService(service.Service):
             self._connectOutgoing(sender, recipient)
 
     def _connectOutgoing(self, local: str, remote: str) -> None:
+        """
+        Open and authenticate a stream from C{local} to C{remote}; then
+        send what is queued for it, or bounce that if it fails.
+        """
         key = (local, remote)
 
-        def authInit(xs: xmlstream.XmlStream) -> Authenticate:
+        def authInit(xs: S2SXmlStream) -> Authenticate:
             return Authenticate(
                 xs, local, remote, self.secret, allowDialback=not self.requireValidCerts
             )
@@ -410,11 +537,15 @@ class S2SService(service.Service):
 
         def established(xs: S2SXmlStream) -> None:
             now = self._reactor.seconds()
+            final = authenticator.final
+            # An authenticated stream ran its final initializer, which
+            # decided on the method.
+            assert final is not None and final.method is not None
             link = Link(
                 domain=remote,
                 localDomain=local,
                 direction="outgoing",
-                auth=authenticator.final.method,
+                auth=final.method,
                 tls=tlsVersion(xs.transport),
                 certValid=authenticator.certValid,
                 since=now,
@@ -442,10 +573,11 @@ class S2SService(service.Service):
                 else "remote-server-not-found"
             )
             self._log.warn(
-                "s2s connection {local} -> {remote} failed: {reason}; "
+                "s2s connection {local} -> {domain} failed: {reason}; "
                 "bouncing {n} stanzas with {condition}",
                 local=local,
-                remote=remote,
+                domain=remote,
+                direction="outgoing",
                 reason=describe(reason),
                 n=len(self._queues.get(key, [])),
                 condition=condition,
@@ -461,9 +593,11 @@ class S2SService(service.Service):
         d.addCallbacks(established, failed)
         d.addErrback(lambda f: self._log.failure("s2s bookkeeping failed", f))
 
-    def _outgoingElement(self, xs: xmlstream.XmlStream, element: domish.Element) -> None:
-        # Receiving servers send nothing but negotiation and errors on our
-        # outgoing streams; stanzas there are not authorised.
+    def _outgoingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
+        """
+        An element on an outgoing stream: receiving servers send nothing
+        but negotiation and errors there; stanzas are not authorised.
+        """
         if element.uri == NS_SERVER and element.name in _STANZAS:
             xs.sendStreamError(
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
@@ -475,10 +609,16 @@ class S2SService(service.Service):
         """
         Ask the authoritative server of C{originating} whether C{key} is one
         it issued for a stream to us (XEP-0220 section 2.1.3).
+
+        @param receiving: our domain, which the key was sent to.
+        @param originating: the domain that claims to have issued it.
+        @param streamID: the id of the stream the key came on.
+        @param key: the key.
+        @return: a Deferred firing with the answer.
         """
         verify: list[VerifyDialback] = []
 
-        def init(xs: xmlstream.XmlStream) -> VerifyDialback:
+        def init(xs: S2SXmlStream) -> VerifyDialback:
             verify.append(VerifyDialback(xs, receiving, originating, streamID, key))
             return verify[0]
 
@@ -487,21 +627,34 @@ class S2SService(service.Service):
 
         def opened(xs: S2SXmlStream) -> defer.Deferred[bool]:
             answer = verify[0].valid
+
+            def ended(_: object) -> None:
+                if not answer.called:
+                    answer.errback(
+                        DialbackFailed(f"the stream to {originating} ended before the answer")
+                    )
+
+            xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
             answer.addTimeout(self.config.handshakeTimeout, self._reactor)
 
-            def close(result: object) -> object:
+            def close(result: _T) -> _T:
                 xs.sendFooter()
-                xs.transport.loseConnection()
+                if xs.transport is not None:
+                    xs.transport.loseConnection()
                 return result
 
             return answer.addBoth(close)
 
         return d.addCallback(opened)
 
-    def openStream(self, remote: str, authenticator: OutgoingAuthenticator) -> defer.Deferred[Any]:
+    def openStream(
+        self, remote: str, authenticator: OutgoingAuthenticator[_Final]
+    ) -> defer.Deferred[S2SXmlStream]:
         """
         Resolve C{remote}, connect, and run C{authenticator}'s initializers.
 
+        @param remote: the remote domain.
+        @param authenticator: the new stream's authenticator.
         @return: a Deferred firing with the authenticated stream, or
             failing (after at most connect + handshake timeout).
         """
@@ -525,9 +678,19 @@ class S2SService(service.Service):
 
         d = defer.Deferred.fromCoroutine(run())
         d.addTimeout(self.config.connectTimeout + self.config.handshakeTimeout, self._reactor)
-        return d
+        self._opening.add(d)
+
+        def opened(result: _T) -> _T:
+            self._opening.discard(d)
+            return result
+
+        return d.addBoth(opened)
 
     def _bounce(self, stanza: domish.Element, condition: str, kind: str = "cancel") -> None:
+        """
+        Answer C{stanza} with a stanza error from its recipient (unless it
+        is an error or an IQ result itself).
+        """
         if stanza.getAttribute("type") == "error" or (
             stanza.name == "iq" and stanza.getAttribute("type") == "result"
         ):
@@ -536,15 +699,17 @@ class S2SService(service.Service):
 
     def stopService(self) -> defer.Deferred[None]:
         """
-        Give up on pending connections and close every stream: gracefully,
-        then (after the handshake timeout, at most 5 s) by force.
+        Give up on streams being opened (for stanzas, or to verify a
+        dialback key) and close every stream: gracefully, then (after the
+        handshake timeout, at most 5 s) by force. A verification waiting for
+        its answer fails when its stream ends.
 
         @return: a Deferred that fires when every connection is gone.
         """
         super().stopService()
-        for d in list(self._connecting.values()):
+        for d in list(self._opening):
             d.cancel()
-        ended = []
+        ended: list[defer.Deferred[None]] = []
         for xs in list(self._streams):
             if xs.transport is None:
                 continue
@@ -558,14 +723,20 @@ class S2SService(service.Service):
         if not ended:
             return defer.succeed(None)
         force = self._reactor.callLater(min(5.0, self.config.handshakeTimeout), self._abortAll)
-        d = defer.DeferredList(ended)
-        d.addBoth(lambda _: force.cancel() if force.active() else None)
-        return d
+
+        def allEnded(_: object) -> None:
+            if force.active():
+                force.cancel()
+
+        return defer.DeferredList(ended).addBoth(allEnded)
 
     def _abortAll(self) -> None:
+        """
+        Drop every connection still open.
+        """
         for xs in list(self._streams):
             if xs.transport is not None:
-                xs.transport.abortConnection()
+                _abort(xs.transport)
 
 
 def validDomainOf(value: str | None) -> str | None:
@@ -575,9 +746,10 @@ def validDomainOf(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        return parseJID(value).host
+        host: str = parseJID(value).host
     except ValueError:
         return None
+    return host
 
 
 def describe(reason: Failure) -> str:
@@ -588,4 +760,4 @@ def describe(reason: Failure) -> str:
         return "no such domain"
     if reason.check(ConnectFailed, RemoteServerNotFound, DialbackFailed, PeerCertificateInvalid):
         return str(reason.value)
-    return f"{reason.type.__name__}: {reason.getErrorMessage()}"
+    return f"{type(reason.value).__name__}: {reason.getErrorMessage()}"

@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import pyexpat
 from collections.abc import Callable
-from typing import Any
+from typing import Literal, TypedDict
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import error, xmlstream
+from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
+
+from xmppnetgraph.error import S2SError
 
 __all__ = [
     "S2SXmlStream",
+    "StreamLogFields",
     "StreamTimeout",
     "StrictExpatElementStream",
     "StrictParserError",
@@ -41,7 +45,7 @@ __all__ = [
 _UNDEFINED_ENTITY = pyexpat.errors.codes[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]
 
 
-class StrictParserError(domish.ParserError):
+class StrictParserError(domish.ParserError, S2SError):
     """
     Input that is well-formed XML but not allowed on an XMPP stream.
 
@@ -61,7 +65,7 @@ class StrictParserError(domish.ParserError):
         self.text = text
 
 
-class StreamTimeout(error.StreamError):
+class StreamTimeout(error.StreamError, S2SError):
     """
     A C{connection-timeout} stream error that this side detected and sent.
 
@@ -77,10 +81,43 @@ class StreamTimeout(error.StreamError):
         super().__init__("connection-timeout", text)
 
 
-class _Discarded(Exception):
+class _Discarded(S2SError):
     """
     Raised inside a discarded parser's handlers to stop expat at once.
     """
+
+
+class StreamLogFields(TypedDict):
+    """
+    The fields by which every log event of the s2s layer names its stream.
+    """
+
+    domain: str | None
+    """The remote domain, once known."""
+
+    direction: Literal["incoming", "outgoing"]
+    """Who opened the stream: the peer (C{incoming}) or we."""
+
+    local: str | None
+    """Our domain on the stream, once known."""
+
+    sid: str | None
+    """The stream id, once known."""
+
+    address: object
+    """The peer's network address (an L{IAddress}), if known."""
+
+
+def _installed(handler: Callable[..., object] | None) -> Callable[..., object]:
+    """
+    @param handler: an expat handler that L{domish.ExpatElementStream}
+        installs on its parser.
+    @return: C{handler}.
+    @raise TypeError: if there is none (a Twisted that works differently).
+    """
+    if handler is None:
+        raise TypeError("domish.ExpatElementStream installed no expat handler")
+    return handler
 
 
 class StrictExpatElementStream(domish.ExpatElementStream):
@@ -140,6 +177,19 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._discarded = False
 
         p = self.parser
+        # The base class builds elements in the expat handlers it installed
+        # on its parser (it has no other hook); keep them, and put ours in
+        # front of them.
+        self._buildStartElement = _installed(p.StartElementHandler)
+        self._buildEndElement = _installed(p.EndElementHandler)
+        self._buildCdata = _installed(p.CharacterDataHandler)
+        self._buildStartNamespace = _installed(p.StartNamespaceDeclHandler)
+        self._buildEndNamespace = _installed(p.EndNamespaceDeclHandler)
+        p.StartElementHandler = self._checkedStartElement
+        p.EndElementHandler = self._checkedEndElement
+        p.CharacterDataHandler = self._checkedText
+        p.StartNamespaceDeclHandler = self._checkedStartNamespace
+        p.EndNamespaceDeclHandler = self._checkedEndNamespace
         p.StartDoctypeDeclHandler = self._forbid("a DOCTYPE")
         p.EntityDeclHandler = self._forbid("an entity declaration")
         p.UnparsedEntityDeclHandler = self._forbid("an entity declaration")
@@ -148,8 +198,6 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         p.AttlistDeclHandler = self._forbid("an attribute list declaration")
         p.CommentHandler = self._forbid("a comment")
         p.ProcessingInstructionHandler = self._forbid("a processing instruction")
-        p.StartNamespaceDeclHandler = self._onStartNamespace
-        p.EndNamespaceDeclHandler = self._onEndNamespace
 
     # The base class calls self.DocumentStartEvent(root) and
     # self.ElementEvent(stanza) as soon as expat reports them; the owner sets
@@ -164,7 +212,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         return self._holdDocumentStart
 
     @DocumentStartEvent.setter
-    def DocumentStartEvent(self, target: Callable[[domish.Element], object]) -> None:
+    def DocumentStartEvent(self, target: Callable[[domish.Element], object] | None) -> None:
         self._documentStartTarget = target
 
     @property
@@ -175,7 +223,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         return self._holdElement
 
     @ElementEvent.setter
-    def ElementEvent(self, target: Callable[[domish.Element], object]) -> None:
+    def ElementEvent(self, target: Callable[[domish.Element], object] | None) -> None:
         self._elementTarget = target
 
     def _holdDocumentStart(self, root: domish.Element) -> None:
@@ -334,7 +382,7 @@ class StrictExpatElementStream(domish.ExpatElementStream):
             # received since the unit started belongs to it.
             self._checkOpenUnit(self._received)
 
-    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
+    def _checkedStartElement(self, name: str, attrs: dict[str, str]) -> None:
         """
         Enforce depth, element count and size, then build the element.
         """
@@ -356,9 +404,9 @@ class StrictExpatElementStream(domish.ExpatElementStream):
                     f"more than {self.maxElementCount} elements in a stanza",
                 )
             self._depth += 1
-        super()._onStartElement(name, attrs)
+        self._buildStartElement(name, attrs)
 
-    def _onEndElement(self, name: str) -> None:
+    def _checkedEndElement(self, name: str) -> None:
         """
         Track depth, then close the element.
         """
@@ -369,9 +417,9 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         else:
             # The end of the stream.
             self._closeUnitInHandler()
-        super()._onEndElement(name)
+        self._buildEndElement(name)
 
-    def _onCdata(self, data: str) -> None:
+    def _checkedText(self, data: str) -> None:
         """
         Check the stanza size, then add the text.
         """
@@ -381,21 +429,21 @@ class StrictExpatElementStream(domish.ExpatElementStream):
                 self._closeUnitInHandler()
             else:
                 self._checkOpenUnit(self._position())
-        super()._onCdata(data)
+        self._buildCdata(data)
 
-    def _onStartNamespace(self, prefix: str | None, uri: str) -> None:
+    def _checkedStartNamespace(self, prefix: str | None, uri: str) -> None:
         """
         Record a namespace declaration unless discarded.
         """
         self._checkDiscarded()
-        super()._onStartNamespace(prefix, uri)
+        self._buildStartNamespace(prefix, uri)
 
-    def _onEndNamespace(self, prefix: str | None) -> None:
+    def _checkedEndNamespace(self, prefix: str | None) -> None:
         """
         Drop a namespace declaration unless discarded.
         """
         self._checkDiscarded()
-        super()._onEndNamespace(prefix)
+        self._buildEndNamespace(prefix)
 
 
 class S2SXmlStream(xmlstream.XmlStream):
@@ -422,6 +470,12 @@ class S2SXmlStream(xmlstream.XmlStream):
     """
 
     _log = Logger()
+
+    # Twisted's XmlStream sets these to None in its class body, which mypy
+    # reads as the type None; they hold the stream's JIDs and id once known.
+    thisEntity: jid.JID | None = None  # type: ignore[assignment]
+    otherEntity: jid.JID | None = None  # type: ignore[assignment]
+    sid: str | None = None  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -469,29 +523,36 @@ class S2SXmlStream(xmlstream.XmlStream):
         if self._clock is None:
             from twisted.internet import reactor
 
-            self._clock = reactor  # type: ignore[assignment]
-        assert self._clock is not None
+            self._clock = reactor
         return self._clock
 
-    def _callLater(self, *args: Any, **kwargs: Any) -> IDelayedCall:
+    def _callLater(
+        self, delay: float, f: Callable[..., object], *args: object, **kwargs: object
+    ) -> IDelayedCall:
         """
-        Schedule a call on our clock (Twisted's IQ timeouts use this too).
+        Put Twisted's IQ timeouts on our clock.
+
+        The one private Twisted name in this module: C{IQ.send} in
+        L{twisted.words.protocols.jabber.xmlstream} schedules its timeout
+        with C{xmlstream._callLater} (the global reactor), and there is no
+        public way to give it a clock. Our own timers use L{_getClock}.
 
         @return: the delayed call.
         """
-        return self._getClock().callLater(*args, **kwargs)
+        return self._getClock().callLater(delay, f, *args, **kwargs)
 
     # -- parser -----------------------------------------------------------
 
-    def _initializeStream(self) -> None:
+    def _installParser(self) -> None:
         """
-        Install a fresh L{StrictExpatElementStream} (at connect and on every
-        reset).
+        Replace the parser Twisted just made (at connect and on every reset)
+        with a fresh L{StrictExpatElementStream}, before it sees any input.
         """
-        self.stream = StrictExpatElementStream(self.maxStanzaSize, self.maxDepth)
-        self.stream.DocumentStartEvent = self.onDocumentStart
-        self.stream.ElementEvent = self.onElement
-        self.stream.DocumentEndEvent = self.onDocumentEnd
+        parser = StrictExpatElementStream(self.maxStanzaSize, self.maxDepth)
+        parser.DocumentStartEvent = self.onDocumentStart
+        parser.ElementEvent = self.onElement
+        parser.DocumentEndEvent = self.onDocumentEnd
+        self.stream = parser
 
     def reset(self) -> None:
         """
@@ -504,6 +565,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         """
         old = self.stream
         super().reset()
+        self._installParser()
         if isinstance(old, StrictExpatElementStream):
             old.discard()
 
@@ -574,21 +636,21 @@ class S2SXmlStream(xmlstream.XmlStream):
         if isinstance(self.stream, StrictExpatElementStream):
             self.stream.discard()
 
-    def _describe(self) -> dict[str, object]:
+    def logFields(self) -> StreamLogFields:
         """
-        @return: log fields that identify this stream and its peer.
+        @return: the log fields that identify this stream.
         """
         try:
-            peer = self.transport.getPeer() if self.transport is not None else None
+            address = self.transport.getPeer() if self.transport is not None else None
         except Exception:
-            peer = None
-        return {
-            "peer": peer,
-            "direction": "outgoing" if self.initiating else "incoming",
-            "thisEntity": self.thisEntity,
-            "otherEntity": self.otherEntity,
-            "sid": self.sid,
-        }
+            address = None
+        return StreamLogFields(
+            domain=self.otherEntity.host if self.otherEntity is not None else None,
+            direction="outgoing" if self.initiating else "incoming",
+            local=self.thisEntity.host if self.thisEntity is not None else None,
+            sid=self.sid,
+            address=address,
+        )
 
     def _failStream(self, condition: str, text: str, reason: Failure) -> None:
         """
@@ -603,12 +665,11 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._failed = True
         self._stopTimers()
         self._log.warn(
-            "Closing {direction} s2s stream {sid} with {peer} "
-            "(this={thisEntity}, other={otherEntity}): "
-            "<{condition}/> {text}",
+            "Closing {direction} s2s stream {sid} with {domain} at {address} "
+            "(local {local}): <{condition}/> {text}",
             condition=condition,
             text=text,
-            **self._describe(),
+            **self.logFields(),
         )
         if self._footerSent or self.transport is None:
             if self.transport is not None:
@@ -651,7 +712,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         """
         basis = self.lastSent
         delay = max(0.0, basis + self._keepaliveInterval - self._getClock().seconds())
-        self._keepaliveCall = self._callLater(delay, self._keepaliveDue, basis)
+        self._keepaliveCall = self._getClock().callLater(delay, self._keepaliveDue, basis)
 
     def _keepaliveDue(self, basis: float) -> None:
         """
@@ -670,7 +731,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         """
         basis = self.lastStanza
         delay = max(0.0, basis + self._idleTimeout - self._getClock().seconds())
-        self._idleCall = self._callLater(delay, self._idleDue, basis)
+        self._idleCall = self._getClock().callLater(delay, self._idleDue, basis)
 
     def _idleDue(self, basis: float) -> None:
         """
@@ -684,14 +745,15 @@ class S2SXmlStream(xmlstream.XmlStream):
             self._armIdle()
             return
         self._log.info(
-            "closing s2s stream idle for {seconds:g} s ({direction}, {otherEntity})",
+            "closing s2s stream idle for {seconds:g} s ({direction}, {domain})",
             seconds=self._idleTimeout,
-            **self._describe(),
+            **self.logFields(),
         )
         self._stopLiveness()
         if not self._footerSent:
             self.sendFooter()
-        self.transport.loseConnection()
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def setHandshakeTimeout(self, seconds: float) -> None:
         """
@@ -706,7 +768,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._cancel("_handshakeCall")
         if self._authenticated or self._failed or self._connectionLost:
             return
-        self._handshakeCall = self._callLater(seconds, self._handshakeTimedOut, seconds)
+        self._handshakeCall = self._getClock().callLater(seconds, self._handshakeTimedOut, seconds)
 
     def _handshakeTimedOut(self, seconds: float) -> None:
         """
@@ -752,13 +814,20 @@ class S2SXmlStream(xmlstream.XmlStream):
 
     def connectionMade(self) -> None:
         """
-        Start counting silence from the moment of connection.
+        Start counting silence from the moment of connection, and install
+        our parser.
+
+        Twisted makes its own parser first and tells the observers of
+        C{STREAM_CONNECTED_EVENT} (nothing is read meanwhile); ours replaces
+        it before the first read.
         """
         now = self._getClock().seconds()
         self.lastReceived = now
         self.lastSent = now
         self.lastStanza = now
         super().connectionMade()
+        if not self._connectionLost:
+            self._installParser()
 
     def onElement(self, element: domish.Element) -> None:
         """
@@ -767,7 +836,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         self.lastStanza = self._getClock().seconds()
         super().onElement(element)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Stop all timers, then dispatch C{STREAM_END_EVENT}.
 

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StanzaError
 
-from xmppnetgraph.error import QueueFull, SchedulerStopped
+from xmppnetgraph.error import QueueFull, SchedulerStopped, XmppNetGraphError
 from xmppnetgraph.interfaces import IChangeFeed
 from xmppnetgraph.model import ConsentChanged, ConsentState
 from xmppnetgraph.names import normalizeDomain
@@ -34,7 +34,7 @@ FeatureQuery = Callable[[str], "defer.Deferred[set[str]]"]
 _KEY = "serverinfo consent"
 
 
-class _UnusableAnswer(Exception):
+class _UnusableAnswer(XmppNetGraphError):
     """
     The peer's disco#info gave no usable feature set.
     """

@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -35,9 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from xmppnetgraph.error import StorageError, StorageFull
-
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorCore, IReactorThreads
+from xmppnetgraph.reactortypes import INodeReactor
 
 _log = Logger()
 
@@ -386,7 +384,7 @@ def sqlitePath(url: str | None, dataDir: Path) -> Path | None:
 def openDatabase(
     url: str | None,
     dataDir: Path,
-    reactor: IReactorThreads | IReactorCore | None = None,
+    reactor: INodeReactor | None = None,
     migrations: Sequence[Migration] | None = None,
 ) -> Database:
     """
@@ -400,8 +398,9 @@ def openDatabase(
         C{postgresql://user:password@host:port/dbname?…} (C{postgres://}
         too), which needs the C{psycopg} package.
     @param dataDir: the node's data directory (it must exist).
-    @param reactor: the reactor whose threads run the queries (default:
-        the global reactor).
+    @param reactor: the reactor whose threads run the queries, and whose
+        start-up and shutdown events open and close the connections
+        (default: the global reactor).
     @param migrations: the schema (default: L{schemaMigrations}).
     @return: the open database.
     @raise StorageError: if the URL is bad, the driver is missing, the
@@ -432,7 +431,9 @@ def _sqliteSetup(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode = WAL")
 
 
-def _openSQLite(path: Path, reactor: Any, migrations: Sequence[Migration]) -> Database:
+def _openSQLite(
+    path: Path, reactor: INodeReactor | None, migrations: Sequence[Migration]
+) -> Database:
     """
     Open the SQLite database at C{path}: one connection, so writes are
     serialised, with autocommit off in the driver and explicit C{BEGIN}.
@@ -466,7 +467,9 @@ def _openSQLite(path: Path, reactor: Any, migrations: Sequence[Migration]) -> Da
     return Database(pool, dialect, description, version)
 
 
-def _openPostgreSQL(url: str, reactor: Any, migrations: Sequence[Migration]) -> Database:
+def _openPostgreSQL(
+    url: str, reactor: INodeReactor | None, migrations: Sequence[Migration]
+) -> Database:
     """
     Open the PostgreSQL database that C{url} names, through psycopg (3).
     """
