@@ -7,7 +7,7 @@ Wokkel router; every stanza that leaves is serialized and re-parsed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tests.nodes import RawRequest, RunningNode, routesTo, waitFor
 from xmppnetgraph import error
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.interfaces import IPubSubStore
+from xmppnetgraph.model import Publication, Retraction, StoredItem, Subscription
 from xmppnetgraph.pubsub import (
     ACCESS_MODEL,
     DEFAULT_NODE_CONFIG,
@@ -38,7 +39,6 @@ from xmppnetgraph.pubsub import (
     PubSubResource,
     pubSubHandlers,
 )
-from xmppnetgraph.store.pubsub import StoredItem, Subscription
 
 LOCAL = "a.example"
 PUBSUB = "pubsub.a.example"
@@ -103,25 +103,57 @@ class MemoryStore:
             lambda: self.configs.__setitem__(nodeIdentifier, dict(config)),
         )
 
-    def deleteNode(self, nodeIdentifier: str) -> defer.Deferred[None]:
-        def f() -> None:
+    def deleteNode(self, nodeIdentifier: str) -> defer.Deferred[list[Subscription]]:
+        def f() -> list[Subscription]:
+            ended = list(self.subs[nodeIdentifier].values())
             del self.configs[nodeIdentifier], self.stored[nodeIdentifier], self.subs[nodeIdentifier]
+            return ended
 
         return self._call("deleteNode", nodeIdentifier, f)
 
     def nodes(self) -> defer.Deferred[list[str]]:
         return self._call("nodes", None, lambda: list(self.configs))
 
+    def _store(
+        self, nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int
+    ) -> StoredItem:
+        self.now += 1
+        item = StoredItem(itemIdentifier, payload, publisher, self.now)
+        kept = [i for i in self.stored[nodeIdentifier] if i.identifier != itemIdentifier]
+        kept.insert(0, item)
+        self.stored[nodeIdentifier] = kept[:maxItems]
+        return item
+
     def storeItem(
         self, nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int
     ) -> defer.Deferred[None]:
         def f() -> None:
-            self.now += 1
-            kept = [i for i in self.stored[nodeIdentifier] if i.identifier != itemIdentifier]
-            kept.insert(0, StoredItem(itemIdentifier, payload, publisher, self.now))
-            self.stored[nodeIdentifier] = kept[:maxItems]
+            self._store(nodeIdentifier, itemIdentifier, payload, publisher, maxItems)
 
         return self._call("storeItem", nodeIdentifier, f)
+
+    def publishItem(
+        self,
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        publisher: str,
+        maxItems: Callable[[Mapping[str, object]], int],
+        createConfig: dict[str, object] | None = None,
+    ) -> defer.Deferred[Publication]:
+        created = createConfig is not None and nodeIdentifier not in self.configs
+
+        def f() -> Publication:
+            if created:
+                assert createConfig is not None
+                self.configs[nodeIdentifier] = dict(createConfig)
+                self.stored[nodeIdentifier] = []
+                self.subs[nodeIdentifier] = {}
+            config = dict(self.configs[nodeIdentifier])
+            item = self._store(nodeIdentifier, itemIdentifier, payload, publisher, maxItems(config))
+            return Publication(item, config, created, tuple(self.subs[nodeIdentifier].values()))
+
+        return self._call("publishItem", None if created else nodeIdentifier, f)
 
     def items(
         self,
@@ -151,8 +183,26 @@ class MemoryStore:
 
         return self._call("deleteItems", nodeIdentifier, f)
 
+    def retractItems(
+        self, nodeIdentifier: str, itemIdentifiers: Sequence[str]
+    ) -> defer.Deferred[Retraction]:
+        def f() -> Retraction:
+            wanted = list(dict.fromkeys(itemIdentifiers))
+            present = {i.identifier for i in self.stored[nodeIdentifier]}
+            gone = tuple(i for i in wanted if i in present)
+            self.stored[nodeIdentifier] = [
+                i for i in self.stored[nodeIdentifier] if i.identifier not in gone
+            ]
+            return Retraction(gone, tuple(self.subs[nodeIdentifier].values()))
+
+        return self._call("retractItems", nodeIdentifier, f)
+
     def subscribe(
-        self, nodeIdentifier: str, subscriber: str, maxPerDomain: int
+        self,
+        nodeIdentifier: str,
+        subscriber: str,
+        maxPerDomain: int,
+        subscriptionIdentifier: str | None = None,
     ) -> defer.Deferred[Subscription]:
         def f() -> Subscription:
             subs = self.subs[nodeIdentifier]
@@ -163,7 +213,10 @@ class MemoryStore:
                 raise error.TooManySubscriptions(domain)
             self.counter += 1
             subs[subscriber] = Subscription(
-                nodeIdentifier, subscriber, f"sub{self.counter}", self.now
+                nodeIdentifier,
+                subscriber,
+                subscriptionIdentifier or f"sub{self.counter}",
+                self.now,
             )
             return subs[subscriber]
 

@@ -5,12 +5,19 @@ The contracts between the node's modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from zope.interface import Interface
 
-from xmppnetgraph.model import ChangeEvent, Link, StoredItem, Subscription
+from xmppnetgraph.model import (
+    ChangeEvent,
+    Link,
+    Publication,
+    Retraction,
+    StoredItem,
+    Subscription,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -56,10 +63,11 @@ class ILinkTable(Interface):
 class IPubSubStore(Interface):
     """
     Persistent pub-sub state: nodes with their configuration, items and
-    subscriptions. Every method returns a Deferred; failures are the
-    errors of L{xmppnetgraph.error} (C{NodeNotFound}, C{NodeExists},
-    C{NotSubscribed}, C{TooManySubscriptions}, C{StorageFull},
-    C{StorageError}).
+    subscriptions. Every method returns a Deferred and is one transaction;
+    failures are the errors of L{xmppnetgraph.error} (C{NodeNotFound},
+    C{NodeExists}, C{NotSubscribed}, C{TooManySubscriptions},
+    C{StorageFull}, C{StorageError}). The store checks no permissions and
+    no configuration values: that is L{IPubSubBackend}'s work.
     """
 
     def createNode(nodeIdentifier: str, config: dict[str, object]) -> Deferred[None]:
@@ -77,9 +85,11 @@ class IPubSubStore(Interface):
         Replace the node's configuration.
         """
 
-    def deleteNode(nodeIdentifier: str) -> Deferred[None]:
+    def deleteNode(nodeIdentifier: str) -> Deferred[list[Subscription]]:
         """
         Delete the node with its items and subscriptions.
+
+        @return: the subscriptions it had, oldest first.
         """
 
     def nodes() -> Deferred[list[str]]:
@@ -93,6 +103,27 @@ class IPubSubStore(Interface):
         """
         Store (or replace) an item whose payload is serialized XML, then
         keep only the newest C{maxItems} items of the node.
+        """
+
+    def publishItem(
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        publisher: str,
+        maxItems: Callable[[Mapping[str, object]], int],
+        createConfig: dict[str, object] | None = None,
+    ) -> Deferred[Publication]:
+        """
+        Publish in one transaction: create the node with C{createConfig}
+        if it is missing (with L{None}, a missing node is C{NodeNotFound}),
+        store (or replace) the item as the node's newest, keep only the
+        newest C{maxItems(config)} items, and read the node's configuration
+        and subscriptions. Either all of it is committed or none of it.
+
+        @param maxItems: how many items a node of that configuration keeps;
+            called inside the transaction (in a database thread: it must
+            only compute).
+        @return: what was stored and read.
         """
 
     def items(
@@ -110,12 +141,28 @@ class IPubSubStore(Interface):
         @return: the ids that existed and were deleted.
         """
 
+    def retractItems(nodeIdentifier: str, itemIdentifiers: Sequence[str]) -> Deferred[Retraction]:
+        """
+        Delete items and read the node's subscriptions, in one transaction.
+
+        @return: the ids that existed and were deleted, and the
+            subscriptions.
+        """
+
     def subscribe(
-        nodeIdentifier: str, subscriber: str, maxPerDomain: int
+        nodeIdentifier: str,
+        subscriber: str,
+        maxPerDomain: int,
+        subscriptionIdentifier: str | None = None,
     ) -> Deferred[Subscription]:
         """
         Subscribe the JID C{subscriber} (idempotent), unless its domain
         has C{maxPerDomain} subscriptions to this node already.
+
+        @param subscriptionIdentifier: the id a new subscription gets
+            (default: a random one); an existing subscription keeps its
+            own, so a caller that compares tells a new subscription from
+            an existing one.
         """
 
     def unsubscribe(nodeIdentifier: str, subscriber: str) -> Deferred[None]:
