@@ -784,15 +784,19 @@ class PubSubStoreTests:
         self.assertEqual(await self.itemIds("serverinfo"), ["after", "2", "1", "0"])
 
 
-class SQLitePubSubStoreTests(PubSubStoreTests, TestCase):
+class SQLiteTestDatabase:
     """
-    L{PubSubStoreTests} on a SQLite file in a temporary directory.
+    A test's database in a SQLite file in its temporary directory, and the
+    way to make it full. (Mix in before the suite that uses it.)
     """
+
+    database: Database
+    mktemp: Callable[[], str]
 
     def setUp(self) -> None:
         self.dataDir = Path(self.mktemp()).absolute()
         self.dataDir.mkdir(parents=True)
-        super().setUp()
+        super().setUp()  # type: ignore[misc]  # the TestCase it is mixed into
 
     def openTestDatabase(self) -> Database:
         """
@@ -815,19 +819,21 @@ class SQLitePubSubStoreTests(PubSubStoreTests, TestCase):
         await self.database.runQuery("PRAGMA max_page_count = 1000000")
 
 
-class PostgreSQLPubSubStoreTests(PubSubStoreTests, TestCase):
+class PostgreSQLTestDatabase:
     """
-    L{PubSubStoreTests} on a database of its own on the test PostgreSQL
-    server.
+    A test's database of its own on the test PostgreSQL server, and the
+    way to make it (look) full. (Mix in before the suite that uses it.)
     """
 
     skip = postgresSkip()
+    database: Database
+    mktemp: Callable[[], str]
 
     def setUp(self) -> None:
         requirePostgres()
         self.dataDir = Path(self.mktemp()).absolute()
-        self.url = temporaryDatabase(self)
-        super().setUp()
+        self.url = temporaryDatabase(self)  # type: ignore[arg-type]  # mixed into a TestCase
+        super().setUp()  # type: ignore[misc]  # the TestCase it is mixed into
 
     def openTestDatabase(self) -> Database:
         """
@@ -855,6 +861,19 @@ class PostgreSQLPubSubStoreTests(PubSubStoreTests, TestCase):
         Drop the trigger of L{fillUp}.
         """
         await self.database.runOperation("DROP TRIGGER test_disk_full ON pubsub_items")
+
+
+class SQLitePubSubStoreTests(SQLiteTestDatabase, PubSubStoreTests, TestCase):
+    """
+    L{PubSubStoreTests} on a SQLite file in a temporary directory.
+    """
+
+
+class PostgreSQLPubSubStoreTests(PostgreSQLTestDatabase, PubSubStoreTests, TestCase):
+    """
+    L{PubSubStoreTests} on a database of its own on the test PostgreSQL
+    server.
+    """
 
 
 class DefaultClockTests(TestCase):

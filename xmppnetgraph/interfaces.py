@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 from xmppnetgraph.model import (
     ChangeEvent,
@@ -173,4 +173,157 @@ class IPubSubStore(Interface):
     def subscriptions(nodeIdentifier: str) -> Deferred[list[Subscription]]:
         """
         @return: the node's subscriptions.
+        """
+
+
+class IPubSubBackend(Interface):
+    """
+    The pub-sub service of one JID without its protocol: permissions,
+    configuration checks, and every state change stored in one transaction
+    and then announced on the node's change feed (the pub-sub events of
+    L{xmppnetgraph.model}: C{NodeCreated}, C{NodeConfigured},
+    C{NodeDeleted}, C{ItemPublished}, C{ItemsRetracted},
+    C{SubscriptionChanged}); notifiers (XMPP, later server-sent events)
+    observe the feed. Protocol edges translate their requests into these
+    calls and map the L{xmppnetgraph.error} failures to their own errors.
+
+    A method that needs owner rights takes C{requestor}: the JID (its bare
+    JID counts) asking, or L{None} for the service itself (this node's own
+    code, such as the XEP-0485 publisher). Every method returns a Deferred.
+    """
+
+    serviceJID = Attribute("The service's bare JID, as a string.")
+    defaultConfig = Attribute(
+        "The configuration (a read-only mapping) of a node created without one."
+    )
+
+    def isOwner(requestor: str | None) -> bool:
+        """
+        @return: whether C{requestor} may publish, retract, create,
+            configure and delete.
+        """
+
+    def nodes() -> Deferred[list[str]]:
+        """
+        @return: the node identifiers, sorted.
+        """
+
+    def nodeMetaData(nodeIdentifier: str) -> Deferred[dict[str, object]]:
+        """
+        @return: what anyone may know of a node's configuration (its access
+            model, item limit and whether notifications carry payloads).
+        """
+
+    def nodeConfig(
+        nodeIdentifier: str, requestor: str | None = None
+    ) -> Deferred[dict[str, object]]:
+        """
+        @return: the node's whole configuration (owners only).
+        """
+
+    def createNode(
+        nodeIdentifier: str,
+        values: Mapping[str, object] | None = None,
+        requestor: str | None = None,
+    ) -> Deferred[dict[str, object]]:
+        """
+        Create a node with the default configuration changed by C{values}.
+
+        @return: its configuration.
+        """
+
+    def ensureNode(
+        nodeIdentifier: str,
+        values: Mapping[str, object] | None = None,
+        requestor: str | None = None,
+    ) -> Deferred[bool]:
+        """
+        Create the node as L{createNode} does unless it exists (then leave
+        it as it is).
+
+        @return: whether it was created.
+        """
+
+    def configureNode(
+        nodeIdentifier: str, values: Mapping[str, object], requestor: str | None = None
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change the options C{values} names.
+
+        @return: the new configuration.
+        """
+
+    def deleteNode(nodeIdentifier: str, requestor: str | None = None) -> Deferred[None]:
+        """
+        Delete a node, its items and subscriptions.
+        """
+
+    def publish(
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        requestor: str | None = None,
+        createConfig: Mapping[str, object] | None = None,
+    ) -> Deferred[StoredItem]:
+        """
+        Store an item (payload: serialized XML) as the requestor's bare JID
+        (the service's for L{None}), in one transaction with creating the
+        node (with the default configuration changed by C{createConfig}) if
+        it is missing and C{createConfig} is given.
+
+        @return: the item as stored.
+        """
+
+    def retract(
+        nodeIdentifier: str, itemIdentifiers: Sequence[str], requestor: str | None = None
+    ) -> Deferred[list[str]]:
+        """
+        Delete items. The ones that exist are deleted (and announced) even
+        when others do not: then it fails with C{ItemNotFound}.
+
+        @return: the ids deleted.
+        """
+
+    def items(
+        nodeIdentifier: str,
+        itemIdentifiers: Sequence[str] | None = None,
+        maxItems: int | None = None,
+    ) -> Deferred[list[StoredItem]]:
+        """
+        @return: a node's items (all, by id, or the newest C{maxItems}),
+            newest first.
+        """
+
+    def currentItems(
+        nodeIdentifier: str, maxItems: int | None = None
+    ) -> Deferred[list[StoredItem]]:
+        """
+        @return: like L{items}, but none for a node that does not exist.
+        """
+
+    def subscribe(nodeIdentifier: str, subscriber: str) -> Deferred[Subscription]:
+        """
+        Subscribe C{subscriber} (idempotent: an existing subscription is
+        returned as it is).
+        """
+
+    def unsubscribe(
+        nodeIdentifier: str, subscriber: str, subscriptionIdentifier: str | None = None
+    ) -> Deferred[None]:
+        """
+        End a subscription (only the one with C{subscriptionIdentifier},
+        when given).
+        """
+
+    def subscriptions(
+        nodeIdentifier: str, requestor: str | None = None
+    ) -> Deferred[list[Subscription]]:
+        """
+        @return: a node's subscriptions, oldest first (owners only).
+        """
+
+    def subscriptionsOf(entity: str) -> Deferred[list[Subscription]]:
+        """
+        @return: the subscriptions of C{entity}'s bare JID and of its full
+            JIDs, on every node, by node.
         """
