@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
@@ -16,7 +17,7 @@ from wokkel.disco import DiscoHandler
 from xmppnetgraph.component import QuietRouter
 from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.datadir import ensureDataDir
-from xmppnetgraph.error import StorageError
+from xmppnetgraph.error import SchedulerStopped, StorageError
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.store.database import openDatabase
@@ -74,8 +75,9 @@ class CoreTests(TestCase):
 
     async def test_serviceOrder(self) -> None:
         """
-        L{CoreService} starts the hosts (on the router) with itself and
-        closes the database after its children have stopped.
+        L{CoreService} starts the hosts (on the router) with itself; after
+        its children have stopped it stops the query scheduler and closes
+        the database.
         """
         core = makeCore(MemoryReactorClock(), self.database)
         top = CoreService(core)
@@ -88,3 +90,7 @@ class CoreTests(TestCase):
         self.assertNotIn("example.org", core.router.routes)
         with self.assertRaises(StorageError):
             await self.database.runQuery("SELECT 1")
+        with self.assertRaises(SchedulerStopped):
+            await core.scheduler.ask(
+                "peer.example", "key", lambda: defer.succeed(1), ttl=1, errorTtl=1
+            )

@@ -606,11 +606,6 @@ class FakeConsent:
     A consent checker for the publisher: nobody consents, nothing is asked.
     """
 
-    def onChange(self, observer: Callable[[str], object]) -> None:
-        """
-        Ignore C{observer}: nothing ever changes.
-        """
-
     def consents(self, domain: str) -> bool:
         """
         @return: C{False}.

@@ -320,6 +320,8 @@ class SpoofingTests(NodeTestCase):
         request = sibling.disco.requestInfo(JID("a.example"), sender=JID("c.example"))
         request.addErrback(lambda f: f.trap(defer.CancelledError))
         await waitFor(lambda: ("c.example", "incoming", "dialback", "TLSv1.3") in self.a.links())
+        # The sibling's link is up once A's verdict reaches it, a moment later.
+        await waitFor(lambda: bool(sibling.links()))
         self.assertIn(("a.example", "outgoing", "dialback", "TLSv1.3"), sibling.links())
         request.cancel()
 

@@ -14,7 +14,10 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StanzaError
 
-from xmppnetgraph.serverinfo.consent import ConsentChecker, ConsentState, loadAllowlist
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.model import ConsentChanged, ConsentState
+from xmppnetgraph.scheduler import QueryScheduler
+from xmppnetgraph.serverinfo.consent import ConsentChecker, loadAllowlist
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
 CONSENTING = {"http://jabber.org/protocol/disco#info", NS_SERVERINFO}
@@ -73,16 +76,24 @@ class CheckerTestsMixin:
 
     def makeChecker(self, **kwargs: object) -> ConsentChecker:
         """
-        @return: a checker on C{self.query} and C{self.clock}; C{kwargs}
-            override its settings (C{minInterval} is 0 unless given).
+        @return: a checker on C{self.query} and a scheduler of its own,
+            C{self.scheduler}, on C{self.clock}; C{kwargs} override the
+            settings of both (C{startInterval} is 0 unless given).
         """
         self.clock = task.Clock()
         self.clock.advance(1_000_000)
         self.query = FakeQuery()
-        kwargs.setdefault("minInterval", 0)
-        checker = ConsentChecker(self.query, self.clock, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("startInterval", 0)
+        schedulerSettings = {
+            name: kwargs.pop(name)
+            for name in ["maxConcurrent", "startInterval", "timeout", "maxQueued", "maxEntries"]
+            if name in kwargs
+        }
+        self.scheduler = QueryScheduler(self.clock, **schedulerSettings)  # type: ignore[arg-type]
+        self.feed = ChangeFeed()
+        checker = ConsentChecker(self.query, self.scheduler, self.feed, **kwargs)  # type: ignore[arg-type]
         self.changes: list[str] = []
-        checker.onChange(self.changes.append)
+        self.feed.observe(ConsentChanged, lambda event: self.changes.append(event.domain))
         return checker
 
 
@@ -243,7 +254,7 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         def query(domain: str) -> defer.Deferred[set[str]]:
             raise RuntimeError("no route")
 
-        checker = ConsentChecker(query, task.Clock(), minInterval=0)
+        checker = ConsentChecker(query, QueryScheduler(task.Clock(), startInterval=0), ChangeFeed())
         self.assertFalse(checker.consents("b.example"))
         self.assertEqual(checker.state("b.example").error, "RuntimeError: no route")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -257,8 +268,10 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
         for garbage in [None, 42, NS_SERVERINFO]:
             with self.subTest(garbage=garbage):
                 checker = ConsentChecker(
-                    lambda d, garbage=garbage: defer.succeed(garbage), task.Clock(), minInterval=0
-                )  # type: ignore[arg-type]
+                    lambda d, garbage=garbage: defer.succeed(garbage),  # type: ignore[misc]
+                    QueryScheduler(task.Clock(), startInterval=0),
+                    ChangeFeed(),
+                )
                 self.assertFalse(self.successResultOf(checker.check("b.example")))
                 self.assertEqual(checker.state("b.example").error, "unusable answer")
         self.flushLoggedErrors(TypeError)
@@ -273,7 +286,7 @@ class CacheTests(CheckerTestsMixin, SynchronousTestCase):
             asked.append(domain)
             return defer.succeed(CONSENTING if domain.startswith("yes") else SILENT)
 
-        checker = ConsentChecker(query, task.Clock(), minInterval=0)
+        checker = ConsentChecker(query, QueryScheduler(task.Clock(), startInterval=0), ChangeFeed())
         self.assertTrue(self.successResultOf(checker.check("yes.example")))
         for i in range(2000):
             checker.consents(f"no{i}.example")
@@ -383,11 +396,11 @@ class RateLimitTests(CheckerTestsMixin, SynchronousTestCase):
         self.assertTrue(all(checker.consents(domain) for domain in domains))
         self.assertEqual(sorted(self.changes), sorted(domains))
 
-    def test_minInterval(self) -> None:
+    def test_startInterval(self) -> None:
         """
-        Query starts are at least C{minInterval} apart.
+        Query starts are at least the scheduler's C{startInterval} apart.
         """
-        checker = self.makeChecker(maxConcurrent=100, minInterval=1.0)
+        checker = self.makeChecker(maxConcurrent=100, startInterval=1.0)
         for i in range(5):
             checker.consents(f"p{i}.example")
         self.assertEqual(len(self.query.calls), 1)
@@ -505,21 +518,21 @@ class AllowlistTests(CheckerTestsMixin, SynchronousTestCase):
 
 class ChangeTests(CheckerTestsMixin, SynchronousTestCase):
     """
-    L{ConsentChecker.onChange} callbacks.
+    Changes of consent are announced on the feed as L{ConsentChanged}.
     """
 
     def test_failingCallback(self) -> None:
         """
-        A callback that raises is logged and does not stop the others.
+        An observer that raises is logged and does not stop the others.
         """
         checker = self.makeChecker()
 
-        def broken(domain: str) -> None:
+        def broken(event: ConsentChanged) -> None:
             raise RuntimeError("oops")
 
-        checker.onChange(broken)
+        self.feed.observe(ConsentChanged, broken)
         later: list[str] = []
-        checker.onChange(later.append)
+        self.feed.observe(ConsentChanged, lambda event: later.append(event.domain))
         checker.consents("b.example")
         self.query.answer("b.example", CONSENTING)
         self.assertEqual(self.changes, ["b.example"])
@@ -528,11 +541,11 @@ class ChangeTests(CheckerTestsMixin, SynchronousTestCase):
 
     def test_remove(self) -> None:
         """
-        The function L{onChange} returns removes the callback.
+        The function the feed's C{observe} returns removes the observer.
         """
         checker = self.makeChecker()
         seen: list[str] = []
-        remove = checker.onChange(seen.append)
+        remove = self.feed.observe(ConsentChanged, lambda event: seen.append(event.domain))
         remove()
         remove()
         checker.consents("b.example")
@@ -551,7 +564,7 @@ class StopTests(CheckerTestsMixin, SynchronousTestCase):
         Running queries are cancelled, queued ones never start, waiting
         checks get C{False}, no timer is left and nothing more is asked.
         """
-        checker = self.makeChecker(maxConcurrent=2, minInterval=1.0)
+        checker = self.makeChecker(maxConcurrent=2, startInterval=1.0)
         waiting = checker.check("a.example")
         for domain in ["b.example", "c.example", "d.example"]:
             checker.consents(domain)

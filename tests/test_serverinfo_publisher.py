@@ -15,6 +15,7 @@ from wokkel.generic import parseXml
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.model import Link
+from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.consent import ConsentChecker
 from xmppnetgraph.serverinfo.payload import parsePayload
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher
@@ -47,7 +48,7 @@ class PublisherTests(SynchronousTestCase):
                 return self.publishResult
             return defer.succeed(None)
 
-        self.consent = ConsentChecker(query, self.clock, minInterval=0)
+        self.consent = ConsentChecker(query, QueryScheduler(self.clock, startInterval=0), self.feed)
         self.publisher = ServerInfoPublisher(
             self.feed,
             self.table,
@@ -104,7 +105,9 @@ class PublisherTests(SynchronousTestCase):
         later triggers a republish that names it.
         """
         pending: defer.Deferred[set[str]] = defer.Deferred()
-        self.consent = ConsentChecker(lambda d: pending, self.clock, minInterval=0)
+        self.consent = ConsentChecker(
+            lambda d: pending, QueryScheduler(self.clock, startInterval=0), self.feed
+        )
         self.publisher.stopService()
         self.publisher = ServerInfoPublisher(
             self.feed,
@@ -175,7 +178,7 @@ class PublisherTests(SynchronousTestCase):
         again = ServerInfoPublisher(
             self.feed,
             self.table,
-            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            ConsentChecker(lambda d: defer.succeed(set()), QueryScheduler(self.clock), self.feed),
             lambda p: defer.succeed(self.published.append(p)),
             "example.org",
             LOCAL,
@@ -205,7 +208,7 @@ class LoadLastTests(SynchronousTestCase):
         self.publisher = ServerInfoPublisher(
             self.feed,
             self.table,
-            ConsentChecker(lambda d: defer.succeed(set()), self.clock),
+            ConsentChecker(lambda d: defer.succeed(set()), QueryScheduler(self.clock), self.feed),
             lambda p: defer.succeed(self.published.append(p)),
             "example.org",
             LOCAL,

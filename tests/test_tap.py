@@ -10,16 +10,27 @@ import os
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import attrs
 from twisted.application.service import IService, MultiService
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from xmppnetgraph import tap
-from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
+from xmppnetgraph import config as configModule
+from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute, settings
 from xmppnetgraph.disco import CONTACT_FIELDS
-from xmppnetgraph.tap import DEFAULT_DATA_DIR, CommandLineService, Options, makeService, toConfig
+from xmppnetgraph.tap import (
+    CONFIG_OPTION,
+    DEFAULT_DATA_DIR,
+    CommandLineService,
+    Options,
+    makeService,
+    optionsTable,
+    toConfig,
+)
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 # The command line promised in DESIGN.md ("Contracts that users and tools
 # rely on"), plus the options this module adds for Config's other fields.
@@ -1072,7 +1083,7 @@ class ValidationTests(TempDirMixin, SynchronousTestCase):
         def loadAllowlist(p: object) -> frozenset[str]:
             raise PermissionError(13, "Permission denied", str(p))
 
-        self.patch(tap, "loadAllowlist", loadAllowlist)
+        self.patch(configModule, "loadAllowlist", loadAllowlist)
         e = self.assertRaises(
             UsageError,
             parse,
@@ -1342,3 +1353,274 @@ class ParseRouteTests(SynchronousTestCase):
         Spaces around C{=} are allowed (handy in TOML lists).
         """
         self.assertEqual(parseRoute("b.example = 127.0.0.2:1"), Route("b.example", "127.0.0.2", 1))
+
+
+class DeclarationTests(SynchronousTestCase):
+    """
+    Every setting is declared once, on L{Config}, and the command line, the
+    C{--config} keys and README's table follow from the declarations.
+    """
+
+    def test_everyFieldDeclared(self) -> None:
+        """
+        Every field of L{Config} declares at least one option, and no two
+        options share a name (with each other or with C{--config}).
+        """
+        declared = settings()
+        self.assertEqual([f.name for f, _ in declared], [f.name for f in attrs.fields(Config)])
+        names = [option.name for _, setting in declared for option in setting.options]
+        self.assertTrue(all(setting.options for _, setting in declared))
+        self.assertEqual(len(names), len(set(names + [CONFIG_OPTION.name])) - 1)
+
+    def test_everyOptionOnTheCommandLine(self) -> None:
+        """
+        Each declared option is one of L{Options}'s, with its help text; a
+        switch also has its C{--no-} form.
+        """
+        options = Options()
+        for _, setting in settings():
+            for option in setting.options:
+                self.assertTrue(options.docs.get(option.name), option.name)
+                self.assertTrue(options.docs[option.name].startswith(option.help), option.name)
+                if option.kind == "switch":
+                    self.assertIn("no-" + option.name, options.docs)
+        self.assertIn("config", options.docs)
+
+    def test_readmeTable(self) -> None:
+        """
+        README's Configuration section holds exactly the table that
+        L{optionsTable} renders: one row per option, with its default.
+        """
+        text = README.read_text("utf-8")
+        section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+        table = "".join(line + "\n" for line in section.splitlines() if line.startswith("|"))
+        self.assertEqual(
+            table,
+            optionsTable(),
+            "README.md is out of step with the options: paste in the output of "
+            "python -c 'from xmppnetgraph.tap import optionsTable; print(optionsTable())'",
+        )
+
+    def test_tableRows(self) -> None:
+        """
+        The table has one row per option and shows defaults, C{--config}
+        aliases and the repeatable options.
+        """
+        rows = optionsTable().splitlines()[2:]
+        declared = [o for _, s in settings() for o in s.options] + [CONFIG_OPTION]
+        self.assertEqual([row.split("`")[1] for row in rows], [f"--{o.name}" for o in declared])
+        byOption = {row.split("`")[1]: row for row in rows}
+        self.assertIn("| `tcp:5269` |", byOption["--s2s"])
+        self.assertIn("| `3600` |", byOption["--consent-ttl"])
+        self.assertIn(f"| `{DEFAULT_DATA_DIR}` |", byOption["--data-dir"])
+        self.assertIn("| (required) |", byOption["--domain"])
+        self.assertIn("`no-crawl = true` or `crawl = false`", byOption["--no-crawl"])
+        self.assertIn("`no-web = true` or `web = false`", byOption["--no-web"])
+        self.assertIn("`opt-in = false` or `no-opt-in = true`", byOption["--opt-in"])
+        self.assertIn("Repeatable.", byOption["--route"])
+        self.assertIn("\\*.suffix", byOption["--route"])
+
+    def test_crawlerHook(self) -> None:
+        """
+        L{Config.crawlerOptionsGiven} names the crawler options that were
+        set, for the node builder to say that they have no effect yet.
+        """
+        self.assertEqual(parse("--domain=a.example").crawlerOptionsGiven, ())
+        self.assertEqual(
+            parse("--domain=a.example", "--seed=b.example", "--no-crawl").crawlerOptionsGiven,
+            ("--seed", "--no-crawl"),
+        )
+
+
+class ConfigValidationTests(TempDirMixin, SynchronousTestCase):
+    """
+    L{Config} itself converts and checks its values: an embedder gets the
+    command line's errors, as L{ValueError}.
+    """
+
+    def assertSameError(self, argv: list[str], values: dict[str, Any]) -> str:
+        """
+        Assert that parsing C{argv} and building C{Config(**values)} fail
+        with the same message.
+
+        @return: the message.
+        """
+        usageError = self.assertRaises(UsageError, parse, *argv)
+        values = {"domain": "a.example", "dataDir": Path("unused"), **values}
+        valueError = self.assertRaises(ValueError, Config, **values)
+        self.assertEqual(str(valueError), str(usageError))
+        return str(valueError)
+
+    def test_sameErrors(self) -> None:
+        """
+        Each check gives the same message from the command line and from
+        L{Config}.
+        """
+        d = self.tempDir()
+        cert = d / "cert.pem"
+        cert.write_text("")
+        badList = d / "allow.txt"
+        badList.write_text("user@b.example\n")
+        cases: list[tuple[list[str], dict[str, Any], str]] = [
+            (["--domain=a b"], {"domain": "a b"}, "--domain: 'a b' is not a valid domain"),
+            (["--domain="], {"domain": ""}, "--domain is required"),
+            (
+                ["--domain=a.example", "--pubsub-host=A.example"],
+                {"pubsubHost": "A.example"},
+                "must differ",
+            ),
+            (
+                ["--domain=a.example", "--s2s=tcp:x"],
+                {"s2s": "tcp:x"},
+                "--s2s: 'tcp:x' is not a valid",
+            ),
+            (["--domain=a.example", "--web="], {"web": ""}, "--web:"),
+            (
+                ["--domain=a.example", "--database=graph.db"],
+                {"database": "graph.db"},
+                "--database:",
+            ),
+            (["--domain=a.example", f"--tls-cert={cert}"], {"tlsCert": cert}, "go together"),
+            (
+                ["--domain=a.example", f"--tls-cert={cert}", f"--tls-key={d / 'no'}"],
+                {"tlsCert": cert, "tlsKey": d / "no"},
+                "--tls-key: no such file",
+            ),
+            (["--domain=a.example", f"--ca-file={d}"], {"caFile": d}, "--ca-file: no such file"),
+            (["--domain=a.example", f"--data-dir={cert}"], {"dataDir": cert}, "not a directory"),
+            (
+                ["--domain=a.example", "--route=b.example=[::1:5269"],
+                {"routes": ["b.example=[::1:5269"]},
+                "--route: ",
+            ),
+            (
+                [
+                    "--domain=a.example",
+                    "--route=b.example=h.example",
+                    "--route=B.example=g.example",
+                ],
+                {"routes": [Route("b.example", "h.example", 5269), "B.example=g.example"]},
+                "routed twice",
+            ),
+            (["--domain=a.example", "--seed=b@c.example"], {"seeds": ["b@c.example"]}, "--seed:"),
+            (["--domain=a.example", "--dialback-secret="], {"dialbackSecret": ""}, "empty"),
+            (["--domain=a.example", "--max-depth=0"], {"maxDepth": "0"}, "--max-depth: expected"),
+            (["--domain=a.example", "--queue-limit=1.5"], {"queueLimit": "1.5"}, "an integer"),
+            (["--domain=a.example", "--iq-timeout=inf"], {"iqTimeout": "inf"}, "--iq-timeout:"),
+            (
+                ["--domain=a.example", "--contact-admin=admin@a.example"],
+                {"contacts": [("admin-addresses", ["admin@a.example"])]},
+                "--contact-admin: 'admin@a.example' is not a URI",
+            ),
+            (
+                ["--domain=a.example", "--pubsub-admin=a@b/c"],
+                {"pubsubAdmins": ["a@b/c"]},
+                "--pubsub-admin: 'a@b/c' has a resource",
+            ),
+            (
+                ["--domain=a.example", f"--consent-allowlist={badList}"],
+                {"consentAllowlist": badList},
+                f"--consent-allowlist: {badList}:1:",
+            ),
+        ]
+        for argv, values, fragment in cases:
+            self.assertIn(fragment, self.assertSameError(argv, values), argv)
+
+    def test_typedValues(self) -> None:
+        """
+        Numbers given as numbers are checked like the strings of the
+        command line.
+        """
+        for name, bad in [
+            ("maxStanzaSize", 0),
+            ("maxStanzaSize", 1.5),
+            ("maxStanzaSize", True),
+            ("idleTimeout", float("inf")),
+            ("idleTimeout", -1),
+            ("idleTimeout", "soon"),
+            ("publishDelay", None),
+        ]:
+            e = self.assertRaises(
+                ValueError, Config, domain="a.example", dataDir=Path("unused"), **{name: bad}
+            )
+            self.assertIn("greater than 0", str(e), (name, bad))
+        config = Config(domain="a.example", dataDir=Path("unused"), idleTimeout=2, maxDepth=3)
+        self.assertEqual((config.idleTimeout, config.maxDepth), (2.0, 3))
+        self.assertIsInstance(config.idleTimeout, float)
+
+    def test_wrongTypes(self) -> None:
+        """
+        Values of the wrong type are L{ValueError}s that name the option.
+        """
+        for name, bad, option in [
+            ("domain", 5, "--domain"),
+            ("crawl", "yes", "--no-crawl"),
+            ("optIn", 1, "--opt-in"),
+            ("dataDir", 3, "--data-dir"),
+            ("seeds", "b.example", "--seed"),
+            ("pubsubAdmins", [1], "--pubsub-admin"),
+            ("routes", "b.example=h.example", "--route"),
+            ("contacts", [("nosuch-addresses", ["mailto:a@b"])], "--contact-abuse"),
+            ("contacts", [("abuse-addresses", "mailto:a@b")], "--contact-abuse"),
+        ]:
+            values: dict[str, Any] = {"domain": "a.example", "dataDir": Path("unused"), name: bad}
+            e = self.assertRaises(ValueError, Config, **values)
+            self.assertIn(option, str(e), (name, bad))
+
+    def test_normalised(self) -> None:
+        """
+        L{Config} normalises what it is given: names, paths, routes (as
+        text too), lists of repeated seeds, admins and contact addresses.
+        """
+        # Lists and route texts are what a --config file gives; typed as
+        # Any because the field types say what Config holds, not takes.
+        values: dict[str, Any] = {
+            "routes": ["B.example=Host.example:5270", Route("*.C.example", "0:0::1", 1)],
+            "seeds": ["B.example", "b.example"],
+            "pubsubAdmins": ["Boss@B.example", "boss@b.example"],
+            "contacts": [
+                ("support-addresses", ["https://a/", "https://a/"]),
+                ("abuse-addresses", ["mailto:x@y"]),
+                ("admin-addresses", []),
+            ],
+        }
+        config = Config(
+            domain="Node.Example",
+            dataDir=Path("state"),
+            pubsubHost="PS.node.example",
+            s2sDirectTLS="",
+            database="",
+            **values,
+        )
+        self.assertEqual(config.domain, "node.example")
+        self.assertEqual(config.dataDir, Path.cwd() / "state")
+        self.assertEqual(config.pubsubHost, "ps.node.example")
+        self.assertEqual(
+            config.routes,
+            (Route("b.example", "host.example", 5270), Route("*.c.example", "::1", 1)),
+        )
+        self.assertEqual(config.seeds, ("b.example",))
+        self.assertEqual(config.pubsubAdmins, ("boss@b.example",))
+        self.assertEqual(
+            config.contacts,
+            (("abuse-addresses", ("mailto:x@y",)), ("support-addresses", ("https://a/",))),
+        )
+        self.assertIsNone(config.s2sDirectTLS)
+        self.assertIsNone(config.database)
+        self.assertEqual(attrs.evolve(config), config)
+
+    def test_route(self) -> None:
+        """
+        L{Route} normalises and checks its own fields.
+        """
+        self.assertEqual(
+            Route("B.example", "Host.example", "5270"), Route("b.example", "host.example", 5270)
+        )
+        for pattern, host, port in [
+            ("b@x.example", "h.example", 1),
+            ("b.example", "a b", 1),
+            ("b.example", "h.example", 0),
+            ("b.example", "h.example", 65536),
+            ("b.example", "h.example", "x"),
+        ]:
+            self.assertRaises(ValueError, Route, pattern, host, port)

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
-import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -34,6 +33,8 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
+
+from xmppnetgraph.names import domainToASCII
 
 _log = Logger()
 
@@ -86,26 +87,19 @@ class TLSCredentials:
 
 def aLabel(domain: str) -> str:
     """
-    Convert a domain to its IDNA A-label form, lower case.
+    Convert a domain to its IDNA A-label form, lower case
+    (L{domainToASCII}, without trailing dots).
 
     A leading C{*.} (a wildcard certificate name) is kept as it is.
 
     @param domain: a domain in U-label or A-label form.
     @return: the ASCII form of C{domain}.
-    @raise ValueError: if C{domain} is not a valid IDNA domain.
+    @raise ValueError: if C{domain} is empty or cannot be encoded.
     """
     prefix = ""
     if domain.startswith("*."):
         prefix, domain = "*.", domain[2:]
-    domain = domain.rstrip(".")
-    try:
-        return prefix + domain.encode("ascii").decode("ascii").lower()
-    except UnicodeEncodeError:
-        pass
-    try:
-        return prefix + idna.encode(domain, uts46=True).decode("ascii").lower()
-    except idna.IDNAError as e:
-        raise ValueError(f"invalid domain {domain!r}: {e}") from e
+    return prefix + domainToASCII(domain.rstrip("."))
 
 
 def xmppAddrName(jid: str) -> x509.OtherName:

@@ -16,6 +16,8 @@ from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel.component import InternalComponent, Router
 
+from xmppnetgraph.names import parseJID
+
 
 class QuietRouter(Router):  # type: ignore[misc]
     """
@@ -31,8 +33,8 @@ class QuietRouter(Router):  # type: ignore[misc]
         default route (the s2s service).
         """
         try:
-            destination = jid.internJID(stanza["to"]).host
-        except (KeyError, jid.InvalidFormat, IndexError, UnicodeError):
+            destination = parseJID(stanza["to"]).host
+        except (KeyError, ValueError):
             self._log.warn("dropping a {name} with a bad or no 'to'", name=stanza.name)
             return
         route = self.routes.get(destination, self.routes.get(None))
@@ -122,9 +124,8 @@ class LocalComponent(InternalComponent):  # type: ignore[misc]
 
     def _onResponse(self, iq: domish.Element) -> None:
         try:
-            sender = jid.internJID(iq.getAttribute("from", "")).full()
-        except (jid.InvalidFormat, IndexError):
-            # Twisted's nameprep raises IndexError for an empty label ("a..b").
+            sender = parseJID(iq.getAttribute("from", "")).full()
+        except ValueError:
             return
         d = self._pending.pop((sender, iq.getAttribute("id", "")), None)
         if d is None:

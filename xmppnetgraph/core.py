@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 from twisted.application import service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, IResolver
 from wokkel.component import Router
 from wokkel.disco import DiscoHandler
@@ -27,7 +28,8 @@ from wokkel.disco import DiscoHandler
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
-from xmppnetgraph.store.database import Database, DatabaseOwner
+from xmppnetgraph.scheduler import QueryScheduler
+from xmppnetgraph.store.database import Database
 
 
 @attrs.define(eq=False)
@@ -41,6 +43,8 @@ class Core:
         and the s2s service (its default route).
     @ivar feed: the change feed every module emits on and observes.
     @ivar linkTable: the live s2s links.
+    @ivar scheduler: the one polite scheduler of every query to a remote
+        domain (consent checks, later the crawler's requests).
     @ivar resolver: the DNS resolver for s2s connections, or L{None} for
         an embedder without our s2s.
     @ivar iqTimeout: how long IQ requests of the local hosts wait.
@@ -53,6 +57,7 @@ class Core:
     router: Router
     feed: IChangeFeed
     linkTable: ILinkTable
+    scheduler: QueryScheduler
     resolver: IResolver | None = None
     iqTimeout: float = 30.0
     components: service.MultiService = attrs.field(factory=service.MultiService)
@@ -77,20 +82,34 @@ class Core:
         return found
 
 
-class CoreService(DatabaseOwner):
+class CoreService(service.MultiService):
     """
     The top of a node's service tree: the local hosts start first, the
-    modules' services after them, and the database is closed only after
-    everything has stopped.
+    modules' services after them; once everything has stopped, the query
+    scheduler is stopped and the database closed.
 
     @ivar core: what the modules share.
+    @ivar database: the core's database.
     """
 
     def __init__(self, core: Core) -> None:
-        super().__init__(core.database)
+        super().__init__()
         self.core = core
+        self.database = core.database
         core.components.setName("components")
         core.components.setServiceParent(self)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop every module, then the scheduler, then close the database.
+        """
+        stopping: Deferred[None] = maybeDeferred(super().stopService)
+
+        def stopped(result: object) -> Deferred[None]:
+            self.core.scheduler.stop()
+            return self.database.close()
+
+        return stopping.addBoth(stopped)
 
 
 def makeCore(
@@ -101,11 +120,13 @@ def makeCore(
     feed: IChangeFeed | None = None,
     linkTable: ILinkTable | None = None,
     resolver: IResolver | None = None,
+    scheduler: QueryScheduler | None = None,
     iqTimeout: float = 30.0,
 ) -> Core:
     """
     A core with defaults for what is not given: a new router, a new change
-    feed, and a L{LinkTable<xmppnetgraph.linktable.LinkTable>} on it.
+    feed, a L{LinkTable<xmppnetgraph.linktable.LinkTable>} on it, and a
+    query scheduler whose queries time out after C{iqTimeout}.
     """
     from xmppnetgraph.component import QuietRouter
     from xmppnetgraph.linktable import LinkTable
@@ -117,6 +138,9 @@ def makeCore(
         router=router if router is not None else QuietRouter(),
         feed=feed,
         linkTable=linkTable if linkTable is not None else LinkTable(feed),
+        scheduler=scheduler
+        if scheduler is not None
+        else QueryScheduler(reactor, timeout=iqTimeout),
         resolver=resolver,
         iqTimeout=iqTimeout,
     )

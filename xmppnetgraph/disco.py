@@ -19,22 +19,14 @@ from wokkel import data_form, disco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
-from xmppnetgraph.config import Config, normalizeDomain
+# CONTACT_FIELDS (the XEP-0157 fields) is declared with their options.
+from xmppnetgraph.config import CONTACT_FIELDS as CONTACT_FIELDS
+from xmppnetgraph.config import Config
+from xmppnetgraph.names import normalizeDomain
 
 NS_SERVERINFO = "urn:xmpp:serverinfo:0"
 FORM_TYPE_SERVERINFO = "http://jabber.org/network/serverinfo"
 SERVERINFO_NODE = "serverinfo"
-
-#: The XEP-0157 contact address fields.
-CONTACT_FIELDS = (
-    "abuse-addresses",
-    "admin-addresses",
-    "feedback-addresses",
-    "sales-addresses",
-    "security-addresses",
-    "status-addresses",
-    "support-addresses",
-)
 
 
 def pubsubNodeURI(pubsubHost: str, node: str = SERVERINFO_NODE) -> str:

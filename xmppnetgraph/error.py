@@ -76,3 +76,16 @@ class StorageError(XmppNetGraphError):
     """
     The database failed for another reason (the message says which).
     """
+
+
+class QueueFull(XmppNetGraphError):
+    """
+    The query scheduler has as many queries waiting as it may; this one was
+    not queued.
+    """
+
+
+class SchedulerStopped(XmppNetGraphError):
+    """
+    The query scheduler has stopped; it runs no more queries.
+    """

@@ -80,10 +80,9 @@ def _logCrawlOptions(config: Config) -> None:
     """
     Say that the crawler options do nothing yet, rather than ignore them.
     """
-    if config.seeds:
+    given = config.crawlerOptionsGiven
+    if given:
         _log.warn(
-            "the crawler is not built yet: --seed {seeds} has no effect",
-            seeds=" ".join(config.seeds),
+            "the crawler is not built yet: {options} has no effect",
+            options=" and ".join(given),
         )
-    if not config.crawl:
-        _log.info("the crawler is not built yet: --no-crawl changes nothing")

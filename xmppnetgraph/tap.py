@@ -1,17 +1,20 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-The command line of C{twistd xmppnetgraph}: L{Options} parses and checks it
-(optionally merged with a TOML file given by C{--config}), L{toConfig} turns
-it into a L{Config}, and L{makeService} hands that to
-L{xmppnetgraph.node.buildService}.
+The command line of C{twistd xmppnetgraph}.
+
+Every option is derived from the declarations on L{Config} (see
+L{xmppnetgraph.config.Option}): L{Options} parses the command line
+(optionally merged with a TOML file given by C{--config}, which takes the
+same keys), L{toConfig} hands the values to L{Config}, which converts and
+checks them, and turns its L{ValueError}s into L{usage.UsageError}s;
+L{makeService} hands the result to L{xmppnetgraph.node.buildService}.
+L{optionsTable} renders the same declarations as README's table.
 """
 
 from __future__ import annotations
 
 import difflib
 import gc
-import math
-import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,101 +22,193 @@ from typing import Any
 
 import attrs
 from twisted.application.service import IService, MultiService
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
-from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
-from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute
-from xmppnetgraph.disco import CONTACT_FIELDS
-from xmppnetgraph.serverinfo.consent import loadAllowlist
+from xmppnetgraph.config import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
+from xmppnetgraph.config import Config, Option, settings
 
-DEFAULT_DATA_DIR = "xmppnetgraph-data"
+#: The option that is not a setting of its own: it reads the others from a file.
+CONFIG_OPTION = Option(
+    "config",
+    "path",
+    "FILE in TOML with the same keys as the long options "
+    '(domain = "example.org", route = ["a.example=127.0.0.1:5269"], '
+    "no-crawl = true or crawl = false, ...). Command-line options "
+    "override the file.",
+)
 
-_DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+# Twisted's usage and application.service modules are not annotated: typed
+# names for what this module calls, so that strict mypy checks the calls.
+_completions: Callable[..., usage.Completions] = usage.Completions
+_completeFiles: Callable[..., usage.CompleteFiles] = usage.CompleteFiles
+_completeDirs: Callable[[], usage.CompleteDirs] = usage.CompleteDirs
+_initOptions: Callable[[usage.Options], None] = usage.Options.__init__
+_privilegedStartService: Callable[[MultiService], None] = MultiService.privilegedStartService
+_setServiceParent: Callable[[MultiService, MultiService], None] = MultiService.setServiceParent
 
-# --contact-abuse -> abuse-addresses, ... (XEP-0157 fields).
-_CONTACT_OPTIONS = {"contact-" + var.removesuffix("-addresses"): var for var in CONTACT_FIELDS}
+_PARAMETER_KINDS = frozenset({"string", "path", "int", "float"})
 
-# A URI scheme (RFC 3986, section 3.1), its colon and something after it.
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.+", re.DOTALL)
+# Every option with the Config field it sets (None for --config), in the
+# order of Config's fields.
+_OPTIONS: list[tuple[attrs.Attribute[Any] | None, Option]] = [
+    *((field, option) for field, setting in settings() for option in setting.options),
+    (None, CONFIG_OPTION),
+]
 
 
-def _configDefault(name: str) -> str:
+def _fieldDefault(field: attrs.Attribute[Any] | None) -> Any:
     """
-    @return: the default of L{Config} attribute C{name}, written as a
-        command-line value, so that the help text and L{Config} agree.
+    @return: the default of C{field}, or L{None} if it has none.
     """
-    value = attrs.fields_dict(Config)[name].default
-    if isinstance(value, float):
+    if field is None or field.default is attrs.NOTHING:
+        return None
+    return field.default
+
+
+def _commandLineDefault(field: attrs.Attribute[Any] | None, option: Option) -> str | None:
+    """
+    @return: the value of parameter C{option} when it is not given, written
+        as on the command line, so that the help text and L{Config} agree;
+        L{None} where the node decides.
+    """
+    if option.default is not None:
+        return option.default
+    value = _fieldDefault(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and float(f"{value:g}") == value:
         return f"{value:g}"
     return str(value)
 
 
-# Options taking a value, by kind.  The kind decides which TOML types a
-# --config file may use for the key.
-_STRING_PARAMETERS = frozenset(
-    {
-        "domain",
-        "s2s",
-        "s2s-direct-tls",
-        "web",
-        "database",
-        "pubsub-host",
-        "dialback-secret",
-    }
-)
-_PATH_PARAMETERS = frozenset({"data-dir", "tls-cert", "tls-key", "ca-file", "consent-allowlist"})
-_INT_PARAMETERS = frozenset(
-    {"max-stanza-size", "max-depth", "queue-limit", "max-subscriptions-per-domain"}
-)
-_FLOAT_PARAMETERS = frozenset(
-    {
-        "idle-timeout",
-        "connect-timeout",
-        "handshake-timeout",
-        "keepalive-interval",
-        "iq-timeout",
-        "consent-ttl",
-        "publish-delay",
-        "publish-refresh",
-    }
-)
-_FLAGS = frozenset({"require-valid-certs", "allow-plaintext", "verbose"})
-# TOML key -> (option it sets, whether the boolean is inverted).
-_ROLE_KEYS = {
-    "no-crawl": ("no-crawl", False),
-    "crawl": ("no-crawl", True),
-    "no-web": ("no-web", False),
-    "no-publish": ("no-publish", False),
-    "publish": ("no-publish", True),
-    "opt-in": ("opt-in", False),
-    "no-opt-in": ("opt-in", True),
-}
-# Repeatable options; in a --config file a list of strings or one string.
-_LIST_KEYS = frozenset({"route", "seed", "pubsub-admin", *_CONTACT_OPTIONS})
-
-
-def _listOption(name: str, doc: str) -> Callable[[Options, str], None]:
+def _help(option: Option) -> str:
     """
-    Make the handler of a repeatable option.
+    @return: the help text of C{option}, saying if it is repeatable.
+    """
+    if option.kind == "list":
+        return option.help + " Repeatable."
+    return option.help
 
-    @param name: the option; its values are collected in a list under it.
-    @param doc: the help text.
-    @return: an C{opt_} method for L{Options}.
+
+def _commandLineHelp(option: Option) -> str:
+    """
+    @return: the C{--help} text of C{option}, with its default in words.
+    """
+    if option.defaultText is None:
+        return _help(option)
+    return f"{_help(option)} [default: {option.defaultText}]"
+
+
+def _listHandler(option: Option) -> Callable[[Options, str], None]:
+    """
+    @return: the C{opt_} method of the repeatable C{option}: its values are
+        collected in a list under its name.
     """
 
     def handler(self: Options, value: str) -> None:
-        self._given.add(name)
-        self[name].append(value)
+        self._given.add(option.name)
+        self[option.name].append(value)
 
-    handler.__doc__ = doc
+    handler.__doc__ = _commandLineHelp(option)
     return handler
 
 
+def _switchHandler(option: Option, value: bool, default: bool) -> Callable[[Options], None]:
+    """
+    @return: the C{opt_} method of C{--NAME} (C{value} true) or C{--no-NAME}
+        (C{value} false) of the switch C{option}, whose field defaults to
+        C{default}.
+    """
+
+    def handler(self: Options) -> None:
+        self[option.name] = value
+
+    doc = _commandLineHelp(option) if value else f"The opposite of --{option.name}."
+    handler.__doc__ = doc + (" (default)" if value == default else "")
+    return handler
+
+
+def _attributeName(option: str) -> str:
+    """
+    @return: the name of the C{opt_} method of C{option}.
+    """
+    return "opt_" + option.replace("-", "_")
+
+
+@attrs.frozen
+class _FileKey:
+    """
+    A key of a C{--config} file.
+
+    @ivar option: the option it sets.
+    @ivar boolean: whether it takes C{true} or C{false} (flags, switches
+        and their aliases).
+    @ivar inverted: for a boolean key, whether C{true} means the option is
+        not given (C{crawl = true}, C{no-opt-in = false}).
+    """
+
+    option: Option
+    boolean: bool = False
+    inverted: bool = False
+
+
+def _fileKeys() -> dict[str, list[_FileKey]]:
+    """
+    @return: every C{--config} key, with what it sets; a key may have two
+        meanings told apart by the TOML type (C{web = "tcp:80"},
+        C{web = false}).
+    """
+    keys: dict[str, list[_FileKey]] = {}
+    for field, option in _OPTIONS:
+        if option is CONFIG_OPTION:
+            continue
+        if option.kind == "flag":
+            keys.setdefault(option.name, []).append(_FileKey(option, True))
+            if option.alias is not None:
+                # The alias holds the field's value: true is the default.
+                inverted = bool(_fieldDefault(field))
+                keys.setdefault(option.alias, []).append(_FileKey(option, True, inverted))
+        elif option.kind == "switch":
+            keys.setdefault(option.name, []).append(_FileKey(option, True))
+            keys.setdefault("no-" + option.name, []).append(_FileKey(option, True, True))
+        else:
+            keys.setdefault(option.name, []).append(_FileKey(option))
+    return keys
+
+
+_FILE_KEYS = _fileKeys()
+
+
+def _handlers() -> dict[str, Callable[..., None]]:
+    """
+    @return: the C{opt_} methods of the repeatable options and switches.
+    """
+    handlers: dict[str, Callable[..., None]] = {}
+    for field, option in _OPTIONS:
+        if option.kind == "list":
+            handlers[_attributeName(option.name)] = _listHandler(option)
+        elif option.kind == "switch":
+            default = bool(_fieldDefault(field))
+            handlers[_attributeName(option.name)] = _switchHandler(option, True, default)
+            handlers[_attributeName("no-" + option.name)] = _switchHandler(option, False, default)
+    return handlers
+
+
+def _addHandlers(cls: type[Options]) -> type[Options]:
+    """
+    Give L{Options} the C{opt_} methods of L{_handlers} (L{usage.Options}
+    finds them in the class dictionary).
+    """
+    for name, handler in _handlers().items():
+        setattr(cls, name, handler)
+    return cls
+
+
+@_addHandlers
 class Options(usage.Options):
     """
-    Options for C{twistd xmppnetgraph}.
+    Options for C{twistd xmppnetgraph}, one for each setting of L{Config}
+    plus C{--config}.
 
     After L{parseOptions}, C{config} holds the resulting L{Config}.
 
@@ -135,190 +230,22 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["domain", None, None, "The XMPP domain this node serves (required)."],
-        [
-            "s2s",
-            None,
-            _configDefault("s2s"),
-            "ENDPOINT for incoming s2s streams (STARTTLS).",
-        ],
-        [
-            "s2s-direct-tls",
-            None,
-            None,
-            "ENDPOINT for incoming direct-TLS s2s streams (XEP-0368), "
-            "e.g. tcp:5270. Off by default.",
-        ],
-        [
-            "web",
-            None,
-            _configDefault("web"),
-            "ENDPOINT for the web page and the JSON API.",
-        ],
-        [
-            "data-dir",
-            None,
-            DEFAULT_DATA_DIR,
-            "DIR for the database, the generated TLS key pair and the "
-            "dialback secret; relative to the current directory.",
-        ],
-        [
-            "database",
-            None,
-            None,
-            "Graph store URL: sqlite:///PATH or postgresql://... "
-            "[default: a SQLite file in the data directory]",
-        ],
-        [
-            "tls-cert",
-            None,
-            None,
-            "PEM certificate (chain) for s2s TLS; needs --tls-key. "
-            "[default: a self-signed pair made once in the data directory]",
-        ],
-        [
-            "tls-key",
-            None,
-            None,
-            "PEM private key for --tls-cert.",
-        ],
-        [
-            "ca-file",
-            None,
-            None,
-            "PEM file of CA certificates that peers' certificates must "
-            "chain to. [default: the system trust store]",
-        ],
-        [
-            "pubsub-host",
-            None,
-            None,
-            "Domain of this node's pubsub service. [default: pubsub.DOMAIN]",
-        ],
-        [
-            "dialback-secret",
-            None,
-            None,
-            "Secret for dialback keys (XEP-0185). [default: a random secret "
-            "kept in the data directory]",
-        ],
-        [
-            "max-stanza-size",
-            None,
-            _configDefault("maxStanzaSize"),
-            "BYTES: close an s2s stream that sends a larger stanza.",
-        ],
-        [
-            "max-depth",
-            None,
-            _configDefault("maxDepth"),
-            "Close an s2s stream whose XML nests deeper than this.",
-        ],
-        [
-            "idle-timeout",
-            None,
-            _configDefault("idleTimeout"),
-            "SECONDS without traffic after which an s2s stream is closed.",
-        ],
-        [
-            "connect-timeout",
-            None,
-            _configDefault("connectTimeout"),
-            "SECONDS to wait for an outgoing TCP connection.",
-        ],
-        [
-            "handshake-timeout",
-            None,
-            _configDefault("handshakeTimeout"),
-            "SECONDS for an s2s stream to finish TLS and authentication.",
-        ],
-        [
-            "keepalive-interval",
-            None,
-            _configDefault("keepaliveInterval"),
-            "SECONDS between whitespace keepalives on idle s2s streams.",
-        ],
-        [
-            "iq-timeout",
-            None,
-            _configDefault("iqTimeout"),
-            "SECONDS to wait for the answer to an IQ request.",
-        ],
-        [
-            "queue-limit",
-            None,
-            _configDefault("queueLimit"),
-            "Stanzas queued per remote domain while its stream is not up.",
-        ],
-        [
-            "consent-allowlist",
-            None,
-            None,
-            "FILE of domains (one per line, # comments) that may be named "
-            "in our server information without being asked.",
-        ],
-        [
-            "consent-ttl",
-            None,
-            _configDefault("consentTTL"),
-            "SECONDS to trust a peer's answer on whether it may be named.",
-        ],
-        [
-            "publish-delay",
-            None,
-            _configDefault("publishDelay"),
-            "SECONDS to wait after a link change before publishing, so that "
-            "a burst of changes makes one item.",
-        ],
-        [
-            "publish-refresh",
-            None,
-            _configDefault("publishRefresh"),
-            "SECONDS between re-checks of the published server information "
-            "(an unchanged item is not published again).",
-        ],
-        [
-            "max-subscriptions-per-domain",
-            None,
-            _configDefault("maxSubscriptionsPerDomain"),
-            "Subscriptions one remote domain may hold on one pubsub node.",
-        ],
-        [
-            "config",
-            None,
-            None,
-            "FILE in TOML with the same keys as the long options "
-            '(domain = "example.org", route = ["a.example=127.0.0.1:5269"], '
-            "no-crawl = true or crawl = false, ...). Command-line options "
-            "override the file.",
-        ],
+        [option.name, option.short, _commandLineDefault(field, option), _commandLineHelp(option)]
+        for field, option in _OPTIONS
+        if option.kind in _PARAMETER_KINDS
     ]
 
     optFlags = [
-        ["no-crawl", None, "Do not crawl the federation."],
-        ["no-web", None, "Do not serve the web page and the JSON API."],
-        ["no-publish", None, "Do not publish this node's server information."],
-        [
-            "require-valid-certs",
-            None,
-            "Refuse s2s peers without a valid certificate (no dialback fallback).",
-        ],
-        [
-            "allow-plaintext",
-            None,
-            "Allow s2s streams without TLS. For testing only.",
-        ],
-        ["verbose", "v", "Log every stanza sent and received."],
+        [option.name, option.short, _commandLineHelp(option)]
+        for _, option in _OPTIONS
+        if option.kind == "flag"
     ]
 
-    compData = usage.Completions(
+    compData = _completions(
         optActions={
-            "data-dir": usage.CompleteDirs(),
-            "tls-cert": usage.CompleteFiles(),
-            "tls-key": usage.CompleteFiles(),
-            "ca-file": usage.CompleteFiles(),
-            "consent-allowlist": usage.CompleteFiles(),
-            "config": usage.CompleteFiles("*.toml"),
+            **{option.name: _completeFiles() for _, option in _OPTIONS if option.kind == "path"},
+            "data-dir": _completeDirs(),
+            "config": _completeFiles("*.toml"),
         }
     )
 
@@ -326,11 +253,13 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         self._given: set[str] = set()
-        super().__init__()
+        _initOptions(self)
         # dict.__setitem__: these are defaults, not given on the command line.
-        for name in _LIST_KEYS:
-            dict.__setitem__(self, name, [])
-        dict.__setitem__(self, "opt-in", True)
+        for field, option in _OPTIONS:
+            if option.kind == "list":
+                dict.__setitem__(self, option.name, [])
+            elif option.kind == "switch":
+                dict.__setitem__(self, option.name, bool(_fieldDefault(field)))
 
     def __setitem__(self, key: str, value: Any) -> None:
         """
@@ -341,51 +270,10 @@ class Options(usage.Options):
         self._given.add(key)
         super().__setitem__(key, value)
 
-    def opt_route(self, route: str) -> None:
-        """DOMAIN=HOST[:PORT]: static route instead of DNS; see below. Repeatable."""
-        self._given.add("route")
-        self["route"].append(route)
-
-    def opt_seed(self, domain: str) -> None:
-        """DOMAIN to start crawling from. Repeatable."""
-        self._given.add("seed")
-        self["seed"].append(domain)
-
-    opt_pubsub_admin = _listOption(
-        "pubsub-admin",
-        "Bare JID that may publish and configure on our pubsub service, "
-        "besides DOMAIN itself. Repeatable.",
-    )
-    opt_contact_abuse = _listOption(
-        "contact-abuse", "URI for reporting abuse, e.g. mailto:abuse@DOMAIN. Repeatable."
-    )
-    opt_contact_admin = _listOption(
-        "contact-admin", "URI of the server's administrators. Repeatable."
-    )
-    opt_contact_feedback = _listOption(
-        "contact-feedback", "URI for feedback on the service. Repeatable."
-    )
-    opt_contact_sales = _listOption("contact-sales", "URI for sales enquiries. Repeatable.")
-    opt_contact_security = _listOption(
-        "contact-security", "URI for reporting security issues. Repeatable."
-    )
-    opt_contact_status = _listOption(
-        "contact-status", "URI of a page or feed with the service's status. Repeatable."
-    )
-    opt_contact_support = _listOption("contact-support", "URI for user support. Repeatable.")
-
-    def opt_opt_in(self) -> None:
-        """Let others name this domain in their server information (default)."""
-        self["opt-in"] = True
-
-    def opt_no_opt_in(self) -> None:
-        """Do not let others name this domain in their server information."""
-        self["opt-in"] = False
-
     def postOptions(self) -> None:
         """
         Merge the C{--config} file, if any, under the command line, then
-        check everything and build C{config}.
+        build C{config}.
 
         @raise usage.UsageError: if an option or the file is invalid.
         """
@@ -412,7 +300,7 @@ class Options(usage.Options):
         where = f"config file {str(path)!r}"
         fromFile: dict[str, tuple[str, Any]] = {}
         for key, value in table.items():
-            option, value = self._fileValue(where, path, key, value)
+            option, value = _fileValue(where, path, key, value)
             if option in fromFile:
                 raise usage.UsageError(
                     f"{where}: keys {fromFile[option][0]!r} and {key!r} set the same option"
@@ -422,323 +310,149 @@ class Options(usage.Options):
             if option not in self._given:
                 dict.__setitem__(self, option, value)
 
-    def _fileValue(self, where: str, path: Path, key: str, value: Any) -> tuple[str, Any]:
-        """
-        Map one key of a C{--config} file to the option it sets.
 
-        @param where: names the file in error messages.
-        @param path: the file, to resolve relative paths against.
-        @param key: the TOML key.
-        @param value: its TOML value.
-        @return: the option name and the value to store under it.
-        @raise usage.UsageError: for unknown keys and wrongly typed values.
-        """
+def _fileValue(where: str, path: Path, key: str, value: Any) -> tuple[str, Any]:
+    """
+    Map one key of a C{--config} file to the option it sets.
 
-        def wrongType(expected: str) -> usage.UsageError:
-            return usage.UsageError(f"{where}: {key!r} must be {expected}, not {value!r}")
-
-        if key == "web" and isinstance(value, bool):
-            # web = false is the same as no-web = true.
-            return "no-web", not value
-        if key in _STRING_PARAMETERS:
-            if not isinstance(value, str):
-                raise wrongType("a string")
-            return key, value
-        if key in _PATH_PARAMETERS:
-            if not isinstance(value, str):
-                raise wrongType("a string")
-            return key, str(path.parent / Path(value).expanduser())
-        if key in _INT_PARAMETERS | _FLOAT_PARAMETERS:
-            # bool is an int: reject it explicitly.
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise wrongType("a number")
-            return key, value
-        if key in _FLAGS:
-            if not isinstance(value, bool):
-                raise wrongType("true or false")
-            return key, int(value)
-        if key in _ROLE_KEYS:
-            if not isinstance(value, bool):
-                raise wrongType("true or false")
-            option, inverted = _ROLE_KEYS[key]
-            return option, value != inverted
-        if key in _LIST_KEYS:
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise wrongType("a list of strings")
-            return key, list(value)
-
-        known = sorted(
-            _STRING_PARAMETERS
-            | _PATH_PARAMETERS
-            | _INT_PARAMETERS
-            | _FLOAT_PARAMETERS
-            | _FLAGS
-            | _ROLE_KEYS.keys()
-            | _LIST_KEYS
-        )
-        close = difflib.get_close_matches(key, known, n=1)
+    @param where: names the file in error messages.
+    @param path: the file, to resolve relative paths against.
+    @param key: the TOML key.
+    @param value: its TOML value.
+    @return: the option name and the value to store under it, as the
+        command line would store it.
+    @raise usage.UsageError: for unknown keys and wrongly typed values.
+    """
+    meanings = _FILE_KEYS.get(key)
+    if not meanings:
+        close = difflib.get_close_matches(key, sorted(_FILE_KEYS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise usage.UsageError(f"{where}: unknown key {key!r}{hint}")
+    # A boolean value picks the boolean meaning of a key that has both.
+    meaning = next((m for m in meanings if m.boolean == isinstance(value, bool)), meanings[0])
+    option = meaning.option
 
+    def wrongType(expected: str) -> usage.UsageError:
+        return usage.UsageError(f"{where}: {key!r} must be {expected}, not {value!r}")
 
-def _checkDomain(option: str, value: str) -> str:
-    """
-    @return: C{value} as a normalised domain.
-    @raise usage.UsageError: if it is not a bare domain name.
-    """
-    try:
-        return normalizeDomain(value)
-    except ValueError as e:
-        raise usage.UsageError(f"--{option}: {e}") from None
-
-
-def _checkEndpoint(option: str, description: str) -> str:
-    """
-    Parse C{description} as a server endpoint, without listening.
-
-    @return: C{description}, unchanged.
-    @raise usage.UsageError: if it does not parse.
-    """
-    try:
-        serverFromString(MemoryReactor(), description)
-    except Exception as e:
-        # Endpoint parsers (including third-party plugins) raise anything
-        # from ValueError to KeyError or TypeError.
-        raise usage.UsageError(
-            f"--{option}: {description!r} is not a valid endpoint: {type(e).__name__}: {e}"
-        ) from None
-    return description
-
-
-def _checkDatabase(url: str) -> str:
-    """
-    @return: C{url} unchanged.
-    @raise usage.UsageError: unless it is C{sqlite:///PATH} or a
-        C{postgresql://} URL.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _DATABASE_SCHEMES:
-        raise usage.UsageError(f"--database: {url!r} is not a sqlite:///PATH or postgresql:// URL")
-    if scheme.lower() == "sqlite":
-        netloc, slash, dbPath = rest.partition("/")
-        if netloc or not slash or not dbPath:
-            raise usage.UsageError(
-                f"--database: {url!r}: write a SQLite database as sqlite:///PATH"
-            )
-    return url
-
-
-def _checkFile(option: str, value: str) -> Path:
-    """
-    @return: C{value} as an absolute path.
-    @raise usage.UsageError: if it is not an existing file.
-    """
-    path = Path(value).expanduser().absolute()
-    if not path.is_file():
-        raise usage.UsageError(f"--{option}: no such file: {str(path)!r}")
-    return path
-
-
-def _checkURI(option: str, value: str) -> str:
-    """
-    @return: C{value} unchanged.
-    @raise usage.UsageError: unless it is a URI with a scheme
-        (C{mailto:...}, C{https://...}) and no spaces or control characters.
-    """
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise usage.UsageError(f"--{option}: {value!r} contains spaces or control characters")
-    if not _URI.fullmatch(value):
-        raise usage.UsageError(
-            f"--{option}: {value!r} is not a URI with a scheme, such as "
-            "mailto:abuse@example.org, xmpp:admin@example.org or "
-            "https://example.org/contact"
-        )
-    return value
-
-
-def _checkBareJID(option: str, value: str) -> str:
-    """
-    @return: C{value} as a normalised bare JID (C{user@domain} or C{domain}).
-    @raise usage.UsageError: if it is not a valid bare JID.
-    """
-    bare, slash, _ = value.partition("/")
-    if slash:
-        raise usage.UsageError(
-            f"--{option}: {value!r} has a resource; give a bare JID (user@domain or domain)"
-        )
-    user, at, domain = bare.rpartition("@")
-    if at and not user:
-        raise usage.UsageError(f"--{option}: {value!r} has an empty user part")
-    try:
-        host = normalizeDomain(domain)
-        return JID(tuple=(user or None, host, None)).userhost()
-    except (ValueError, InvalidFormat) as e:
-        raise usage.UsageError(f"--{option}: {value!r} is not a valid JID: {e}") from None
-
-
-def _checkAllowlist(option: str, value: str) -> Path:
-    """
-    @return: C{value} as an absolute path.
-    @raise usage.UsageError: if it is not a readable allowlist file (see
-        L{loadAllowlist}).
-    """
-    path = _checkFile(option, value)
-    try:
-        loadAllowlist(path)
-    except UnicodeDecodeError as e:
-        raise usage.UsageError(f"--{option}: {str(path)!r} is not UTF-8 text: {e}") from None
-    except ValueError as e:
-        raise usage.UsageError(f"--{option}: {e}") from None
-    except OSError as e:
-        raise usage.UsageError(
-            f"--{option}: cannot read {str(path)!r}: {e.strerror or e}"
-        ) from None
-    return path
-
-
-def _checkNumber(option: str, value: object, convert: Callable[[str], int | float]) -> Any:
-    """
-    @return: C{value} converted by C{convert} (C{int} or C{float}).
-    @raise usage.UsageError: unless it is a finite number greater than 0.
-    """
-    kind = "an integer" if convert is int else "a number"
-    try:
-        if isinstance(value, float) and convert is int:
-            raise ValueError(value)
-        number = convert(str(value))
-    except ValueError:
-        raise usage.UsageError(
-            f"--{option}: expected {kind} greater than 0, got {value!r}"
-        ) from None
-    if not (math.isfinite(number) and number > 0):
-        raise usage.UsageError(f"--{option}: expected {kind} greater than 0, got {value!r}")
-    return number
+    if meaning.boolean:
+        if not isinstance(value, bool):
+            raise wrongType("true or false")
+        return option.name, value != meaning.inverted
+    if option.kind == "string":
+        if not isinstance(value, str):
+            raise wrongType("a string")
+        return option.name, value
+    if option.kind == "path":
+        if not isinstance(value, str):
+            raise wrongType("a string")
+        return option.name, str(path.parent / Path(value).expanduser())
+    if option.kind in ("int", "float"):
+        # bool is an int: reject it explicitly.
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise wrongType("a number")
+        return option.name, value
+    # A repeatable option: a list of strings, or one string.
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise wrongType("a list of strings")
+    return option.name, list(value)
 
 
 def toConfig(options: Options) -> Config:
     """
-    Check parsed options and build the node's configuration.
+    Build the node's configuration from parsed options.
 
     @param options: options after parsing (and merging a C{--config} file).
     @return: the configuration; paths in it are absolute.
-    @raise usage.UsageError: with a message naming the bad option.
+    @raise usage.UsageError: with L{Config}'s message, which names the bad
+        option.
     """
-    if not options["domain"]:
-        raise usage.UsageError("--domain is required")
-    domain = _checkDomain("domain", options["domain"])
+    values: dict[str, Any] = {}
+    for field, setting in settings():
+        first = setting.options[0]
+        if len(setting.options) > 1:
+            # One option per key of the field (the XEP-0157 contacts).
+            values[field.name] = tuple(
+                (option.key, tuple(options[option.name])) for option in setting.options
+            )
+        elif first.kind == "flag":
+            # A flag sets its field to the opposite of the default.
+            values[field.name] = field.default != bool(options[first.name])
+        elif first.kind == "switch":
+            values[field.name] = bool(options[first.name])
+        else:
+            values[field.name] = options[first.name]
+    try:
+        return Config(**values)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
 
-    pubsubHost = ""
-    if options["pubsub-host"]:
-        pubsubHost = _checkDomain("pubsub-host", options["pubsub-host"])
-        if pubsubHost == domain:
-            raise usage.UsageError("--pubsub-host must differ from --domain")
 
-    s2s = _checkEndpoint("s2s", options["s2s"])
-    s2sDirectTLS = None
-    if options["s2s-direct-tls"]:
-        s2sDirectTLS = _checkEndpoint("s2s-direct-tls", options["s2s-direct-tls"])
-    web = _checkEndpoint("web", options["web"])
+def _markdown(text: str) -> str:
+    """
+    @return: C{text} escaped for a cell of a Markdown table.
+    """
+    for special in "\\|*<":
+        text = text.replace(special, "\\" + special)
+    return text
 
-    dataDir = Path(options["data-dir"]).expanduser().absolute()
-    if dataDir.exists() and not dataDir.is_dir():
-        raise usage.UsageError(f"--data-dir: {str(dataDir)!r} is not a directory")
 
-    database = None
-    if options["database"]:
-        database = _checkDatabase(options["database"])
+def _tableRow(field: attrs.Attribute[Any] | None, option: Option) -> str:
+    """
+    @return: README's table row of C{option}.
+    """
+    default = _fieldDefault(field)
+    names = [f"`--{option.name}`"]
+    if option.kind == "switch":
+        names.append(f"`--no-{option.name}`")
+    if option.short:
+        names.append(f"`-{option.short}`")
 
-    if bool(options["tls-cert"]) != bool(options["tls-key"]):
-        raise usage.UsageError("--tls-cert and --tls-key go together: give both or neither")
-    tlsCert = tlsKey = caFile = None
-    if options["tls-cert"]:
-        tlsCert = _checkFile("tls-cert", options["tls-cert"])
-        tlsKey = _checkFile("tls-key", options["tls-key"])
-    if options["ca-file"]:
-        caFile = _checkFile("ca-file", options["ca-file"])
+    if option is CONFIG_OPTION:
+        keys = "(command line only)"
+    elif option.kind == "flag":
+        keys = f"`{option.name} = true`"
+        if option.alias is not None:
+            keys += f" or `{option.alias} = {str(not default).lower()}`"
+    elif option.kind == "switch":
+        value = str(not default).lower()
+        keys = f"`{option.name} = {value}` or `no-{option.name} = {str(bool(default)).lower()}`"
+    elif option.kind == "list":
+        keys = f"`{option.name}` (a list)"
+    else:
+        keys = f"`{option.name}`"
 
-    routes: list[Route] = []
-    for text in options["route"]:
-        try:
-            route = parseRoute(text)
-        except ValueError as e:
-            raise usage.UsageError(f"--route: {e}") from None
-        if any(r.pattern == route.pattern for r in routes):
-            raise usage.UsageError(f"--route: {route.pattern!r} is routed twice")
-        routes.append(route)
+    if option.defaultText is not None:
+        shown = _markdown(option.defaultText)
+    elif option.kind == "flag":
+        shown = "off"
+    elif option.kind == "switch":
+        shown = f"`--{option.name}`" if default else f"`--no-{option.name}`"
+    elif option.kind == "list":
+        shown = "none"
+    elif field is not None and field.default is attrs.NOTHING and option.default is None:
+        shown = "(required)"
+    else:
+        given = _commandLineDefault(field, option)
+        shown = "none" if given is None else f"`{given}`"
+    return f"| {', '.join(names)} | {keys} | {shown} | {_markdown(_help(option))} |"
 
-    seeds: list[str] = []
-    for text in options["seed"]:
-        seed = _checkDomain("seed", text)
-        if seed not in seeds:
-            seeds.append(seed)
 
-    if options["dialback-secret"] is not None and not options["dialback-secret"]:
-        raise usage.UsageError("--dialback-secret must not be empty")
+def optionsTable() -> str:
+    """
+    Render every option as the Markdown table in README's "Configuration"
+    section (a test checks that README holds exactly this table).
 
-    contacts: list[tuple[str, tuple[str, ...]]] = []
-    for option, var in _CONTACT_OPTIONS.items():
-        uris: list[str] = []
-        for text in options[option]:
-            uri = _checkURI(option, text)
-            if uri not in uris:
-                uris.append(uri)
-        if uris:
-            contacts.append((var, tuple(uris)))
-    contacts.sort()
-
-    pubsubAdmins: list[str] = []
-    for text in options["pubsub-admin"]:
-        admin = _checkBareJID("pubsub-admin", text)
-        if admin not in pubsubAdmins:
-            pubsubAdmins.append(admin)
-
-    consentAllowlist = None
-    if options["consent-allowlist"]:
-        consentAllowlist = _checkAllowlist("consent-allowlist", options["consent-allowlist"])
-
-    return Config(
-        domain=domain,
-        dataDir=dataDir,
-        s2s=s2s,
-        s2sDirectTLS=s2sDirectTLS,
-        web=web,
-        database=database,
-        tlsCert=tlsCert,
-        tlsKey=tlsKey,
-        caFile=caFile,
-        pubsubHost=pubsubHost,
-        routes=tuple(routes),
-        seeds=tuple(seeds),
-        crawl=not options["no-crawl"],
-        enableWeb=not options["no-web"],
-        publish=not options["no-publish"],
-        requireValidCerts=bool(options["require-valid-certs"]),
-        requireTLS=not options["allow-plaintext"],
-        optIn=bool(options["opt-in"]),
-        dialbackSecret=options["dialback-secret"],
-        maxStanzaSize=_checkNumber("max-stanza-size", options["max-stanza-size"], int),
-        maxDepth=_checkNumber("max-depth", options["max-depth"], int),
-        connectTimeout=_checkNumber("connect-timeout", options["connect-timeout"], float),
-        handshakeTimeout=_checkNumber("handshake-timeout", options["handshake-timeout"], float),
-        idleTimeout=_checkNumber("idle-timeout", options["idle-timeout"], float),
-        keepaliveInterval=_checkNumber("keepalive-interval", options["keepalive-interval"], float),
-        iqTimeout=_checkNumber("iq-timeout", options["iq-timeout"], float),
-        queueLimit=_checkNumber("queue-limit", options["queue-limit"], int),
-        logTraffic=bool(options["verbose"]),
-        contacts=tuple(contacts),
-        pubsubAdmins=tuple(pubsubAdmins),
-        consentAllowlist=consentAllowlist,
-        consentTTL=_checkNumber("consent-ttl", options["consent-ttl"], float),
-        publishDelay=_checkNumber("publish-delay", options["publish-delay"], float),
-        publishRefresh=_checkNumber("publish-refresh", options["publish-refresh"], float),
-        maxSubscriptionsPerDomain=_checkNumber(
-            "max-subscriptions-per-domain",
-            options["max-subscriptions-per-domain"],
-            int,
-        ),
-    )
+    @return: the table, one line per option, ending with a newline.
+    """
+    lines = [
+        "| option | `--config` key | default | meaning |",
+        "|---|---|---|---|",
+        *(_tableRow(field, option) for field, option in _OPTIONS),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def tuneGarbageCollector() -> None:
@@ -773,7 +487,7 @@ class CommandLineService(MultiService):
         from xmppnetgraph.listener import ListenError
 
         try:
-            super().privilegedStartService()
+            _privilegedStartService(self)
         except ListenError as e:
             raise SystemExit(f"xmppnetgraph: {e}") from None
 
@@ -798,7 +512,8 @@ def makeService(options: Options) -> IService:
         node = buildService(options.config, reactor)
     except (DataDirError, TLSConfigError) as e:
         raise SystemExit(f"xmppnetgraph: {e}") from None
-    top = CommandLineService()
-    node.setServiceParent(top)
+    newTop: Callable[[], CommandLineService] = CommandLineService
+    top = newTop()
+    _setServiceParent(node, top)
     tuneGarbageCollector()
     return top

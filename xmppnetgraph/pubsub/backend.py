@@ -27,7 +27,6 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
 
 from xmppnetgraph import error
@@ -43,6 +42,7 @@ from xmppnetgraph.model import (
     Subscription,
     SubscriptionChanged,
 )
+from xmppnetgraph.names import parseJID
 
 _T = TypeVar("_T")
 
@@ -64,9 +64,8 @@ def bareJID(entity: str) -> str | None:
         C{user@example.org}), or L{None} if C{entity} is not a JID.
     """
     try:
-        return str(jid.internJID(entity).userhost())
-    except (jid.InvalidFormat, UnicodeError, IndexError):
-        # Twisted's nameprep raises IndexError for an empty label ("a..b").
+        return str(parseJID(entity).userhost())
+    except ValueError:
         return None
 
 

@@ -30,7 +30,8 @@ from zope.interface import implementer
 
 from xmppnetgraph.interfaces import IChangeFeed, IPubSubBackend
 from xmppnetgraph.model import ItemPublished, ItemsRetracted, NodeDeleted
-from xmppnetgraph.pubsub.backend import DELIVER_PAYLOADS, bareJID
+from xmppnetgraph.names import isValidJID, parseJID
+from xmppnetgraph.pubsub.backend import DELIVER_PAYLOADS
 from xmppnetgraph.pubsub.resource import (
     NS_PUBSUB_EVENT,
     PubSubResource,
@@ -41,13 +42,6 @@ from xmppnetgraph.pubsub.resource import (
 from xmppnetgraph.timestamp import formatTimestamp
 
 NS_DELAY = "urn:xmpp:delay"
-
-
-def _validJID(value: str) -> bool:
-    """
-    @return: whether C{value} is a JID.
-    """
-    return bareJID(value) is not None
 
 
 class PubSubService(pubsub.PubSubService):  # type: ignore[misc]  # Wokkel is untyped
@@ -93,7 +87,7 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]  # Wokkel is un
         """
         super().__init__(resource)
         self._service: str = backend.serviceJID
-        self.serviceJID = jid.internJID(self._service)
+        self.serviceJID = parseJID(self._service)
         self.backend = backend
         self._clock = clock
         self.maxFormFields = maxFormFields
@@ -132,12 +126,12 @@ class PubSubService(pubsub.PubSubService):  # type: ignore[misc]  # Wokkel is un
             C{not-acceptable}.
         """
         for attribute in ("from", "to"):
-            if iq.hasAttribute(attribute) and not _validJID(iq[attribute]):
+            if iq.hasAttribute(attribute) and not isValidJID(iq[attribute]):
                 raise stanzaError("jid-malformed")
         fields = values = 0
         for verb in iq.pubsub.elements():
             for element in (verb, *verb.elements()):
-                if element.hasAttribute("jid") and not _validJID(element["jid"]):
+                if element.hasAttribute("jid") and not isValidJID(element["jid"]):
                     raise stanzaError("jid-malformed")
             for form in verb.elements(data_form.NS_X_DATA, "x"):
                 for field in form.elements(data_form.NS_X_DATA, "field"):

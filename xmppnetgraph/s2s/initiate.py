@@ -17,6 +17,8 @@ from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppnetgraph.names import domainToASCII
+
 NS_DIALBACK = "jabber:server:dialback"
 NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
 NS_SASL = sasl.NS_XMPP_SASL
@@ -29,23 +31,20 @@ class DialbackFailed(Exception):
     """
 
 
-def idna(domain: str) -> str:
-    """
-    @return: C{domain} as an ASCII (IDNA A-label) domain name.
-    """
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
-
-
 def dialbackKey(secret: str, receiving: str, originating: str, streamID: str) -> str:
     """
-    The XEP-0185 dialback key, on IDNA forms of the domains so that
-    internationalised names work too.
+    The XEP-0185 dialback key, on the A-label forms of the domains so that
+    internationalised names work too (a name that cannot be encoded is used
+    as it is).
     """
     hashedSecret = sha256(secret.encode("utf-8")).hexdigest().encode("ascii")
-    message = " ".join([idna(receiving), idna(originating), streamID])
+    domains = []
+    for domain in (receiving, originating):
+        try:
+            domains.append(domainToASCII(domain))
+        except ValueError:
+            domains.append(domain)
+    message = " ".join([*domains, streamID])
     return hmac.new(hashedSecret, message.encode("utf-8"), sha256).hexdigest()
 
 

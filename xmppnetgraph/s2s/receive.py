@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
 
+from xmppnetgraph.names import parseJID
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import (
     NS_DIALBACK,
@@ -41,9 +42,8 @@ def validDomain(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        parsed = jid.internJID(value)
-    except (jid.InvalidFormat, UnicodeError, IndexError):
-        # Twisted's nameprep raises IndexError for an empty label ("a..b").
+        parsed = parseJID(value)
+    except ValueError:
         return None
     if parsed.user is not None or parsed.resource is not None:
         return None

@@ -19,7 +19,6 @@ from itertools import accumulate, groupby
 from typing import Any, cast
 
 import attrs
-import idna
 from twisted.internet import error as ierror
 from twisted.internet.defer import (
     CancelledError,
@@ -49,6 +48,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmppnetgraph.config import Route
+from xmppnetgraph.names import domainToASCII
 
 __all__ = [
     "ConnectFailed",
@@ -153,35 +153,6 @@ def _describe(reason: BaseException) -> str:
     text = str(reason)
     name = type(reason).__name__
     return f"{name}: {text}" if text else name
-
-
-def _toALabel(domain: str) -> str:
-    """
-    Convert a domain to the ASCII form that goes into DNS queries.
-
-    ASCII names are only lower-cased (so names with C{_} still work). Other
-    names are converted with IDNA 2008 (UTS 46 mapping); names that IDNA 2008
-    rejects but IDNA 2003 accepts (symbols, for instance) fall back to the
-    latter, which is what L{twisted.words.protocols.jabber.jid} prepares.
-
-    @param domain: a domain name, possibly with Unicode labels and one
-        trailing dot.
-    @return: the domain in A-labels, without a trailing dot.
-    @raise ValueError: if C{domain} is empty or cannot be encoded.
-    """
-    name = domain[:-1] if domain.endswith(".") else domain
-    if not name:
-        raise ValueError(f"{domain!r} is not a domain name")
-    if name.isascii():
-        return name.lower()
-    try:
-        encoded = idna.encode(name, uts46=True)
-    except idna.IDNAError:
-        try:
-            encoded = name.encode("idna")
-        except UnicodeError as e:
-            raise ValueError(f"{domain!r} is not a valid domain name: {e}") from None
-    return encoded.decode("ascii")
 
 
 def _isRoot(record: dns.Record_SRV) -> bool:
@@ -342,7 +313,7 @@ def resolveTargets(
         _log.debug("Static route for {domain}: {target}", domain=domain, target=target)
         return succeed([target])
     try:
-        aLabel = _toALabel(domain)
+        aLabel = domainToASCII(domain)
     except ValueError:
         return fail()
     return Deferred.fromCoroutine(

@@ -27,6 +27,7 @@ from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOption
 from xmppnetgraph.config import Config
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.model import Link
+from xmppnetgraph.names import parseJID
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, DialbackFailed, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
@@ -574,9 +575,8 @@ def validDomainOf(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        return jid.internJID(value).host
-    except (jid.InvalidFormat, UnicodeError, IndexError):
-        # Twisted's nameprep raises IndexError for an empty label ("a..b").
+        return parseJID(value).host
+    except ValueError:
         return None
 
 

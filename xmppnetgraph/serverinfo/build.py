@@ -79,9 +79,9 @@ def buildServerInfo(core: Core, config: Config, parent: IServiceCollection) -> S
         )
         consent = ConsentChecker(
             discoFeatures(discoClient, config.domain),
-            core.reactor,
+            core.scheduler,
+            core.feed,
             ttl=config.consentTTL,
-            timeout=config.iqTimeout,
             allowlist=allowlist,
         )
         publisher = publisherFor(

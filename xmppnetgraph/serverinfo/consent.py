@@ -3,44 +3,83 @@
 Whether a peer consents to be named in our XEP-0485 item: it does if the
 disco#info of its bare domain lists the feature C{urn:xmpp:serverinfo:0}.
 
-Answers are cached (an hour by default; errors and timeouts count as no
-consent and are cached for less), re-checked when stale, coalesced per
-domain and rate-limited, so that a burst of new links becomes a trickle of
-disco#info queries.
+The queries go through the node's L{QueryScheduler}, which coalesces,
+rate-limits and caches them: answers for an hour by default; errors and
+timeouts count as no consent and are cached for less. A burst of new links
+becomes a trickle of disco#info queries.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StanzaError
 
-from xmppnetgraph.config import normalizeDomain
-from xmppnetgraph.model import ConsentState
+from xmppnetgraph.error import QueueFull, SchedulerStopped
+from xmppnetgraph.interfaces import IChangeFeed
+from xmppnetgraph.model import ConsentChanged, ConsentState
+from xmppnetgraph.names import normalizeDomain
+from xmppnetgraph.scheduler import Answer, QueryScheduler
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
 FeatureQuery = Callable[[str], "defer.Deferred[set[str]]"]
 
+# The scheduler's key for a consent check (its answer: a bool).
+_KEY = "serverinfo consent"
 
-@attrs.define
-class _Entry:
-    consents: bool
-    checkedAt: float
-    error: str | None
-    expiresAt: float
+
+class _UnusableAnswer(Exception):
+    """
+    The peer's disco#info gave no usable feature set.
+    """
+
+
+@attrs.define(eq=False)
+class _Check:
+    """
+    Our one scheduler request for a domain, and the L{ConsentChecker.check}
+    calls waiting for it.
+
+    @ivar before: whether the domain consented when we asked.
+    @ivar asking: the scheduler's L{Deferred}, or L{None} until it is known.
+    """
+
+    before: bool
+    waiters: list[defer.Deferred[bool]] = attrs.Factory(list)
+    asking: defer.Deferred[bool] | None = None
+
+
+def _consentOf(answer: Answer[object] | None) -> bool:
+    """
+    @return: whether a cached answer says the peer consents (no answer and
+        failures say no).
+    """
+    return answer is not None and answer.result is True
+
+
+def _describe(reason: Failure) -> str:
+    """
+    @return: why a check failed, in a few words for L{ConsentState.error}.
+    """
+    if isinstance(reason.value, defer.TimeoutError):
+        return "timeout"
+    if isinstance(reason.value, StanzaError):
+        return str(reason.value.condition)
+    if isinstance(reason.value, _UnusableAnswer):
+        return "unusable answer"
+    return f"{type(reason.value).__name__}: {reason.getErrorMessage()}"
 
 
 class ConsentChecker:
     """
-    A cache of peers' consent, fed by rate-limited disco#info queries.
+    Peers' consent, asked by disco#info queries through a L{QueryScheduler}
+    that caches the answers.
 
     @ivar ttl: how long an answer is fresh, in seconds.
     @ivar negativeTtl: how long a failed check (error, timeout) is fresh.
@@ -51,77 +90,54 @@ class ConsentChecker:
     def __init__(
         self,
         query: FeatureQuery,
-        clock: IReactorTime,
+        scheduler: QueryScheduler,
+        feed: IChangeFeed,
         *,
         ttl: float = 3600.0,
         negativeTtl: float = 300.0,
-        timeout: float = 30.0,
-        maxConcurrent: int = 4,
-        minInterval: float = 0.05,
-        maxQueued: int = 10_000,
-        maxEntries: int = 100_000,
         allowlist: Iterable[str] = frozenset(),
     ) -> None:
         """
         @param query: asks a domain for its disco#info features; returns a
             L{Deferred} that fires with the feature set or fails.
-        @param clock: the time source and scheduler.
+        @param scheduler: runs, limits and caches the queries (its timeout,
+            concurrency, start interval, queue and cache sizes apply); it
+            may be shared with other users, and whoever made it stops it.
+        @param feed: where L{ConsentChanged} is announced when a check
+            changes whether a domain consents (an unknown domain counts as
+            not consenting, so a first answer of no is no change).
         @param ttl: see L{ttl}.
         @param negativeTtl: see L{negativeTtl}.
-        @param timeout: a query not answered after this many seconds is
-            cancelled and counts as a failure.
-        @param maxConcurrent: at most this many queries run at once.
-        @param minInterval: at least this many seconds between the starts of
-            two queries.
-        @param maxQueued: at most this many domains wait for a query; checks
-            beyond that answer C{False} at once and are not cached.
-        @param maxEntries: at most this many answers are cached; the oldest
-            go first.
         @param allowlist: domains treated as consenting without asking (see
             L{loadAllowlist}).
         """
-        if maxConcurrent < 1:
-            raise ValueError("maxConcurrent must be at least 1")
         self._query = query
-        self._clock = clock
+        self._scheduler = scheduler
         self.ttl = ttl
         self.negativeTtl = negativeTtl
-        self._timeout = timeout
-        self._maxConcurrent = maxConcurrent
-        self._minInterval = minInterval
-        self._maxQueued = maxQueued
-        self._maxEntries = maxEntries
         self._allowlist = frozenset(allowlist)
-        self._entries: dict[str, _Entry] = {}
-        self._queue: deque[str] = deque()
-        # Domains queued or being asked, with the check() calls waiting.
-        self._pending: dict[str, list[defer.Deferred[bool]]] = {}
-        self._running: dict[str, defer.Deferred[tuple[bool, str | None]]] = {}
-        self._callbacks: list[Callable[[str], object]] = []
-        self._lastStart: float | None = None
-        self._wakeUp: IDelayedCall | None = None
-        self._pumping = False
+        # Domains we asked the scheduler about and wait for.
+        self._checks: dict[str, _Check] = {}
+        self._feed = feed
         self._stopped = False
-        self._queueFull = False
 
     def consents(self, domain: str) -> bool:
         """
         Answer from the cache, at once.
 
         An unknown domain does not consent (yet): a check is scheduled, and
-        L{onChange} callbacks hear if the answer turns out to be yes. A stale
-        answer is returned while a re-check is scheduled.
+        a L{ConsentChanged} on the feed tells if the answer turns out to be
+        yes. A stale answer is returned while a re-check is scheduled.
 
         @param domain: the peer's bare domain.
         @return: whether C{domain} may be named.
         """
         if domain in self._allowlist:
             return True
-        entry = self._entries.get(domain)
-        if entry is None or self._isStale(entry):
-            if self._enqueue(domain) is not None:
-                self._pump()
-        return entry.consents if entry is not None else False
+        answer = self._scheduler.cached(domain, _KEY)
+        if answer is None or not answer.fresh:
+            self._ask(domain, answer, None)
+        return _consentOf(answer)
 
     def check(self, domain: str) -> defer.Deferred[bool]:
         """
@@ -134,21 +150,17 @@ class ConsentChecker:
         """
         if domain in self._allowlist:
             return defer.succeed(True)
-        entry = self._entries.get(domain)
-        if entry is not None and not self._isStale(entry):
-            return defer.succeed(entry.consents)
-        waiters = self._enqueue(domain)
-        if waiters is None:
-            return defer.succeed(entry.consents if entry is not None else False)
+        answer = self._scheduler.cached(domain, _KEY)
+        if self._stopped or (answer is not None and answer.fresh):
+            return defer.succeed(_consentOf(answer))
 
         def forget(waiter: defer.Deferred[bool]) -> None:
-            if waiter in waiters:
-                waiters.remove(waiter)
+            check = self._checks.get(domain)
+            if check is not None and waiter in check.waiters:
+                check.waiters.remove(waiter)
 
         waiter: defer.Deferred[bool] = defer.Deferred(forget)
-        waiters.append(waiter)
-        # Only now: the query may answer synchronously.
-        self._pump()
+        self._ask(domain, answer, waiter)
         return waiter
 
     def state(self, domain: str) -> ConsentState:
@@ -156,173 +168,133 @@ class ConsentChecker:
         @param domain: the peer's bare domain.
         @return: what is known about C{domain}'s consent.
         """
-        entry = self._entries.get(domain)
-        pending = domain in self._pending
         if domain in self._allowlist:
             return ConsentState(True, None, None, allowlisted=True)
-        if entry is None:
+        answer = self._scheduler.cached(domain, _KEY)
+        pending = self._scheduler.isPending(domain, _KEY)
+        if answer is None:
             return ConsentState(None, None, None, pending=pending)
-        return ConsentState(entry.consents, entry.checkedAt, entry.error, pending=pending)
-
-    def onChange(self, callback: Callable[[str], object]) -> Callable[[], None]:
-        """
-        Call C{callback(domain)} whenever a check changes whether C{domain}
-        consents (an unknown domain counts as not consenting, so a first
-        answer of no is no change).
-
-        @return: a function that removes the callback again.
-        """
-        self._callbacks.append(callback)
-
-        def remove() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-        return remove
+        error = _describe(answer.result) if isinstance(answer.result, Failure) else None
+        return ConsentState(_consentOf(answer), answer.when, error, pending=pending)
 
     def stop(self) -> None:
         """
-        Cancel all queued and running queries. Waiting L{check} calls get
-        the cached answer, or C{False}; later calls only read the cache.
+        Stop waiting for answers: waiting L{check} calls get the cached
+        answer, or C{False}; later calls only read the cache.
+
+        The scheduler is not stopped (it may serve others), but a query only
+        this checker wanted is dropped from its queue or cancelled.
         """
         self._stopped = True
-        if self._wakeUp is not None and self._wakeUp.active():
-            self._wakeUp.cancel()
-        self._wakeUp = None
-        self._queue.clear()
-        for running in list(self._running.values()):
-            running.cancel()
-        self._running.clear()
-        pending, self._pending = self._pending, {}
-        for domain, waiters in pending.items():
-            entry = self._entries.get(domain)
-            for waiter in waiters:
-                waiter.callback(entry.consents if entry is not None else False)
+        checks, self._checks = self._checks, {}
+        for domain, check in checks.items():
+            consents = _consentOf(self._scheduler.cached(domain, _KEY))
+            for waiter in check.waiters:
+                if not waiter.called:
+                    waiter.callback(consents)
+        for check in checks.values():
+            if check.asking is not None:
+                check.asking.cancel()
 
-    def _isStale(self, entry: _Entry) -> bool:
-        return self._clock.seconds() >= entry.expiresAt
-
-    def _enqueue(self, domain: str) -> list[defer.Deferred[bool]] | None:
+    def _ask(
+        self, domain: str, answer: Answer[object] | None, waiter: defer.Deferred[bool] | None
+    ) -> None:
         """
-        Queue a query for C{domain} unless one is queued or running. The
-        caller calls L{_pump} afterwards.
+        Ask the scheduler about C{domain} unless we wait for it already;
+        C{waiter} (if any) fires with the outcome.
 
-        @return: the list of waiters for that query, or L{None} if there is
-            none (stopped, or the queue is full).
+        @param answer: what the cache holds for C{domain} now.
         """
         if self._stopped:
-            return None
-        waiters = self._pending.get(domain)
-        if waiters is not None:
-            return waiters
-        if len(self._queue) >= self._maxQueued:
-            if not self._queueFull:
-                self._queueFull = True
-                self._log.warn(
-                    "serverinfo consent: {queued} checks queued; "
-                    "more peers are not checked for now",
-                    queued=len(self._queue),
-                )
-            return None
-        self._queueFull = False
-        self._queue.append(domain)
-        waiters = self._pending[domain] = []
-        return waiters
-
-    def _pump(self) -> None:
-        """
-        Start as many queued queries as the limits allow; wake up later if
-        C{minInterval} holds the next one back.
-        """
-        if self._pumping or self._stopped:
+            if waiter is not None:
+                waiter.callback(_consentOf(answer))
             return
-        self._pumping = True
-        try:
-            while self._queue and len(self._running) < self._maxConcurrent:
-                now = self._clock.seconds()
-                if self._lastStart is not None and now - self._lastStart < self._minInterval:
-                    if self._wakeUp is None or not self._wakeUp.active():
-                        delay = self._minInterval - (now - self._lastStart)
-                        self._wakeUp = self._clock.callLater(delay, self._pump)
-                    return
-                self._lastStart = now
-                self._start(self._queue.popleft())
-        finally:
-            self._pumping = False
-
-    def _start(self, domain: str) -> None:
-        self._log.debug("serverinfo consent: asking {domain} for its disco#info", domain=domain)
-        query = defer.maybeDeferred(self._query, domain)
-        query.addTimeout(self._timeout, self._clock)
-        finished = query.addCallbacks(
-            self._answered, self._failed, callbackArgs=(domain,), errbackArgs=(domain,)
+        check = self._checks.get(domain)
+        if check is not None:
+            if waiter is not None:
+                check.waiters.append(waiter)
+            return
+        check = self._checks[domain] = _Check(_consentOf(answer))
+        if waiter is not None:
+            check.waiters.append(waiter)
+        asking = self._scheduler.ask(
+            domain,
+            _KEY,
+            lambda: self._features(domain),
+            ttl=self.ttl,
+            errorTtl=self.negativeTtl,
         )
-        self._running[domain] = finished
-        finished.addBoth(self._finished, domain)
+        check.asking = asking
+        # It may have fired already: a full queue, or a synchronous query.
+        asking.addCallbacks(
+            self._answered, self._failed, callbackArgs=(domain, check), errbackArgs=(domain, check)
+        )
 
-    def _answered(self, features: Collection[str], domain: str) -> tuple[bool, str | None]:
+    def _features(self, domain: str) -> defer.Deferred[bool]:
+        """
+        The query the scheduler runs (and logs): ask C{domain} for its
+        features.
+
+        @return: a L{Deferred} firing with whether they include ours, or
+            failing (with L{_UnusableAnswer} if they are no feature set).
+        """
+        features = defer.maybeDeferred(self._query, domain)
+        return features.addCallback(self._consentIn, domain)
+
+    def _consentIn(self, features: Collection[str], domain: str) -> bool:
         try:
             if isinstance(features, (str, bytes)):
                 raise TypeError(f"a string is not a feature set: {features!r}")
-            return NS_SERVERINFO in features, None
+            return NS_SERVERINFO in features
         except Exception:
             self._log.failure(
                 "serverinfo consent: {domain} gave an unusable feature set", domain=domain
             )
-            return False, "unusable answer"
+            raise _UnusableAnswer(domain) from None
 
-    def _failed(self, reason: Failure, domain: str) -> tuple[bool, str | None] | Failure:
-        if reason.check(defer.CancelledError) and self._stopped:
-            return reason
-        if reason.check(defer.TimeoutError):
-            error = "timeout"
-        elif isinstance(reason.value, StanzaError):
-            error = str(reason.value.condition)
-        else:
-            error = f"{type(reason.value).__name__}: {reason.getErrorMessage()}"
+    def _answered(self, consents: bool, domain: str, check: _Check) -> None:
+        if self._checks.get(domain) is not check:
+            return None
+        del self._checks[domain]
+        self._done(domain, check, consents)
+        return None
+
+    def _failed(self, reason: Failure, domain: str, check: _Check) -> None:
+        if self._checks.get(domain) is not check:
+            # Stopped: the waiters have their answer.
+            return None
+        del self._checks[domain]
+        if isinstance(reason.value, (QueueFull, SchedulerStopped)):
+            # Not asked: nothing new is known.
+            self._done(domain, check, check.before)
+            return None
+        error = _describe(reason)
+        if not isinstance(reason.value, (defer.TimeoutError, StanzaError, _UnusableAnswer)):
             self._log.failure(
                 "serverinfo consent: disco#info to {domain} failed", reason, domain=domain
             )
         self._log.info(
             "serverinfo consent: no answer from {domain} ({error})", domain=domain, error=error
         )
-        return False, error
-
-    def _finished(self, result: tuple[bool, str | None] | Failure, domain: str) -> None:
-        self._running.pop(domain, None)
-        if self._stopped:
-            return None
-        if isinstance(result, Failure):
-            self._log.failure("serverinfo consent: checking {domain} failed", result, domain=domain)
-            result = (False, "internal error")
-        consents, error = result
-        now = self._clock.seconds()
-        old = self._entries.pop(domain, None)
-        lifetime = self.ttl if error is None else self.negativeTtl
-        self._entries[domain] = _Entry(consents, now, error, now + lifetime)
-        self._prune()
-        for waiter in self._pending.pop(domain, []):
-            waiter.callback(consents)
-        before = old.consents if old is not None else False
-        if before != consents and domain not in self._allowlist:
-            self._log.info(
-                "serverinfo consent: {domain} {now}",
-                domain=domain,
-                now="consents to be named" if consents else "no longer consents to be named",
-            )
-            for callback in list(self._callbacks):
-                try:
-                    callback(domain)
-                except Exception:
-                    self._log.failure(
-                        "serverinfo consent: change callback {callback!r} failed", callback=callback
-                    )
-        self._pump()
+        self._done(domain, check, False)
         return None
 
-    def _prune(self) -> None:
-        while len(self._entries) > self._maxEntries:
-            del self._entries[next(iter(self._entries))]
+    def _done(self, domain: str, check: _Check, consents: bool) -> None:
+        """
+        Give the waiters the outcome of a check and announce it if it
+        changed whether C{domain} consents.
+        """
+        for waiter in check.waiters:
+            if not waiter.called:
+                waiter.callback(consents)
+        if check.before == consents or domain in self._allowlist:
+            return
+        self._log.info(
+            "serverinfo consent: {domain} {now}",
+            domain=domain,
+            now="consents to be named" if consents else "no longer consents to be named",
+        )
+        self._feed.emit(ConsentChanged(domain, consents))
 
 
 def loadAllowlist(path: str | os.PathLike[str]) -> frozenset[str]:

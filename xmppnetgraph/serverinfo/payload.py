@@ -19,11 +19,10 @@ from urllib.parse import quote, unquote
 
 import attrs
 from twisted.logger import Logger
-from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
-from xmppnetgraph.config import normalizeDomain
 from xmppnetgraph.error import XmppNetGraphError
+from xmppnetgraph.names import normalizeDomain, parseJID
 
 NS_SERVERINFO = "urn:xmpp:serverinfo:0"
 FORM_TYPE = "http://jabber.org/network/serverinfo"
@@ -203,15 +202,14 @@ def _asks(consents: Callable[[str], bool], domain: str) -> bool:
         return False
 
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_ASCII_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _MAX_NAME = 253
 
 
 class _NameChecker:
     """
-    Validates the names in one payload, with a budget for the slow
-    (non-ASCII, stringprep) path.
+    Validates the names in one payload with L{normalizeDomain}, with a
+    budget for its slow (IDNA) path: non-ASCII names, and ASCII names with
+    C{--}, which may hold A-labels.
     """
 
     def __init__(self, maxUnicodeNames: int) -> None:
@@ -222,20 +220,15 @@ class _NameChecker:
         name = _trimName(value)
         if name is None:
             return None
-        if name.isascii():
-            lowered = name.lower()
-            if not _ASCII_DOMAIN.fullmatch(lowered):
-                # nameprep with the STD3 rules rejects every other ASCII name.
+        if not name.isascii() or "--" in name:
+            if self.unicodeLeft <= 0:
+                self.exhausted = True
                 return None
-            if not lowered.rpartition(".")[2].isdigit():
-                return lowered
-            # A numeric last label: maybe an IP address; let the full check say.
-        elif self.unicodeLeft <= 0:
-            self.exhausted = True
-            return None
-        else:
             self.unicodeLeft -= 1
-        return _fullCheck(name)
+        try:
+            return normalizeDomain(name)
+        except ValueError:
+            return None
 
 
 def _trimName(value: str | None) -> str | None:
@@ -249,17 +242,10 @@ def _trimName(value: str | None) -> str | None:
     return name
 
 
-def _fullCheck(name: str) -> str | None:
-    try:
-        return normalizeDomain(name)
-    except (ValueError, UnicodeError, IndexError):
-        return None
-
-
 def validDomainName(value: str | None) -> str | None:
     """
     @param value: a domain name as some publisher wrote it.
-    @return: its canonical form (as L{xmppnetgraph.config.normalizeDomain}
+    @return: its canonical form (as L{xmppnetgraph.names.normalizeDomain}
         gives; one trailing dot and surrounding blanks are dropped), or
         L{None} if it is not a valid domain name.
     """
@@ -295,8 +281,9 @@ def parsePayload(
     Hostile input: at most C{maxDomains} C{domain} elements and
     C{maxRemoteDomains} C{remote-domain} elements (in all domains together)
     are read, and at most C{maxConnections} connections per peer are kept;
-    at most C{maxUnicodeNames} non-ASCII names are checked (they need the
-    slow stringprep path), later ones count as invalid. When any limit cut
+    at most C{maxUnicodeNames} names that need IDNA processing (non-ASCII
+    ones, and ASCII ones with C{--}, as in A-labels) are checked, later ones
+    count as invalid. When any limit cut
     something off, the result has C{truncated=True}. Domains whose name is
     invalid are dropped.
 
@@ -430,9 +417,9 @@ def parsePubsubNodeURI(value: str) -> tuple[str, str]:
     try:
         address = unquote(path, errors="strict").strip()
         if not address:
-            raise jid.InvalidFormat("no JID before '?'")
-        service = jid.JID(address).full()
-    except (jid.InvalidFormat, UnicodeError, IndexError) as e:
+            raise ValueError("no JID before '?'")
+        service = parseJID(address).full()
+    except ValueError as e:
         raise ValueError(f"{value!r} has no valid JID: {e}") from None
     node = None
     for parameter in re.split("[;&]", query):

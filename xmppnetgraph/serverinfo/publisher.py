@@ -24,7 +24,7 @@ from twisted.words.xish import domish
 from wokkel.generic import parseXml
 
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubBackend
-from xmppnetgraph.model import LinkDown, LinkUp, PublishedServerInfo
+from xmppnetgraph.model import ConsentChanged, LinkDown, LinkUp, PublishedServerInfo
 from xmppnetgraph.serverinfo.consent import ConsentChecker
 from xmppnetgraph.serverinfo.payload import (
     DEFAULT_NODE,
@@ -66,7 +66,8 @@ class ServerInfoPublisher(service.Service):
         loadLast: Callable[[], defer.Deferred[str | None]] | None = None,
     ) -> None:
         """
-        @param feed: announces link changes (L{LinkUp}, L{LinkDown}).
+        @param feed: announces link changes (L{LinkUp}, L{LinkDown}) and
+            consent changes (L{ConsentChanged}).
         @param publish: stores the serialized payload as item C{current} and
             notifies subscribers.
         @param lastPayload: the payload already stored (after a restart), so
@@ -129,8 +130,8 @@ class ServerInfoPublisher(service.Service):
         self._unobserve = [
             self._feed.observe(LinkUp, self._linkUp),
             self._feed.observe(LinkDown, lambda event: self.schedule()),
+            self._feed.observe(ConsentChanged, lambda event: self.schedule()),
         ]
-        self.consent.onChange(lambda domain: self.schedule())
         for link in self.linkTable.links():
             self.consent.consents(link.domain)
         self._refresher.start(self.refresh, now=True)

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
-from twisted.application import service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -582,25 +581,3 @@ def _applyMigrations(cursor: Cursor, description: str, migrations: Sequence[Migr
             (migration.version, migration.name),
         )
     return max(newest, known)
-
-
-class DatabaseOwner(service.MultiService):
-    """
-    The parent of the services that use a database: it closes the database
-    only once all of them have stopped (they may still use it while
-    stopping, e.g. to finish a publish).
-
-    @ivar database: the open database.
-    """
-
-    def __init__(self, database: Database) -> None:
-        super().__init__()
-        self.database = database
-
-    def stopService(self) -> Deferred[None]:
-        """
-        Stop the children, wait for them, then close the database.
-        """
-        d: Deferred[Any] = maybeDeferred(super().stopService)
-        d.addBoth(lambda _: self.database.close())
-        return d

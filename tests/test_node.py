@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.test_node -*-
+"""
+Tests for L{xmppnetgraph.node.buildService}: the node's tree as its
+builders make it, without starting it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from xmppnetgraph.config import Config
+from xmppnetgraph.node import NodeService, buildService
+
+
+class BuildServiceTests(TestCase):
+    """
+    The builders attach their parts under one L{NodeService}.
+    """
+
+    def build(self, **config: Any) -> NodeService:
+        """
+        @return: a node for C{example.org} in a new data directory, on a
+            memory reactor; its database is closed at the end of the test.
+        """
+        node = buildService(
+            Config(domain="example.org", dataDir=Path(self.mktemp()).absolute(), **config),
+            MemoryReactorClock(),
+        )
+        self.addCleanup(node.database.close)
+        return node
+
+    def test_children(self) -> None:
+        """
+        The tree has the hosts first, then s2s, its listener, the publisher
+        and the web endpoint, by name; the node keeps what each module made.
+        """
+        node = self.build()
+        self.assertEqual(
+            [child.name for child in node],
+            ["components", "s2s", "s2s-listen", "publisher", "web"],
+        )
+        self.assertEqual(
+            sorted(child.name for child in node.core.components),
+            ["example.org", "pubsub.example.org"],
+        )
+        self.assertIs(node.s2s, node.getServiceNamed("s2s"))
+        self.assertIs(node.serverInfo.publisher, node.getServiceNamed("publisher"))
+        self.assertIs(node.web, node.getServiceNamed("web"))
+
+    def test_roles(self) -> None:
+        """
+        C{--no-publish} and C{--no-web} leave their parts out; a direct-TLS
+        endpoint adds its listener.
+        """
+        node = self.build(publish=False, enableWeb=False, s2sDirectTLS="tcp:5270")
+        self.assertEqual(
+            [child.name for child in node], ["components", "s2s", "s2s-listen", "s2s-direct-tls"]
+        )
+        self.assertIsNone(node.serverInfo.publisher)
+        self.assertIsNone(node.web)
+
+    def test_crawlerOptionsSaySo(self) -> None:
+        """
+        Until the crawler exists, C{--seed} and C{--no-crawl} are not
+        silently ignored: one warning names them.
+        """
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.build(seeds=("b.example",), crawl=False)
+        warnings = [
+            e for e in events if e["log_level"] == LogLevel.warn and "crawler" in e["log_format"]
+        ]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["options"], "--seed and --no-crawl")
+
+    def test_noCrawlerWarningByDefault(self) -> None:
+        """
+        Without those options there is no such warning.
+        """
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.build()
+        self.assertEqual([e for e in events if "crawler" in e["log_format"]], [])
