@@ -35,7 +35,7 @@ from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.datadir import ensureDataDir
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.feed import ChangeFeed
-from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubStore
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubBackend, IPubSubStore
 from xmppnetgraph.model import Direction, Link, LinkDown, LinkUp
 from xmppnetgraph.serverinfo.build import buildServerInfo
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE
@@ -301,8 +301,8 @@ class EmbeddingTests(TestCase):
     def test_interfaces(self) -> None:
         """
         The embedder's link table provides L{ILinkTable}; the change feed,
-        the disco handler and the store provide theirs; the whole is an
-        ordinary Twisted service.
+        the disco handler, the pub-sub backend and its store provide
+        theirs; the whole is an ordinary Twisted service.
         """
         self.assertTrue(verifyObject(ILinkTable, self.table))
         self.assertTrue(verifyObject(IChangeFeed, self.feed))
@@ -312,7 +312,8 @@ class EmbeddingTests(TestCase):
         self.assertTrue(verifyObject(disco.IDisco, serverDisco))
         pubsubComponent = self.embedded.core.component("pubsub.example.net")
         (service_,) = [h for h in pubsubComponent if isinstance(h, pubsub.PubSubService)]
-        self.assertTrue(verifyObject(IPubSubStore, service_.resource.store))
+        self.assertTrue(verifyObject(IPubSubBackend, service_.backend))
+        self.assertTrue(verifyObject(IPubSubStore, service_.backend.store))
 
     @asyncTest
     async def test_discoOfDomain(self) -> None:

@@ -7,7 +7,7 @@ Wokkel router; every stanza that leaves is serialized and re-parsed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from zope.interface.verify import verifyObject
 from tests.nodes import RawRequest, RunningNode, routesTo, waitFor
 from xmppnetgraph import error
 from xmppnetgraph.component import LocalComponent
-from xmppnetgraph.interfaces import IPubSubStore
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.interfaces import IPubSubBackend, IPubSubStore
+from xmppnetgraph.model import Publication, Retraction, StoredItem, Subscription
 from xmppnetgraph.pubsub import (
     ACCESS_MODEL,
     DEFAULT_NODE_CONFIG,
@@ -35,10 +37,10 @@ from xmppnetgraph.pubsub import (
     FEATURES,
     MAX_ITEMS,
     PERSIST_ITEMS,
+    PubSubBackend,
     PubSubResource,
     pubSubHandlers,
 )
-from xmppnetgraph.store.pubsub import StoredItem, Subscription
 
 LOCAL = "a.example"
 PUBSUB = "pubsub.a.example"
@@ -103,25 +105,57 @@ class MemoryStore:
             lambda: self.configs.__setitem__(nodeIdentifier, dict(config)),
         )
 
-    def deleteNode(self, nodeIdentifier: str) -> defer.Deferred[None]:
-        def f() -> None:
+    def deleteNode(self, nodeIdentifier: str) -> defer.Deferred[list[Subscription]]:
+        def f() -> list[Subscription]:
+            ended = list(self.subs[nodeIdentifier].values())
             del self.configs[nodeIdentifier], self.stored[nodeIdentifier], self.subs[nodeIdentifier]
+            return ended
 
         return self._call("deleteNode", nodeIdentifier, f)
 
     def nodes(self) -> defer.Deferred[list[str]]:
         return self._call("nodes", None, lambda: list(self.configs))
 
+    def _store(
+        self, nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int
+    ) -> StoredItem:
+        self.now += 1
+        item = StoredItem(itemIdentifier, payload, publisher, self.now)
+        kept = [i for i in self.stored[nodeIdentifier] if i.identifier != itemIdentifier]
+        kept.insert(0, item)
+        self.stored[nodeIdentifier] = kept[:maxItems]
+        return item
+
     def storeItem(
         self, nodeIdentifier: str, itemIdentifier: str, payload: str, publisher: str, maxItems: int
     ) -> defer.Deferred[None]:
         def f() -> None:
-            self.now += 1
-            kept = [i for i in self.stored[nodeIdentifier] if i.identifier != itemIdentifier]
-            kept.insert(0, StoredItem(itemIdentifier, payload, publisher, self.now))
-            self.stored[nodeIdentifier] = kept[:maxItems]
+            self._store(nodeIdentifier, itemIdentifier, payload, publisher, maxItems)
 
         return self._call("storeItem", nodeIdentifier, f)
+
+    def publishItem(
+        self,
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        publisher: str,
+        maxItems: Callable[[Mapping[str, object]], int],
+        createConfig: dict[str, object] | None = None,
+    ) -> defer.Deferred[Publication]:
+        created = createConfig is not None and nodeIdentifier not in self.configs
+
+        def f() -> Publication:
+            if created:
+                assert createConfig is not None
+                self.configs[nodeIdentifier] = dict(createConfig)
+                self.stored[nodeIdentifier] = []
+                self.subs[nodeIdentifier] = {}
+            config = dict(self.configs[nodeIdentifier])
+            item = self._store(nodeIdentifier, itemIdentifier, payload, publisher, maxItems(config))
+            return Publication(item, config, created, tuple(self.subs[nodeIdentifier].values()))
+
+        return self._call("publishItem", None if created else nodeIdentifier, f)
 
     def items(
         self,
@@ -151,8 +185,26 @@ class MemoryStore:
 
         return self._call("deleteItems", nodeIdentifier, f)
 
+    def retractItems(
+        self, nodeIdentifier: str, itemIdentifiers: Sequence[str]
+    ) -> defer.Deferred[Retraction]:
+        def f() -> Retraction:
+            wanted = list(dict.fromkeys(itemIdentifiers))
+            present = {i.identifier for i in self.stored[nodeIdentifier]}
+            gone = tuple(i for i in wanted if i in present)
+            self.stored[nodeIdentifier] = [
+                i for i in self.stored[nodeIdentifier] if i.identifier not in gone
+            ]
+            return Retraction(gone, tuple(self.subs[nodeIdentifier].values()))
+
+        return self._call("retractItems", nodeIdentifier, f)
+
     def subscribe(
-        self, nodeIdentifier: str, subscriber: str, maxPerDomain: int
+        self,
+        nodeIdentifier: str,
+        subscriber: str,
+        maxPerDomain: int,
+        subscriptionIdentifier: str | None = None,
     ) -> defer.Deferred[Subscription]:
         def f() -> Subscription:
             subs = self.subs[nodeIdentifier]
@@ -163,7 +215,10 @@ class MemoryStore:
                 raise error.TooManySubscriptions(domain)
             self.counter += 1
             subs[subscriber] = Subscription(
-                nodeIdentifier, subscriber, f"sub{self.counter}", self.now
+                nodeIdentifier,
+                subscriber,
+                subscriptionIdentifier or f"sub{self.counter}",
+                self.now,
             )
             return subs[subscriber]
 
@@ -210,15 +265,15 @@ class PubSubTestsMixin:
         """
         self.clock = task.Clock()
         self.store = MemoryStore()
+        self.feed = ChangeFeed()
+        self.backend = PubSubBackend(
+            self.store, PUBSUB, self.feed, owners=[LOCAL, ADMIN + "/ignored"]
+        )
         self.router = Router()
         self.component = LocalComponent(self.router, [PUBSUB], self.clock)
         DiscoHandler().setHandlerParent(self.component)
         self.pubsub = pubSubHandlers(
-            self.store,
-            PUBSUB,
-            [LOCAL, ADMIN + "/ignored"],
-            self.clock,
-            sendLastPublished=self.sendLastPublished,
+            self.backend, self.feed, self.clock, sendLastPublished=self.sendLastPublished
         )
         self.resource = self.pubsub.resource
         self.pubsub.setHandlerParent(self.component)
@@ -338,9 +393,11 @@ class InterfaceAndDiscoTests(PubSubTestsMixin, SynchronousTestCase):
     def test_interfaces(self) -> None:
         """
         The resource provides Wokkel's L{IPubSubResource}, the service and
-        disco additions L{disco.IDisco}, and the fake store L{IPubSubStore}.
+        disco additions L{disco.IDisco}, the backend L{IPubSubBackend}, and
+        the fake store L{IPubSubStore}.
         """
         self.assertTrue(verifyObject(IPubSubResource, self.resource))
+        self.assertTrue(verifyObject(IPubSubBackend, self.backend))
         self.assertTrue(verifyObject(disco.IDisco, self.pubsub.service))
         self.assertTrue(verifyObject(disco.IDisco, self.pubsub.disco))
         self.assertTrue(verifyObject(IPubSubStore, self.store))
@@ -354,8 +411,8 @@ class InterfaceAndDiscoTests(PubSubTestsMixin, SynchronousTestCase):
         resource's features.
         """
         before = list(pubsub.PubSubResource.features)
-        one = PubSubResource(self.store, JID(PUBSUB), [LOCAL], self.clock)
-        two = PubSubResource(self.store, JID(PUBSUB), [LOCAL], self.clock, sendLastPublished=False)
+        one = PubSubResource(self.backend)
+        two = PubSubResource(self.backend, sendLastPublished=False)
         self.assertEqual(pubsub.PubSubResource.features, before)
         self.assertIsInstance(one.features, tuple)
         self.assertIn("last-published", one.features)
@@ -475,6 +532,7 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
             self.assertError(self.publishIQ(sender=sender), "forbidden", kind="auth")
             self.assertError(self.publishIQ(node="missing", sender=sender), "forbidden")
         self.assertEqual(self.store.stored["n"], [])
+        self.assertNotIn("publishItem", self.store.calls)
         self.assertNotIn("storeItem", self.store.calls)
 
     def test_publishMissingNode(self) -> None:
@@ -565,7 +623,7 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         """
         self.makeNode("n")
         self.store.subscribe("n", REMOTE, 10)
-        self.store.failures["storeItem"] = error.StorageFull("quota")
+        self.store.failures["publishItem"] = error.StorageFull("quota")
         before = len(self.outgoing)
         self.assertError(self.publishIQ(), "resource-constraint", kind="wait")
         self.assertEqual(self.messages(before), [])
@@ -613,13 +671,14 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
 
     def test_publishLocal(self) -> None:
         """
-        L{PubSubResource.publishLocal} creates a missing node with the given
-        options, stores the item and notifies; L{currentItems} returns it.
+        L{PubSubBackend.publish} with a C{createConfig} creates a missing
+        node with those options, stores the item and notifies;
+        L{PubSubBackend.currentItems} returns it.
         """
         payload = parseXml(PAYLOAD.encode("utf-8"))
         self.successResultOf(
-            defer.Deferred.fromCoroutine(
-                self.resource.publishLocal("serverinfo", "current", payload, {MAX_ITEMS: 1})
+            self.backend.publish(
+                "serverinfo", "current", payload.toXml(), createConfig={MAX_ITEMS: 1}
             )
         )
         self.assertEqual(self.store.configs["serverinfo"], {**DEFAULT_NODE_CONFIG, MAX_ITEMS: 1})
@@ -627,59 +686,46 @@ class PublishTests(PubSubTestsMixin, SynchronousTestCase):
         payload2 = parseXml(f"<entry xmlns='{NS_X}'><title>again</title></entry>".encode())
         before = len(self.outgoing)
         self.successResultOf(
-            defer.Deferred.fromCoroutine(
-                self.resource.publishLocal("serverinfo", "current", payload2)
-            )
+            self.backend.publish("serverinfo", "current", payload2.toXml(), createConfig={})
         )
         (message,) = self.messages(before)
         self.assertEqual(str(message.event.items.item.entry.title), "again")
-        items = self.successResultOf(
-            defer.Deferred.fromCoroutine(self.resource.currentItems("serverinfo"))
-        )
+        items = self.successResultOf(self.backend.currentItems("serverinfo"))
         self.assertEqual(
             [(i.identifier, i.payload, i.publisher) for i in items],
             [("current", payload2.toXml(), PUBSUB)],
         )
-        missing = self.successResultOf(
-            defer.Deferred.fromCoroutine(self.resource.currentItems("nope"))
-        )
+        missing = self.successResultOf(self.backend.currentItems("nope"))
         self.assertEqual(missing, [])
 
-    def test_publishLocalRace(self) -> None:
+    def test_publishLocalExistingNode(self) -> None:
         """
-        If the node appears between the check and the creation, the item is
-        still stored, under the node's own configuration.
+        If the node exists already (made by someone else since the
+        publisher last looked), the item is still stored, under the node's
+        own configuration: C{createConfig} does not change it.
         """
-        self.store.failures["createNode"] = error.NodeExists("serverinfo")
-        real = self.store.nodeConfig
-        calls: list[int] = []
-
-        def nodeConfig(node: str) -> defer.Deferred[dict[str, object]]:
-            calls.append(1)
-            if len(calls) == 2:
-                self.makeNode(node, **{MAX_ITEMS: 3})
-            return real(node)
-
-        self.store.nodeConfig = nodeConfig  # type: ignore[method-assign,assignment]
-        payload = parseXml(PAYLOAD.encode("utf-8"))
+        self.makeNode("serverinfo", **{MAX_ITEMS: 3})
+        for ident in ("a", "b"):
+            self.storeItem("serverinfo", ident)
         self.successResultOf(
-            defer.Deferred.fromCoroutine(
-                self.resource.publishLocal("serverinfo", "current", payload)
-            )
+            self.backend.publish("serverinfo", "current", PAYLOAD, createConfig={MAX_ITEMS: 1})
         )
-        self.assertEqual([i.identifier for i in self.store.stored["serverinfo"]], ["current"])
+        self.assertEqual(
+            [i.identifier for i in self.store.stored["serverinfo"]], ["current", "b", "a"]
+        )
+        self.assertEqual(self.store.configs["serverinfo"][MAX_ITEMS], 3)
 
     def test_publishLocalFailure(self) -> None:
         """
-        L{publishLocal} fails with the store's domain error, unmapped.
+        L{PubSubBackend.publish} fails with the store's domain error,
+        unmapped, and nobody is notified.
         """
         self.makeNode("n")
-        self.store.failures["storeItem"] = error.StorageError("broken")
-        payload = parseXml(PAYLOAD.encode("utf-8"))
-        self.failureResultOf(
-            defer.Deferred.fromCoroutine(self.resource.publishLocal("n", "current", payload)),
-            error.StorageError,
-        )
+        self.store.subscribe("n", REMOTE, 10)
+        self.store.failures["publishItem"] = error.StorageError("broken")
+        before = len(self.outgoing)
+        self.failureResultOf(self.backend.publish("n", "current", PAYLOAD), error.StorageError)
+        self.assertEqual(self.messages(before), [])
 
 
 class SubscriptionTests(PubSubTestsMixin, SynchronousTestCase):
@@ -1209,13 +1255,15 @@ class UnsupportedTests(PubSubTestsMixin, SynchronousTestCase):
 
 class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
     """
-    Every domain error the store raises becomes its stanza error.
+    Every domain error the store or the backend raises becomes its stanza
+    error.
     """
 
     def test_errorMap(self) -> None:
         """
         Each domain error, raised by the store during a subscribe, gives
-        the mapped condition, type and pubsub condition.
+        the mapped condition, type and pubsub condition; only a
+        configuration error's message is sent, as the error's text.
         """
         self.makeNode("n")
         expected = [
@@ -1223,11 +1271,17 @@ class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
             (error.ItemNotFound("i"), ("item-not-found", "cancel", None)),
             (error.NodeExists("n"), ("conflict", "cancel", None)),
             (error.NotSubscribed("x"), ("unexpected-request", "cancel", "not-subscribed")),
+            (error.InvalidSubscriptionId("x"), ("not-acceptable", "modify", "invalid-subid")),
             (
                 error.TooManySubscriptions("x"),
                 ("policy-violation", "wait", "too-many-subscriptions"),
             ),
             (error.Forbidden("x"), ("forbidden", "auth", None)),
+            (
+                error.UnsupportedAccessModel("x"),
+                ("not-acceptable", "modify", "unsupported-access-model"),
+            ),
+            (error.BadNodeConfiguration("say why"), ("not-acceptable", "modify", None)),
             (error.StorageFull("x"), ("resource-constraint", "wait", None)),
             (error.StorageError("secret detail"), ("internal-server-error", "wait", None)),
             (RuntimeError("bug"), ("internal-server-error", "wait", None)),
@@ -1239,6 +1293,9 @@ class ErrorMapTests(PubSubTestsMixin, SynchronousTestCase):
                 errorOf(response)[:3], (condition, kind, pubsubCondition), type(exception).__name__
             )
             self.assertNotIn("detail", response.toXml())
+            text = jabbererror.exceptionFromStanza(response).text
+            shown = "say why" if isinstance(exception, error.BadNodeConfiguration) else None
+            self.assertEqual(text, shown, type(exception).__name__)
         self.assertEqual(len(self.flushLoggedErrors(error.StorageError, RuntimeError)), 2)
         self.assertEqual(set(PubSubResource._errorMap), {type(e) for e, _ in expected[:-1]})
 
@@ -1294,8 +1351,7 @@ class FederatedPubSubTests(TestCase):
         self.b = RunningNode(base, "b.example", "127.0.0.1")
         self.a.build(routes=routesTo(self.b), publish=False)
         self.b.build(routes=routesTo(self.a), publish=False)
-        self.resource = self.a.service.serverInfo.pubsub.resource
-        self.store = self.resource.store
+        self.backend = self.a.service.serverInfo.backend
         self.bDomain = self.b.domainHost
         self.collector = EventCollector()
         self.collector.setHandlerParent(self.bDomain)
@@ -1311,11 +1367,12 @@ class FederatedPubSubTests(TestCase):
 
     def publish(self, *peers: str) -> defer.Deferred[None]:
         """
-        Publish A's C{serverinfo} item through the local API.
+        Publish A's C{serverinfo} item through its backend.
         """
-        return defer.Deferred.fromCoroutine(
-            self.resource.publishLocal("serverinfo", "current", serverInfo(*peers), {MAX_ITEMS: 1})
+        d = self.backend.publish(
+            "serverinfo", "current", serverInfo(*peers).toXml(), createConfig={MAX_ITEMS: 1}
         )
+        return d.addCallback(lambda _: None)
 
     def peersIn(self, item: domish.Element) -> list[str]:
         """
@@ -1364,7 +1421,7 @@ class FederatedPubSubTests(TestCase):
         items = list(response.pubsub.items.elements(NS_PUBSUB, "item"))
         self.assertEqual([i["id"] for i in items], ["current"])
         self.assertEqual(self.peersIn(items[0]), ["b.example", "c.example"])
-        subscriptions = yield self.store.subscriptions("serverinfo")
+        subscriptions = yield self.backend.subscriptions("serverinfo")
         self.assertEqual([s.subscriber for s in subscriptions], ["b.example"])
 
     @defer.inlineCallbacks
@@ -1382,6 +1439,6 @@ class FederatedPubSubTests(TestCase):
         )
         failure = yield self.assertFailure(d, jabbererror.StanzaError)
         self.assertEqual(failure.condition, "forbidden")
-        items = yield self.store.items("serverinfo")
+        items = yield self.backend.items("serverinfo")
         self.assertEqual(len(items), 1)
         self.assertIn("old.example", items[0].payload)

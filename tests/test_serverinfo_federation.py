@@ -97,11 +97,11 @@ def publisherOf(node: RunningNode) -> Any:
     return node.service.serverInfo.publisher
 
 
-def resourceOf(node: RunningNode) -> Any:
+def backendOf(node: RunningNode) -> Any:
     """
-    @return: the node's pub-sub resource.
+    @return: the node's pub-sub backend.
     """
-    return node.service.serverInfo.pubsub.resource
+    return node.service.serverInfo.backend
 
 
 def settled(node: RunningNode, *checked: str) -> bool:
@@ -350,7 +350,7 @@ class ServiceTests(NodesMixin, TestCase):
         """
         a, b = self.node("a.example", publishDelay=30.0), self.node("b.example")
         for _ in range(100):
-            if "serverinfo" in await resourceOf(a).store.nodes():
+            if "serverinfo" in await backendOf(a).nodes():
                 break
             await deferLater(reactor, 0.05, lambda: None)
         else:
@@ -525,7 +525,7 @@ class RestartTests(NodesMixin, TestCase):
         await waitFor(lambda: not list(a.s2s.linkTable.links()) and settled(a))
         empty = publisherOf(a).lastPayload
         self.assertEqual(remotesOf(readXml(empty), "a.example"), ())
-        (stored,) = await resourceOf(a).currentItems("serverinfo")
+        (stored,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(stored.payload, empty)
 
         await a.stop()
@@ -533,13 +533,13 @@ class RestartTests(NodesMixin, TestCase):
         publisher = publisherOf(a)
         await waitFor(lambda: publisher.lastPayload is not None)
         self.assertEqual(publisher.lastPayload, empty)
-        subscriptions = await resourceOf(a).store.subscriptions("serverinfo")
+        subscriptions = await backendOf(a).subscriptions("serverinfo")
         self.assertEqual([s.subscriber for s in subscriptions], ["c.example"])
         # The publisher has scheduled its first look at the links now; this
         # fires after it.
         await deferLater(reactor, publisher.delay + 0.1, lambda: None)
         self.assertIsNone(publisher.lastPublished)
-        self.assertEqual(await resourceOf(a).currentItems("serverinfo"), [stored])
+        self.assertEqual(await backendOf(a).currentItems("serverinfo"), [stored])
 
         c = self.node("c.example", start=False)
         events = Subscriber("a.example")
@@ -548,7 +548,7 @@ class RestartTests(NodesMixin, TestCase):
         self.assertEqual(await readItem(c, a), readXml(empty))
         await waitFor(lambda: any("c.example" in names(i) for i in events.infos()))
         self.assertIsNotNone(publisher.lastPublished)
-        (latest,) = await resourceOf(a).currentItems("serverinfo")
+        (latest,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(latest.payload, publisher.lastPayload)
 
     async def fillDuringPublish(self) -> tuple[RunningNode, RunningNode, Subscriber, str, int]:
@@ -598,7 +598,7 @@ class RestartTests(NodesMixin, TestCase):
         """
         a, b, events, good, received = await self.fillDuringPublish()
         self.assertIn("c.example", {link.domain for link in a.s2s.linkTable.links()})
-        (stored,) = await resourceOf(a).currentItems("serverinfo")
+        (stored,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(stored.payload, good)
         self.assertEqual(await readItem(b, a), readXml(good))
         self.assertEqual(publisherOf(a).lastPayload, good)
@@ -609,7 +609,7 @@ class RestartTests(NodesMixin, TestCase):
         await database.runInteraction(emptyDatabase)
         await waitFor(lambda: any("c.example" in names(i) for i in events.infos()))
         await waitFor(lambda: settled(a, "b.example", "c.example"))
-        (stored,) = await resourceOf(a).currentItems("serverinfo")
+        (stored,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(stored.payload, publisherOf(a).lastPayload)
         self.assertEqual(names(readXml(stored.payload)), {"b.example", "c.example"})
         self.flushLoggedErrors(StorageFull)
@@ -627,14 +627,14 @@ class RestartTests(NodesMixin, TestCase):
         a = self.node("a.example", publishDelay=10.0)
         await waitFor(lambda: publisherOf(a).lastPayload is not None)
         self.assertEqual(publisherOf(a).lastPayload, good)
-        (stored,) = await resourceOf(a).currentItems("serverinfo")
+        (stored,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(stored.payload, good)
         self.assertEqual(await readItem(b, a), readXml(good))
 
     async def test_stopInTheMiddleOfAPublish(self) -> None:
         """
-        A stops while it is publishing (between reading the node's
-        configuration and storing the item), with B subscribed: the publish
+        A stops while it is publishing (as the store transaction of the
+        publish starts), with B subscribed: the publish
         completes without an error, and after the restart A serves that
         item and starts from it.
         """
@@ -647,8 +647,8 @@ class RestartTests(NodesMixin, TestCase):
                 and "b.example" in names(readXml(publisherOf(a).lastPayload))
             )
         )
-        store = resourceOf(a).store
-        storeItem = store.storeItem
+        store = backendOf(a).store
+        publishItem = store.publishItem
         stopping: list[defer.Deferred[Any]] = []
         payloads: list[str] = []
 
@@ -658,9 +658,9 @@ class RestartTests(NodesMixin, TestCase):
             if not stopping:
                 stopping.append(a.stop())
                 payloads.append(payload)
-            return storeItem(nodeIdentifier, itemIdentifier, payload, *args)
+            return publishItem(nodeIdentifier, itemIdentifier, payload, *args)
 
-        store.storeItem = stopThenStore
+        store.publishItem = stopThenStore
         await c.disco.requestInfo(JID(a.domain), sender=JID(c.domain))
         await waitFor(lambda: bool(stopping))
         await stopping[0]
@@ -670,7 +670,7 @@ class RestartTests(NodesMixin, TestCase):
         a = self.node("a.example", publishDelay=10.0)
         await waitFor(lambda: publisherOf(a).lastPayload is not None)
         self.assertEqual(publisherOf(a).lastPayload, payload)
-        (stored,) = await resourceOf(a).currentItems("serverinfo")
+        (stored,) = await backendOf(a).currentItems("serverinfo")
         self.assertEqual(stored.payload, payload)
         self.assertEqual(await readItem(b, a), readXml(payload))
 

@@ -20,10 +20,17 @@ from zope.interface.verify import verifyObject
 
 from tests.postgres import postgresSkip, requirePostgres, temporaryDatabase
 from tests.test_store_database import asyncTest
-from xmppnetgraph.error import NodeExists, NodeNotFound, NotSubscribed, TooManySubscriptions
+from xmppnetgraph.error import (
+    NodeExists,
+    NodeNotFound,
+    NotSubscribed,
+    StorageFull,
+    TooManySubscriptions,
+)
 from xmppnetgraph.interfaces import IPubSubStore
+from xmppnetgraph.model import Publication, Retraction, StoredItem, Subscription
 from xmppnetgraph.store.database import Database, openDatabase
-from xmppnetgraph.store.pubsub import PubSubStore, StoredItem, Subscription, subscriberDomain
+from xmppnetgraph.store.pubsub import PubSubStore, subscriberDomain
 
 CONFIG: dict[str, object] = {
     "pubsub#access_model": "open",
@@ -61,6 +68,28 @@ class PubSubStoreTests:
         @return: the test's database, open (the same one each call).
         """
         raise NotImplementedError()
+
+    async def fillUp(self) -> None:
+        """
+        Make writing a new item fail as on a full disk (L{StorageFull}).
+        """
+        raise NotImplementedError()
+
+    async def makeRoom(self) -> None:
+        """
+        Undo L{fillUp}.
+        """
+        raise NotImplementedError()
+
+    async def counts(self) -> tuple[int, int, int]:
+        """
+        @return: how many nodes, items and subscriptions the database holds.
+        """
+        [row] = await self.database.runQuery(
+            "SELECT (SELECT COUNT(*) FROM pubsub_nodes), (SELECT COUNT(*) FROM pubsub_items),"
+            " (SELECT COUNT(*) FROM pubsub_subscriptions)"
+        )
+        return (row[0], row[1], row[2])
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -397,6 +426,160 @@ class PubSubStoreTests:
         await self.fill("n", 3)
         self.assertEqual(await self.itemIds("n"), ["2", "1", "0"])
 
+    # Publishing in one transaction
+
+    @asyncTest
+    async def test_publishItemCreates(self) -> None:
+        """
+        L{PubSubStore.publishItem} with a C{createConfig} creates a missing
+        node with it, stores the item and reports both, with no
+        subscriptions yet; C{maxItems} is asked with the configuration.
+        """
+        asked: list[dict[str, object]] = []
+
+        def maxItems(config: Any) -> int:
+            asked.append(dict(config))
+            return 1
+
+        publication = await self.store.publishItem(
+            "serverinfo", "current", PAYLOAD, "example.org", maxItems, CONFIG
+        )
+        item = StoredItem("current", PAYLOAD, "example.org", 1_700_000_000.0)
+        self.assertEqual(publication, Publication(item, CONFIG, True, ()))
+        self.assertEqual(asked, [CONFIG])
+        self.assertEqual(await self.store.nodes(), ["serverinfo"])
+        self.assertEqual(await self.store.nodeConfig("serverinfo"), CONFIG)
+        self.assertEqual(await self.store.items("serverinfo"), [item])
+
+    @asyncTest
+    async def test_publishItemExisting(self) -> None:
+        """
+        Publishing to a node that exists keeps its configuration (the
+        C{createConfig} is not used), trims to what C{maxItems} says for
+        that configuration, and reports the node's subscriptions, oldest
+        first.
+        """
+        await self.store.createNode("n", {"keep": 2})
+        first = await self.store.subscribe("n", "b@example.net", 10)
+        self.clock.advance(1)
+        second = await self.store.subscribe("n", "a@example.net", 10)
+        await self.fill("n", 3)
+
+        def maxItems(config: Any) -> int:
+            return int(config["keep"])
+
+        publication = await self.store.publishItem(
+            "n", "new", "<new/>", "p@example.org", maxItems, {"keep": 100}
+        )
+        self.assertEqual(
+            publication,
+            Publication(
+                StoredItem("new", "<new/>", "p@example.org", 1_700_000_001.0),
+                {"keep": 2},
+                False,
+                (first, second),
+            ),
+        )
+        self.assertEqual(await self.store.nodeConfig("n"), {"keep": 2})
+        self.assertEqual(await self.itemIds("n"), ["new", "2"])
+
+    @asyncTest
+    async def test_publishItemMissingNode(self) -> None:
+        """
+        Without a C{createConfig}, publishing to a missing node is
+        L{NodeNotFound} and creates nothing.
+        """
+        await self.assertFailure(
+            self.store.publishItem("n", "i", PAYLOAD, "p@example.org", lambda config: 1),
+            NodeNotFound,
+        )
+        self.assertEqual(await self.counts(), (0, 0, 0))
+
+    @asyncTest
+    async def test_publishItemRolledBack(self) -> None:
+        """
+        A publish that fails after creating the node (here C{maxItems}
+        gives a negative count) leaves neither node nor item; a
+        configuration JSON cannot hold is refused before any of it.
+        """
+        await self.assertFailure(
+            self.store.publishItem("n", "i", PAYLOAD, "p@example.org", lambda config: -1, {}),
+            ValueError,
+        )
+        await self.assertFailure(
+            self.store.publishItem(
+                "n", "i", PAYLOAD, "p@example.org", lambda config: 1, {"a": object()}
+            ),
+            TypeError,
+        )
+        self.assertEqual(await self.counts(), (0, 0, 0))
+
+    @asyncTest
+    async def test_publishItemFull(self) -> None:
+        """
+        When the database is full, a publish to a new node leaves neither
+        the node nor the item, and one to an existing node leaves its
+        items as they were; once there is room, publishing works.
+        """
+        await self.store.createNode("m", {})
+        await self.fill("m", 2)
+        before = await self.store.items("m")
+        await self.fillUp()
+        big = f"<big>{'x' * 200_000}</big>"
+        await self.assertFailure(
+            self.store.publishItem("n", "i", big, "p@example.org", lambda config: 1, {}),
+            StorageFull,
+        )
+        await self.assertFailure(
+            self.store.publishItem("m", "i", big, "p@example.org", lambda config: 1),
+            StorageFull,
+        )
+        await self.makeRoom()
+        self.assertEqual(await self.store.nodes(), ["m"])
+        self.assertEqual(await self.store.items("m"), before)
+        publication = await self.store.publishItem(
+            "n", "i", big, "p@example.org", lambda config: 1, {}
+        )
+        self.assertTrue(publication.created)
+        self.assertEqual(await self.itemIds("n"), ["i"])
+
+    @asyncTest
+    async def test_concurrentCreatingPublishes(self) -> None:
+        """
+        Publishes issued at once, each creating the same missing node,
+        all succeed: the node is created once (one of them says so), with
+        the configuration of that one, and the trim leaves C{maxItems}.
+        """
+        publications = await gatherResults(
+            [
+                self.store.publishItem(
+                    "n", str(n), f"<n>{n}</n>", "p@example.org", lambda config: 5, {"by": n}
+                )
+                for n in range(20)
+            ],
+            consumeErrors=True,
+        )
+        creators = [p for p in publications if p.created]
+        self.assertEqual(len(creators), 1)
+        self.assertEqual(await self.store.nodeConfig("n"), creators[0].config)
+        self.assertEqual({p.config["by"] for p in publications}, {creators[0].config["by"]})
+        self.assertEqual(len(await self.store.items("n")), 5)
+
+    @asyncTest
+    async def test_retractItems(self) -> None:
+        """
+        L{PubSubStore.retractItems} deletes like L{PubSubStore.deleteItems}
+        and reports the node's subscriptions with the deleted ids.
+        """
+        await self.store.createNode("n", {})
+        subscription = await self.store.subscribe("n", "user@example.net", 10)
+        await self.fill("n", 4)
+        retraction = await self.store.retractItems("n", ["2", "missing", "0", "2"])
+        self.assertEqual(retraction, Retraction(("2", "0"), (subscription,)))
+        self.assertEqual(await self.itemIds("n"), ["3", "1"])
+        self.assertEqual(await self.store.retractItems("n", ["2"]), Retraction((), (subscription,)))
+        await self.assertFailure(self.store.retractItems("missing", ["1"]), NodeNotFound)
+
     # Subscriptions
 
     @asyncTest
@@ -521,6 +704,31 @@ class PubSubStoreTests:
         await self.assertFailure(self.store.unsubscribe("n", "a@example.net"), NotSubscribed)
         await self.assertFailure(self.store.unsubscribe("n", "never@example.net"), NotSubscribed)
 
+    @asyncTest
+    async def test_subscriptionIdentifierGiven(self) -> None:
+        """
+        A new subscription gets the identifier the caller gives; an
+        existing one keeps its own, so the caller can tell them apart.
+        """
+        await self.store.createNode("n", {})
+        new = await self.store.subscribe("n", "user@example.net", 10, "chosen")
+        self.assertEqual(new.subscriptionIdentifier, "chosen")
+        again = await self.store.subscribe("n", "user@example.net", 10, "other")
+        self.assertEqual(again, new)
+
+    @asyncTest
+    async def test_deleteNodeSubscriptions(self) -> None:
+        """
+        Deleting a node reports the subscriptions it had, oldest first.
+        """
+        await self.store.createNode("n", {})
+        first = await self.store.subscribe("n", "z@example.net", 10)
+        self.clock.advance(1)
+        second = await self.store.subscribe("n", "a@example.net", 10)
+        self.assertEqual(await self.store.deleteNode("n"), [first, second])
+        await self.store.createNode("m", {})
+        self.assertEqual(await self.store.deleteNode("m"), [])
+
     # Concurrency and restarts
 
     @asyncTest
@@ -576,15 +784,19 @@ class PubSubStoreTests:
         self.assertEqual(await self.itemIds("serverinfo"), ["after", "2", "1", "0"])
 
 
-class SQLitePubSubStoreTests(PubSubStoreTests, TestCase):
+class SQLiteTestDatabase:
     """
-    L{PubSubStoreTests} on a SQLite file in a temporary directory.
+    A test's database in a SQLite file in its temporary directory, and the
+    way to make it full. (Mix in before the suite that uses it.)
     """
+
+    database: Database
+    mktemp: Callable[[], str]
 
     def setUp(self) -> None:
         self.dataDir = Path(self.mktemp()).absolute()
         self.dataDir.mkdir(parents=True)
-        super().setUp()
+        super().setUp()  # type: ignore[misc]  # the TestCase it is mixed into
 
     def openTestDatabase(self) -> Database:
         """
@@ -592,26 +804,76 @@ class SQLitePubSubStoreTests(PubSubStoreTests, TestCase):
         """
         return openDatabase(None, self.dataDir, reactor)
 
+    async def fillUp(self) -> None:
+        """
+        Let the file grow no more (C{max_page_count}): SQLite is really
+        full then.
+        """
+        [(pages,)] = await self.database.runQuery("PRAGMA page_count")
+        await self.database.runQuery(f"PRAGMA max_page_count = {pages}")
 
-class PostgreSQLPubSubStoreTests(PubSubStoreTests, TestCase):
+    async def makeRoom(self) -> None:
+        """
+        Let the file grow again.
+        """
+        await self.database.runQuery("PRAGMA max_page_count = 1000000")
+
+
+class PostgreSQLTestDatabase:
     """
-    L{PubSubStoreTests} on a database of its own on the test PostgreSQL
-    server.
+    A test's database of its own on the test PostgreSQL server, and the
+    way to make it (look) full. (Mix in before the suite that uses it.)
     """
 
     skip = postgresSkip()
+    database: Database
+    mktemp: Callable[[], str]
 
     def setUp(self) -> None:
         requirePostgres()
         self.dataDir = Path(self.mktemp()).absolute()
-        self.url = temporaryDatabase(self)
-        super().setUp()
+        self.url = temporaryDatabase(self)  # type: ignore[arg-type]  # mixed into a TestCase
+        super().setUp()  # type: ignore[misc]  # the TestCase it is mixed into
 
     def openTestDatabase(self) -> Database:
         """
         @return: the test's PostgreSQL database.
         """
         return openDatabase(self.url, self.dataDir, reactor)
+
+    async def fillUp(self) -> None:
+        """
+        Make every item insert fail as PostgreSQL does on a full disk
+        (SQLSTATE 53100, C{disk_full}), through a trigger.
+        """
+        await self.database.runOperation(
+            "CREATE FUNCTION test_disk_full() RETURNS trigger AS $$ BEGIN"
+            " RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full';"
+            " END $$ LANGUAGE plpgsql"
+        )
+        await self.database.runOperation(
+            "CREATE TRIGGER test_disk_full BEFORE INSERT ON pubsub_items"
+            " FOR EACH ROW EXECUTE FUNCTION test_disk_full()"
+        )
+
+    async def makeRoom(self) -> None:
+        """
+        Drop the trigger of L{fillUp}.
+        """
+        await self.database.runOperation("DROP TRIGGER test_disk_full ON pubsub_items")
+
+
+class SQLitePubSubStoreTests(SQLiteTestDatabase, PubSubStoreTests, TestCase):
+    """
+    L{PubSubStoreTests} on a SQLite file in a temporary directory.
+    """
+
+
+class PostgreSQLPubSubStoreTests(PostgreSQLTestDatabase, PubSubStoreTests, TestCase):
+    """
+    L{PubSubStoreTests} on a database of its own on the test PostgreSQL
+    server.
+    """
 
 
 class DefaultClockTests(TestCase):

@@ -156,6 +156,25 @@ class Forbidden(XmppNetGraphError):
     """
 
 
+class InvalidSubscriptionId(XmppNetGraphError):
+    """
+    The subscription id given is not the entity's subscription to the node.
+    """
+
+
+class UnsupportedAccessModel(XmppNetGraphError):
+    """
+    A node configuration asks for an access model other than C{open}.
+    """
+
+
+class BadNodeConfiguration(XmppNetGraphError):
+    """
+    A node configuration value is not supported (the message says which
+    and why, in words fit for the requester).
+    """
+
+
 class StorageFull(XmppNetGraphError):
     """
     The database cannot store more (disk full, quota).

@@ -5,12 +5,19 @@ The contracts between the node's modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
-from xmppnetgraph.model import ChangeEvent, Link, StoredItem, Subscription
+from xmppnetgraph.model import (
+    ChangeEvent,
+    Link,
+    Publication,
+    Retraction,
+    StoredItem,
+    Subscription,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -56,10 +63,11 @@ class ILinkTable(Interface):
 class IPubSubStore(Interface):
     """
     Persistent pub-sub state: nodes with their configuration, items and
-    subscriptions. Every method returns a Deferred; failures are the
-    errors of L{xmppnetgraph.error} (C{NodeNotFound}, C{NodeExists},
-    C{NotSubscribed}, C{TooManySubscriptions}, C{StorageFull},
-    C{StorageError}).
+    subscriptions. Every method returns a Deferred and is one transaction;
+    failures are the errors of L{xmppnetgraph.error} (C{NodeNotFound},
+    C{NodeExists}, C{NotSubscribed}, C{TooManySubscriptions},
+    C{StorageFull}, C{StorageError}). The store checks no permissions and
+    no configuration values: that is L{IPubSubBackend}'s work.
     """
 
     def createNode(nodeIdentifier: str, config: dict[str, object]) -> Deferred[None]:
@@ -77,9 +85,11 @@ class IPubSubStore(Interface):
         Replace the node's configuration.
         """
 
-    def deleteNode(nodeIdentifier: str) -> Deferred[None]:
+    def deleteNode(nodeIdentifier: str) -> Deferred[list[Subscription]]:
         """
         Delete the node with its items and subscriptions.
+
+        @return: the subscriptions it had, oldest first.
         """
 
     def nodes() -> Deferred[list[str]]:
@@ -93,6 +103,27 @@ class IPubSubStore(Interface):
         """
         Store (or replace) an item whose payload is serialized XML, then
         keep only the newest C{maxItems} items of the node.
+        """
+
+    def publishItem(
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        publisher: str,
+        maxItems: Callable[[Mapping[str, object]], int],
+        createConfig: dict[str, object] | None = None,
+    ) -> Deferred[Publication]:
+        """
+        Publish in one transaction: create the node with C{createConfig}
+        if it is missing (with L{None}, a missing node is C{NodeNotFound}),
+        store (or replace) the item as the node's newest, keep only the
+        newest C{maxItems(config)} items, and read the node's configuration
+        and subscriptions. Either all of it is committed or none of it.
+
+        @param maxItems: how many items a node of that configuration keeps;
+            called inside the transaction (in a database thread: it must
+            only compute).
+        @return: what was stored and read.
         """
 
     def items(
@@ -110,12 +141,28 @@ class IPubSubStore(Interface):
         @return: the ids that existed and were deleted.
         """
 
+    def retractItems(nodeIdentifier: str, itemIdentifiers: Sequence[str]) -> Deferred[Retraction]:
+        """
+        Delete items and read the node's subscriptions, in one transaction.
+
+        @return: the ids that existed and were deleted, and the
+            subscriptions.
+        """
+
     def subscribe(
-        nodeIdentifier: str, subscriber: str, maxPerDomain: int
+        nodeIdentifier: str,
+        subscriber: str,
+        maxPerDomain: int,
+        subscriptionIdentifier: str | None = None,
     ) -> Deferred[Subscription]:
         """
         Subscribe the JID C{subscriber} (idempotent), unless its domain
         has C{maxPerDomain} subscriptions to this node already.
+
+        @param subscriptionIdentifier: the id a new subscription gets
+            (default: a random one); an existing subscription keeps its
+            own, so a caller that compares tells a new subscription from
+            an existing one.
         """
 
     def unsubscribe(nodeIdentifier: str, subscriber: str) -> Deferred[None]:
@@ -126,4 +173,157 @@ class IPubSubStore(Interface):
     def subscriptions(nodeIdentifier: str) -> Deferred[list[Subscription]]:
         """
         @return: the node's subscriptions.
+        """
+
+
+class IPubSubBackend(Interface):
+    """
+    The pub-sub service of one JID without its protocol: permissions,
+    configuration checks, and every state change stored in one transaction
+    and then announced on the node's change feed (the pub-sub events of
+    L{xmppnetgraph.model}: C{NodeCreated}, C{NodeConfigured},
+    C{NodeDeleted}, C{ItemPublished}, C{ItemsRetracted},
+    C{SubscriptionChanged}); notifiers (XMPP, later server-sent events)
+    observe the feed. Protocol edges translate their requests into these
+    calls and map the L{xmppnetgraph.error} failures to their own errors.
+
+    A method that needs owner rights takes C{requestor}: the JID (its bare
+    JID counts) asking, or L{None} for the service itself (this node's own
+    code, such as the XEP-0485 publisher). Every method returns a Deferred.
+    """
+
+    serviceJID = Attribute("The service's bare JID, as a string.")
+    defaultConfig = Attribute(
+        "The configuration (a read-only mapping) of a node created without one."
+    )
+
+    def isOwner(requestor: str | None) -> bool:
+        """
+        @return: whether C{requestor} may publish, retract, create,
+            configure and delete.
+        """
+
+    def nodes() -> Deferred[list[str]]:
+        """
+        @return: the node identifiers, sorted.
+        """
+
+    def nodeMetaData(nodeIdentifier: str) -> Deferred[dict[str, object]]:
+        """
+        @return: what anyone may know of a node's configuration (its access
+            model, item limit and whether notifications carry payloads).
+        """
+
+    def nodeConfig(
+        nodeIdentifier: str, requestor: str | None = None
+    ) -> Deferred[dict[str, object]]:
+        """
+        @return: the node's whole configuration (owners only).
+        """
+
+    def createNode(
+        nodeIdentifier: str,
+        values: Mapping[str, object] | None = None,
+        requestor: str | None = None,
+    ) -> Deferred[dict[str, object]]:
+        """
+        Create a node with the default configuration changed by C{values}.
+
+        @return: its configuration.
+        """
+
+    def ensureNode(
+        nodeIdentifier: str,
+        values: Mapping[str, object] | None = None,
+        requestor: str | None = None,
+    ) -> Deferred[bool]:
+        """
+        Create the node as L{createNode} does unless it exists (then leave
+        it as it is).
+
+        @return: whether it was created.
+        """
+
+    def configureNode(
+        nodeIdentifier: str, values: Mapping[str, object], requestor: str | None = None
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change the options C{values} names.
+
+        @return: the new configuration.
+        """
+
+    def deleteNode(nodeIdentifier: str, requestor: str | None = None) -> Deferred[None]:
+        """
+        Delete a node, its items and subscriptions.
+        """
+
+    def publish(
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        requestor: str | None = None,
+        createConfig: Mapping[str, object] | None = None,
+    ) -> Deferred[StoredItem]:
+        """
+        Store an item (payload: serialized XML) as the requestor's bare JID
+        (the service's for L{None}), in one transaction with creating the
+        node (with the default configuration changed by C{createConfig}) if
+        it is missing and C{createConfig} is given.
+
+        @return: the item as stored.
+        """
+
+    def retract(
+        nodeIdentifier: str, itemIdentifiers: Sequence[str], requestor: str | None = None
+    ) -> Deferred[list[str]]:
+        """
+        Delete items. The ones that exist are deleted (and announced) even
+        when others do not: then it fails with C{ItemNotFound}.
+
+        @return: the ids deleted.
+        """
+
+    def items(
+        nodeIdentifier: str,
+        itemIdentifiers: Sequence[str] | None = None,
+        maxItems: int | None = None,
+    ) -> Deferred[list[StoredItem]]:
+        """
+        @return: a node's items (all, by id, or the newest C{maxItems}),
+            newest first.
+        """
+
+    def currentItems(
+        nodeIdentifier: str, maxItems: int | None = None
+    ) -> Deferred[list[StoredItem]]:
+        """
+        @return: like L{items}, but none for a node that does not exist.
+        """
+
+    def subscribe(nodeIdentifier: str, subscriber: str) -> Deferred[Subscription]:
+        """
+        Subscribe C{subscriber} (idempotent: an existing subscription is
+        returned as it is).
+        """
+
+    def unsubscribe(
+        nodeIdentifier: str, subscriber: str, subscriptionIdentifier: str | None = None
+    ) -> Deferred[None]:
+        """
+        End a subscription (only the one with C{subscriptionIdentifier},
+        when given).
+        """
+
+    def subscriptions(
+        nodeIdentifier: str, requestor: str | None = None
+    ) -> Deferred[list[Subscription]]:
+        """
+        @return: a node's subscriptions, oldest first (owners only).
+        """
+
+    def subscriptionsOf(entity: str) -> Deferred[list[Subscription]]:
+        """
+        @return: the subscriptions of C{entity}'s bare JID and of its full
+            JIDs, on every node, by node.
         """

@@ -12,6 +12,7 @@ L{xmppnetgraph.interfaces}. Nothing here imports an implementation module.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Literal
 
 import attrs
@@ -85,12 +86,49 @@ class StoredItem:
 class Subscription:
     """
     One subscription of a JID to a pub-sub node.
+
+    @ivar nodeIdentifier: the node.
+    @ivar subscriber: the subscribed JID (bare or full), as given.
+    @ivar subscriptionIdentifier: its XEP-0060 subscription id.
+    @ivar created: when it was made (seconds since the epoch).
     """
 
     nodeIdentifier: str
     subscriber: str
     subscriptionIdentifier: str
     created: float
+
+
+@attrs.frozen
+class Publication:
+    """
+    What one publish changed, read in the transaction that stored it.
+
+    @ivar item: the item as stored.
+    @ivar config: the node's configuration.
+    @ivar created: whether the publish created the node.
+    @ivar subscriptions: the node's subscriptions, oldest first.
+    """
+
+    item: StoredItem
+    config: Mapping[str, object]
+    created: bool
+    subscriptions: tuple[Subscription, ...]
+
+
+@attrs.frozen
+class Retraction:
+    """
+    What one retraction changed, read in the transaction that deleted the
+    items.
+
+    @ivar itemIdentifiers: the ids that existed and were deleted, in the
+        order asked.
+    @ivar subscriptions: the node's subscriptions, oldest first.
+    """
+
+    itemIdentifiers: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...]
 
 
 @attrs.frozen
@@ -177,30 +215,82 @@ class ConsentChanged(ChangeEvent):
 
 
 @attrs.frozen
+class NodeCreated(ChangeEvent):
+    """
+    A node was created on one of our pub-sub services.
+
+    @ivar service: the pub-sub service's JID.
+    @ivar node: the node identifier.
+    @ivar config: its configuration.
+    """
+
+    service: str
+    node: str
+    config: Mapping[str, object]
+
+
+@attrs.frozen
+class NodeConfigured(ChangeEvent):
+    """
+    The configuration of a node of one of our pub-sub services changed.
+
+    @ivar config: the new configuration.
+    """
+
+    service: str
+    node: str
+    config: Mapping[str, object]
+
+
+@attrs.frozen
+class NodeDeleted(ChangeEvent):
+    """
+    A node of one of our pub-sub services was deleted, with its items and
+    subscriptions (each ended subscription also gets a
+    L{SubscriptionChanged}, after this event).
+
+    @ivar subscriptions: the subscriptions the node had.
+    """
+
+    service: str
+    node: str
+    subscriptions: tuple[Subscription, ...]
+
+
+@attrs.frozen
 class ItemPublished(ChangeEvent):
     """
-    An item was stored on a node of one of our pub-sub services (and its
-    subscribers are being notified).
+    An item was stored on a node of one of our pub-sub services. Everything
+    a notifier needs is here, read in the transaction that stored it.
 
     @ivar service: the pub-sub service's JID.
     @ivar node: the node identifier.
     @ivar item: the item as stored.
+    @ivar subscriptions: the node's subscriptions when it was stored.
+    @ivar deliverPayload: whether notifications carry the payload (the
+        node's C{pubsub#deliver_payloads}).
     """
 
     service: str
     node: str
     item: StoredItem
+    subscriptions: tuple[Subscription, ...] = ()
+    deliverPayload: bool = True
 
 
 @attrs.frozen
 class ItemsRetracted(ChangeEvent):
     """
     Items were deleted from a node of one of our pub-sub services.
+
+    @ivar itemIdentifiers: the ids deleted.
+    @ivar subscriptions: the node's subscriptions when they were deleted.
     """
 
     service: str
     node: str
     itemIdentifiers: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 @attrs.frozen
@@ -208,6 +298,7 @@ class SubscriptionChanged(ChangeEvent):
     """
     A JID subscribed to or unsubscribed from a node of one of our pub-sub
     services (a deleted node ends all its subscriptions: one event each).
+    Subscribing again with a subscription that exists is no change.
 
     @ivar subscribed: C{True} for a new subscription, C{False} when it ended.
     """

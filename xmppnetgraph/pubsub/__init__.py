@@ -1,32 +1,33 @@
 # -*- test-case-name: tests.test_pubsub -*-
 """
-The node's XEP-0060 pub-sub service, kept in an L{IPubSubStore}.
+The node's XEP-0060 pub-sub service: a L{PubSubBackend} (permissions,
+configuration, state in an L{IPubSubStore}, changes announced on the
+change feed) and the Wokkel handlers that put it on XMPP.
 
-L{pubSubHandlers} builds the Wokkel handlers for a pub-sub host; attach
-them to the host's L{xmppnetgraph.component.LocalComponent} (or any Wokkel
-stream manager), next to one L{wokkel.disco.DiscoHandler}.
+Make the backend, then L{pubSubHandlers} for it, and attach them to the
+host's L{xmppnetgraph.component.LocalComponent} (or any Wokkel stream
+manager), next to one L{wokkel.disco.DiscoHandler}. Publish locally (and
+read, subscribe, ...) through the backend: the handlers notify the XMPP
+subscribers of every change the backend announces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber.jid import JID
-from wokkel.subprotocols import XMPPHandler
+from wokkel.subprotocols import StreamManager, XMPPHandler, XMPPHandlerCollection
 
-from xmppnetgraph.interfaces import IPubSubStore
-from xmppnetgraph.pubsub.resource import (
+from xmppnetgraph.interfaces import IChangeFeed, IPubSubBackend
+from xmppnetgraph.pubsub.backend import (
     ACCESS_MODEL,
     DEFAULT_NODE_CONFIG,
     DELIVER_PAYLOADS,
-    FEATURES,
     MAX_ITEMS,
     PERSIST_ITEMS,
-    PubSubResource,
+    PubSubBackend,
 )
+from xmppnetgraph.pubsub.resource import FEATURES, PubSubResource
 from xmppnetgraph.pubsub.service import PubSubService, PubSubServiceDisco
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FEATURES",
     "MAX_ITEMS",
     "PERSIST_ITEMS",
+    "PubSubBackend",
     "PubSubHandlers",
     "PubSubResource",
     "PubSubService",
@@ -47,11 +49,10 @@ __all__ = [
 @attrs.frozen
 class PubSubHandlers:
     """
-    The pieces of one pub-sub host.
+    The XMPP pieces of one pub-sub host.
 
-    @ivar resource: the nodes and the local API (C{publishLocal},
-        C{currentItems}).
-    @ivar service: the XEP-0060 protocol handler.
+    @ivar resource: translates the requests for the backend.
+    @ivar service: the XEP-0060 protocol handler and notifier.
     @ivar disco: the disco#info additions for the host.
     """
 
@@ -66,7 +67,7 @@ class PubSubHandlers:
         """
         return [self.service, self.disco]
 
-    def setHandlerParent(self, parent: Any) -> None:
+    def setHandlerParent(self, parent: StreamManager | XMPPHandlerCollection) -> None:
         """
         Attach every handler to C{parent} (a stream manager or component
         that also has a L{wokkel.disco.DiscoHandler}).
@@ -76,45 +77,34 @@ class PubSubHandlers:
 
 
 def pubSubHandlers(
-    store: IPubSubStore,
-    serviceJID: JID | str,
-    owners: Iterable[JID | str],
+    backend: IPubSubBackend,
+    feed: IChangeFeed,
     clock: IReactorTime,
     *,
-    maxSubscriptionsPerDomain: int = 10,
-    defaultConfig: Mapping[str, object] = DEFAULT_NODE_CONFIG,
     maxPayloadBytes: int = 1024 * 1024,
+    maxItemIdentifiers: int = 100,
     sendLastPublished: bool = True,
     maxFormFields: int = 64,
 ) -> PubSubHandlers:
     """
-    Build the handlers of a pub-sub host.
+    Build the XMPP handlers of a pub-sub host.
 
-    @param store: where nodes, items and subscriptions are kept.
-    @param serviceJID: the pub-sub host (a bare domain JID).
-    @param owners: who may publish, retract, create, configure and delete:
-        the node's own domain and the configured admins (bare JIDs count).
+    @param backend: the service (its C{serviceJID} is the host).
+    @param feed: where C{backend} announces its changes; the service sends
+        the notifications of those on its JID.
     @param clock: the reactor.
-    @param maxSubscriptionsPerDomain: subscriptions one remote domain may
-        hold on one node.
-    @param defaultConfig: configuration of nodes created without one.
     @param maxPayloadBytes: the largest payload a publish request may carry.
+    @param maxItemIdentifiers: the most item ids one request may name.
     @param sendLastPublished: send a new subscriber the node's last item.
     @param maxFormFields: the most data form fields one request may carry.
-    @return: the resource, the service (whose C{resource} it is and which
-        sends its notifications) and the disco additions.
+    @return: the resource, the service (whose C{resource} it is) and the
+        disco additions.
     """
-    service = JID(serviceJID) if isinstance(serviceJID, str) else serviceJID
     resource = PubSubResource(
-        store,
-        service,
-        owners,
-        clock,
-        maxSubscriptionsPerDomain=maxSubscriptionsPerDomain,
-        defaultConfig=defaultConfig,
+        backend,
         maxPayloadBytes=maxPayloadBytes,
+        maxItemIdentifiers=maxItemIdentifiers,
         sendLastPublished=sendLastPublished,
     )
-    protocol = PubSubService(resource, maxFormFields=maxFormFields)
-    resource.notifier = protocol
-    return PubSubHandlers(resource, protocol, PubSubServiceDisco(service))
+    protocol = PubSubService(resource, backend, feed, clock, maxFormFields=maxFormFields)
+    return PubSubHandlers(resource, protocol, PubSubServiceDisco(JID(backend.serviceJID)))

@@ -15,7 +15,7 @@ from wokkel.disco import DiscoClientProtocol
 from xmppnetgraph.config import Config
 from xmppnetgraph.core import Core
 from xmppnetgraph.disco import ServerDisco
-from xmppnetgraph.pubsub import PubSubHandlers, pubSubHandlers
+from xmppnetgraph.pubsub import PubSubBackend, PubSubHandlers, pubSubHandlers
 from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures, loadAllowlist
 from xmppnetgraph.serverinfo.payload import DEFAULT_NODE, ITEM_ID
 from xmppnetgraph.serverinfo.publisher import ServerInfoPublisher, publisherFor
@@ -28,7 +28,9 @@ class ServerInfoModule:
     What L{buildServerInfo} made.
 
     @ivar disco: the disco handler of the node's domain.
-    @ivar pubsub: the pub-sub service of the pubsub host.
+    @ivar backend: the pub-sub service of the pubsub host: publish, read
+        and subscribe through it (its changes reach the XMPP subscribers).
+    @ivar pubsub: the XMPP handlers of that service.
     @ivar publisher: the publisher, or L{None} when publishing is off.
     @ivar service: the pub-sub host the item is published on.
     @ivar node: the node it is published on.
@@ -36,6 +38,7 @@ class ServerInfoModule:
     """
 
     disco: ServerDisco
+    backend: PubSubBackend
     pubsub: PubSubHandlers
     publisher: ServerInfoPublisher | None
     service: str
@@ -57,13 +60,14 @@ def buildServerInfo(core: Core, config: Config, parent: IServiceCollection) -> S
     disco.setHandlerParent(domainHost)
 
     pubsubHost = core.component(config.effectivePubsubHost)
-    handlers = pubSubHandlers(
+    backend = PubSubBackend(
         PubSubStore(core.database, core.reactor),
         config.effectivePubsubHost,
-        [config.domain, *config.pubsubAdmins],
-        core.reactor,
+        core.feed,
+        owners=[config.domain, *config.pubsubAdmins],
         maxSubscriptionsPerDomain=config.maxSubscriptionsPerDomain,
     )
+    handlers = pubSubHandlers(backend, core.feed, core.reactor)
     handlers.setHandlerParent(pubsubHost)
 
     publisher = None
@@ -81,7 +85,7 @@ def buildServerInfo(core: Core, config: Config, parent: IServiceCollection) -> S
             allowlist=allowlist,
         )
         publisher = publisherFor(
-            handlers.resource,
+            backend,
             core.feed,
             core.linkTable,
             consent,
@@ -93,4 +97,4 @@ def buildServerInfo(core: Core, config: Config, parent: IServiceCollection) -> S
         )
         publisher.setName("publisher")
         publisher.setServiceParent(parent)
-    return ServerInfoModule(disco, handlers, publisher, config.effectivePubsubHost)
+    return ServerInfoModule(disco, backend, handlers, publisher, config.effectivePubsubHost)

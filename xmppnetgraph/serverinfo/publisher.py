@@ -23,8 +23,7 @@ from twisted.python.failure import Failure
 from twisted.words.xish import domish
 from wokkel.generic import parseXml
 
-from xmppnetgraph.error import NodeExists
-from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.interfaces import IChangeFeed, ILinkTable, IPubSubBackend
 from xmppnetgraph.model import ConsentChanged, LinkDown, LinkUp, PublishedServerInfo
 from xmppnetgraph.serverinfo.consent import ConsentChecker
 from xmppnetgraph.serverinfo.payload import (
@@ -268,7 +267,7 @@ class ServerInfoPublisher(service.Service):
 
 
 def publisherFor(
-    resource: Any,
+    backend: IPubSubBackend,
     feed: IChangeFeed,
     linkTable: ILinkTable,
     consent: ConsentChecker,
@@ -279,7 +278,9 @@ def publisherFor(
 ) -> ServerInfoPublisher:
     """
     A publisher that keeps item C{current} of node C{serverinfo} on a
-    pub-sub service of ours (L{xmppnetgraph.pubsub.PubSubResource}).
+    pub-sub service of ours, through its backend
+    (L{xmppnetgraph.pubsub.PubSubBackend}), which stores the item and
+    announces it (the service's XMPP notifier tells the subscribers).
 
     The node is created when the publisher starts (disco points readers at
     it from the start: they must not get C{item-not-found} before the first
@@ -294,16 +295,12 @@ def publisherFor(
     config = {MAX_ITEMS: 1}
 
     def publish(payload: str) -> defer.Deferred[None]:
-        return defer.Deferred.fromCoroutine(
-            resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config)
-        )
+        d = backend.publish(DEFAULT_NODE, ITEM_ID, payload, createConfig=config)
+        return d.addCallback(lambda _: None)
 
     async def last() -> str | None:
-        try:
-            await resource.store.createNode(DEFAULT_NODE, {**resource.defaultConfig, **config})
-        except NodeExists:
-            pass
-        items = await resource.currentItems(DEFAULT_NODE, 1)
+        await backend.ensureNode(DEFAULT_NODE, config)
+        items = await backend.items(DEFAULT_NODE, None, 1)
         return items[0].payload if items else None
 
     return ServerInfoPublisher(

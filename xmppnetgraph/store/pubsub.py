@@ -1,55 +1,32 @@
 # -*- test-case-name: tests.test_store_pubsub -*-
 """
 Pub-sub state in the node's database (L{IPubSubStore}).
+
+Each method is one transaction, and one interaction function (below the
+class) runs it; the transactions that change more than one thing
+(L{PubSubStore.publishItem}, L{PubSubStore.retractItems},
+L{PubSubStore.deleteNode}) compose the same small steps the single ones
+use, so that both agree on locking and trimming.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-import attrs
 from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
 from xmppnetgraph.error import NodeExists, NodeNotFound, NotSubscribed, TooManySubscriptions
 from xmppnetgraph.interfaces import IPubSubStore
+from xmppnetgraph.model import Publication, Retraction, StoredItem, Subscription
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
     from xmppnetgraph.store.database import Cursor, Database
-
-
-@attrs.frozen
-class StoredItem:
-    """
-    One published item.
-
-    @ivar identifier: the item id.
-    @ivar payload: the item's payload element, serialized XML.
-    @ivar publisher: the JID that published it.
-    @ivar published: when (seconds since the epoch).
-    """
-
-    identifier: str
-    payload: str
-    publisher: str
-    published: float
-
-
-@attrs.frozen
-class Subscription:
-    """
-    One subscription of a JID to a node.
-    """
-
-    nodeIdentifier: str
-    subscriber: str
-    subscriptionIdentifier: str
-    created: float
 
 
 def subscriberDomain(subscriber: str) -> str:
@@ -129,9 +106,9 @@ class PubSubStore:
         @raise TypeError: (in the Deferred) if C{config} is not JSON.
         """
         try:
-            text = json.dumps(config)
-        except (TypeError, ValueError) as e:
-            return fail(TypeError(f"node configuration is not JSON-serializable: {e}"))
+            text = _configText(config)
+        except TypeError:
+            return fail()
         return self._database.runInteraction(_createNode, nodeIdentifier, text, self._now())
 
     def nodeConfig(self, nodeIdentifier: str) -> Deferred[dict[str, object]]:
@@ -145,14 +122,16 @@ class PubSubStore:
         See L{IPubSubStore.setNodeConfig}.
         """
         try:
-            text = json.dumps(config)
-        except (TypeError, ValueError) as e:
-            return fail(TypeError(f"node configuration is not JSON-serializable: {e}"))
+            text = _configText(config)
+        except TypeError:
+            return fail()
         return self._database.runInteraction(_setNodeConfig, nodeIdentifier, text)
 
-    def deleteNode(self, nodeIdentifier: str) -> Deferred[None]:
+    def deleteNode(self, nodeIdentifier: str) -> Deferred[list[Subscription]]:
         """
         See L{IPubSubStore.deleteNode}.
+
+        @return: the node's subscriptions, oldest first.
         """
         return self._database.runInteraction(_deleteNode, nodeIdentifier)
 
@@ -178,6 +157,43 @@ class PubSubStore:
             return fail()
         return self._database.runInteraction(
             _storeItem, nodeIdentifier, itemIdentifier, payload, publisher, maxItems, self._now()
+        )
+
+    def publishItem(
+        self,
+        nodeIdentifier: str,
+        itemIdentifier: str,
+        payload: str,
+        publisher: str,
+        maxItems: Callable[[Mapping[str, object]], int],
+        createConfig: dict[str, object] | None = None,
+    ) -> Deferred[Publication]:
+        """
+        See L{IPubSubStore.publishItem}. A replaced item becomes the newest.
+        Concurrent publishes that each create a missing node create it once
+        (one of them reports C{created}); the others store into it.
+
+        @raise NodeNotFound: (in the Deferred) if the node is missing and
+            C{createConfig} is L{None}.
+        @raise TypeError: (in the Deferred) if C{createConfig} is not JSON.
+        @raise ValueError: (in the Deferred) if C{maxItems} gives a negative
+            count; nothing is stored then.
+        """
+        text = None
+        if createConfig is not None:
+            try:
+                text = _configText(createConfig)
+            except TypeError:
+                return fail()
+        return self._database.runInteraction(
+            _publishItem,
+            nodeIdentifier,
+            itemIdentifier,
+            payload,
+            publisher,
+            maxItems,
+            text,
+            self._now(),
         )
 
     def items(
@@ -211,8 +227,23 @@ class PubSubStore:
         """
         return self._database.runInteraction(_deleteItems, nodeIdentifier, list(itemIdentifiers))
 
+    def retractItems(
+        self, nodeIdentifier: str, itemIdentifiers: Sequence[str]
+    ) -> Deferred[Retraction]:
+        """
+        See L{IPubSubStore.retractItems}.
+
+        @return: the deleted ids in the order requested, each once, and the
+            subscriptions, oldest first.
+        """
+        return self._database.runInteraction(_retractItems, nodeIdentifier, list(itemIdentifiers))
+
     def subscribe(
-        self, nodeIdentifier: str, subscriber: str, maxPerDomain: int
+        self,
+        nodeIdentifier: str,
+        subscriber: str,
+        maxPerDomain: int,
+        subscriptionIdentifier: str | None = None,
     ) -> Deferred[Subscription]:
         """
         See L{IPubSubStore.subscribe}. An existing subscription is returned
@@ -221,8 +252,9 @@ class PubSubStore:
         @raise TooManySubscriptions: (in the Deferred) if the subscriber's
             domain has C{maxPerDomain} subscriptions to the node already.
         """
+        newIdentifier = subscriptionIdentifier or secrets.token_hex(16)
         return self._database.runInteraction(
-            _subscribe, nodeIdentifier, subscriber, maxPerDomain, secrets.token_hex(16), self._now()
+            _subscribe, nodeIdentifier, subscriber, maxPerDomain, newIdentifier, self._now()
         )
 
     def unsubscribe(self, nodeIdentifier: str, subscriber: str) -> Deferred[None]:
@@ -241,6 +273,17 @@ class PubSubStore:
         @return: the subscriptions, oldest first.
         """
         return self._database.runInteraction(_subscriptions, nodeIdentifier)
+
+
+def _configText(config: Mapping[str, object]) -> str:
+    """
+    @return: C{config} as a JSON object.
+    @raise TypeError: if JSON cannot hold it.
+    """
+    try:
+        return json.dumps(dict(config))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"node configuration is not JSON-serializable: {e}") from None
 
 
 # The interactions: each runs in a pool thread, in one transaction.
@@ -286,15 +329,17 @@ def _setNodeConfig(cursor: Cursor, nodeIdentifier: str, config: str) -> None:
         raise NodeNotFound(nodeIdentifier)
 
 
-def _deleteNode(cursor: Cursor, nodeIdentifier: str) -> None:
+def _deleteNode(cursor: Cursor, nodeIdentifier: str) -> list[Subscription]:
     """
     Delete the node; its items and subscriptions go with it (cascade).
 
+    @return: the subscriptions it had, oldest first.
     @raise NodeNotFound: if there is no such node.
     """
+    _lockNode(cursor, nodeIdentifier)
+    subscriptions = _subscriptions(cursor, nodeIdentifier)
     cursor.execute("DELETE FROM pubsub_nodes WHERE node = ?", (nodeIdentifier,))
-    if cursor.rowcount == 0:
-        raise NodeNotFound(nodeIdentifier)
+    return subscriptions
 
 
 def _nodes(cursor: Cursor) -> list[str]:
@@ -347,6 +392,45 @@ def _storeItem(
         )
 
 
+def _publishItem(
+    cursor: Cursor,
+    nodeIdentifier: str,
+    itemIdentifier: str,
+    payload: str,
+    publisher: str,
+    maxItems: Callable[[Mapping[str, object]], int],
+    createConfig: str | None,
+    now: float,
+) -> Publication:
+    """
+    Create the node if missing (and C{createConfig} is given), lock it,
+    store and trim, then read the subscriptions.
+
+    @raise NodeNotFound: if the node is missing and C{createConfig} is
+        L{None}.
+    @raise ValueError: if C{maxItems} gives a negative count.
+    """
+    created = False
+    if createConfig is not None:
+        cursor.execute(
+            "INSERT INTO pubsub_nodes (node, config, created) VALUES (?, ?, ?)"
+            " ON CONFLICT (node) DO NOTHING",
+            (nodeIdentifier, createConfig, now),
+        )
+        created = cursor.rowcount == 1
+    _lockNode(cursor, nodeIdentifier)
+    config = _nodeConfig(cursor, nodeIdentifier)
+    keep = maxItems(config)
+    _checkCount("maxItems", keep)
+    _storeItem(cursor, nodeIdentifier, itemIdentifier, payload, publisher, keep, now)
+    return Publication(
+        StoredItem(itemIdentifier, payload, publisher, now),
+        config,
+        created,
+        tuple(_subscriptions(cursor, nodeIdentifier)),
+    )
+
+
 def _items(
     cursor: Cursor, nodeIdentifier: str, itemIdentifiers: list[str] | None, maxItems: int | None
 ) -> list[StoredItem]:
@@ -394,6 +478,15 @@ def _deleteItems(cursor: Cursor, nodeIdentifier: str, itemIdentifiers: list[str]
         if cursor.rowcount:
             deleted.append(itemIdentifier)
     return deleted
+
+
+def _retractItems(cursor: Cursor, nodeIdentifier: str, itemIdentifiers: list[str]) -> Retraction:
+    """
+    @return: the ids that existed and were deleted, and the subscriptions.
+    @raise NodeNotFound: if there is no such node.
+    """
+    deleted = _deleteItems(cursor, nodeIdentifier, itemIdentifiers)
+    return Retraction(tuple(deleted), tuple(_subscriptions(cursor, nodeIdentifier)))
 
 
 def _subscribe(
