@@ -3,11 +3,13 @@ Shared plumbing of the benchmarks: child processes that talk JSON lines on
 stdout, their clean-up (also on Ctrl-C and on failure), RSS and CPU readings
 from C{/proc}, and table output.
 
-Not part of the package and not run by the test suite.
+Not part of the package. C{scripts/test} runs each benchmark once with
+C{--smoke} (see L{parseArguments}).
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import json
 import os
@@ -131,6 +133,32 @@ def workDirectory(reactor: Any, prefix: str, keep: bool, description: str = "") 
         f"work directory: {work}{suffix}"
     )
     return work
+
+
+def parseArguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str], smoke: Sequence[str]
+) -> argparse.Namespace:
+    """
+    Add C{--smoke} to C{parser} and parse C{argv}.
+
+    C{--smoke} is a run of a few seconds with the options C{smoke} (command
+    line words, e.g. C{["-n", "500"]}) in place of the defaults; options
+    given on the command line still win. C{scripts/test} runs every
+    benchmark so, to keep them working: the figures are printed, and
+    nothing checks them (they are too small to mean much).
+
+    @return: the parsed options.
+    """
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"a quick run to check that the benchmark works: {' '.join(smoke)}",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        # Later words win, so the command line overrides the smoke options.
+        args = parser.parse_args([*smoke, *argv])
+    return args
 
 
 def runMain(main: Callable[[Any, list[str]], Any]) -> None:

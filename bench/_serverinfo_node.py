@@ -611,7 +611,10 @@ async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
         nodeIdentifier: str, itemIdentifier: str, payload: Any, *a: Any, **kw: Any
     ) -> None:
         start = now()
-        info = parsePayload(payload)
+        # The publisher hands over the item serialised; the script's own
+        # publishes (part 1) hand over the element.
+        element = generic.parseXml(payload.encode()) if isinstance(payload, str) else payload
+        info = parsePayload(element)
         remotes = [r for d in info.domains for r in d.remotes]
         named = sorted(r.name for r in remotes if r.name is not None)
         await publishLocal(nodeIdentifier, itemIdentifier, payload, *a, **kw)

@@ -5,7 +5,7 @@ settings and with the ones `twistd xmppnetgraph` uses
 (`xmppnetgraph.tap.tuneGarbageCollector`). Each setting runs in a fresh
 process that has imported the whole node first, as a running node has.
 
-    python bench/parse_large_stanza.py [--peers 10000] [--repeat 10]
+    python bench/parse_large_stanza.py [--peers 10000] [--repeat 10] [--smoke]
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
 
 SETTINGS = ("default", "tuned", "off")
 
@@ -74,7 +79,7 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--child", choices=SETTINGS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = _common.parseArguments(parser, sys.argv[1:], ["--peers", "300", "--repeat", "2"])
     if args.child:
         print(json.dumps(child(args.child, args.peers, args.repeat)))
         return

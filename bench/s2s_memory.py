@@ -18,7 +18,7 @@ Prosody process (C{tests.prosody.ProsodyPeer}, logging at info) that
 trusts the same CA.
 
 Usage: python bench/s2s_memory.py [-n 1000] [--steps 4] [--warmup 20]
-       [--concurrency 50] [--settle 2] [--no-prosody] [--keep]
+       [--concurrency 50] [--settle 2] [--no-prosody] [--keep] [--smoke]
 """
 
 from __future__ import annotations
@@ -389,7 +389,11 @@ async def main(reactor: Any, argv: list[str]) -> None:
         "--no-prosody", action="store_true", help="do not measure a Prosody process"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    args = parser.parse_args(argv)
+    args = _common.parseArguments(
+        parser,
+        argv,
+        ["-n", "20", "--steps", "1", "--warmup", "5", "--concurrency", "10", "--settle", "0.2"],
+    )
 
     from tests.pki import TestCA
 

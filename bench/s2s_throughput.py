@@ -26,6 +26,7 @@ CPU seconds each process used during a round are printed with it.
 
 Usage: python bench/s2s_throughput.py [-n 20000] [--size 100] [--rounds 5]
        [--warmup 1000] [--batch 100] [--no-prosody] [--prosody-log info] [--keep]
+       [--smoke]
 """
 
 from __future__ import annotations
@@ -437,7 +438,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
         help="Prosody's log level while measuring (default info)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    args = parser.parse_args(argv)
+    args = _common.parseArguments(parser, argv, ["-n", "500", "--rounds", "1", "--warmup", "100"])
     work = _common.workDirectory(
         reactor,
         "xng-bench-",

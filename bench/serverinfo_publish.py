@@ -30,7 +30,7 @@ the origin's C{publishDelay}.
 
 Usage: python bench/serverinfo_publish.py [--peers 10000] [--subscribers 100]
        [--rounds 1] [--delays 2,0.2] [--repeats 5] [--no-postgres]
-       [--skip-cost] [--skip-latency] [--keep]
+       [--skip-cost] [--skip-latency] [--keep] [--smoke]
 """
 
 from __future__ import annotations
@@ -710,7 +710,8 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument("--skip-cost", action="store_true", help="skip part 1")
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    args = parser.parse_args(argv)
+    smoke = ["--peers", "300", "--subscribers", "10", "--receiver-domains", "2", "--repeats", "1"]
+    args = _common.parseArguments(parser, argv, [*smoke, "--delays", "0.2"])
     work = _common.workDirectory(reactor, "xng-bench-serverinfo-", args.keep)
     sys.stdout.flush()
     began = time.monotonic()
