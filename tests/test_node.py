@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+from twisted.internet import reactor
+from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
@@ -24,12 +25,12 @@ class BuildServiceTests(TestCase):
 
     def build(self, **config: Any) -> NodeService:
         """
-        @return: a node for C{example.org} in a new data directory, on a
-            memory reactor; its database is closed at the end of the test.
+        @return: a node for C{example.org} in a new data directory (not
+            started); its database is closed at the end of the test.
         """
         node = buildService(
             Config(domain="example.org", dataDir=Path(self.mktemp()).absolute(), **config),
-            MemoryReactorClock(),
+            reactor,
         )
         self.addCleanup(node.database.close)
         return node
@@ -84,3 +85,16 @@ class BuildServiceTests(TestCase):
         events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.build()
         self.assertEqual([e for e in events if "crawler" in e["log_format"]], [])
+
+    def test_reactorChecked(self) -> None:
+        """
+        A reactor without what a node needs (here a bare clock: no TCP, no
+        threads) is refused at once, naming what is missing.
+        """
+        from twisted.internet.task import Clock
+
+        config = Config(domain="example.org", dataDir=Path(self.mktemp()).absolute())
+        with self.assertRaises(TypeError) as caught:
+            buildService(config, Clock())
+        self.assertIn("IReactorTCP", str(caught.exception))
+        self.assertIn("IReactorThreads", str(caught.exception))

@@ -16,18 +16,17 @@ router and link table and calls only the builders it wants.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 from twisted.application import service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IReactorTime, IResolver
+from twisted.internet.interfaces import IResolver
 from wokkel.component import Router
 from wokkel.disco import DiscoHandler
 
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.reactortypes import INodeReactor
 from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.store.database import Database
 
@@ -52,7 +51,7 @@ class Core:
         host, made by L{component}.
     """
 
-    reactor: Any
+    reactor: INodeReactor
     database: Database
     router: Router
     feed: IChangeFeed
@@ -75,11 +74,19 @@ class Core:
         found = self._byDomain.get(domain)
         if found is None:
             found = LocalComponent(self.router, [domain], self.reactor, self.iqTimeout)
-            found.setName(domain)
             DiscoHandler().setHandlerParent(found)
-            found.setServiceParent(self.components)
+            attach(found, domain, self.components)
             self._byDomain[domain] = found
         return found
+
+
+def attach(child: service.Service, name: str, parent: service.IServiceCollection) -> None:
+    """
+    Name C{child} and make it a child of C{parent}: how every builder adds
+    its services to the node's tree.
+    """
+    child.setName(name)
+    child.setServiceParent(parent)
 
 
 class CoreService(service.MultiService):
@@ -96,8 +103,7 @@ class CoreService(service.MultiService):
         super().__init__()
         self.core = core
         self.database = core.database
-        core.components.setName("components")
-        core.components.setServiceParent(self)
+        attach(core.components, "components", self)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -113,7 +119,7 @@ class CoreService(service.MultiService):
 
 
 def makeCore(
-    reactor: IReactorTime,
+    reactor: INodeReactor,
     database: Database,
     *,
     router: Router | None = None,

@@ -6,13 +6,11 @@ says what and where, at start-up rather than later in the log.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application import service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -35,7 +33,7 @@ class Listener(service.Service):
     _log = Logger()
 
     def __init__(
-        self, what: str, description: str, factory: IProtocolFactory, reactor: Any
+        self, what: str, description: str, factory: IProtocolFactory, reactor: IReactorCore
     ) -> None:
         self.what = what
         self.description = description

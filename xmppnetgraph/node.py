@@ -8,8 +8,6 @@ C{twistd xmppnetgraph} goes through L{xmppnetgraph.tap}.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.interfaces import IResolver
 from twisted.logger import Logger
 
@@ -18,6 +16,7 @@ from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.datadir import ensureDataDir
 from xmppnetgraph.http.build import buildWeb
 from xmppnetgraph.listener import Listener
+from xmppnetgraph.reactortypes import INodeReactor, typedReactor
 from xmppnetgraph.s2s.build import buildS2S
 from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.serverinfo.build import ServerInfoModule, buildServerInfo
@@ -40,7 +39,7 @@ class NodeService(CoreService):
     web: Listener | None
 
 
-def buildService(config: Config, reactor: Any, resolver: IResolver | None = None) -> NodeService:
+def buildService(config: Config, reactor: object, resolver: IResolver | None = None) -> NodeService:
     """
     Build the node's services; nothing listens until the returned service
     is started.
@@ -50,12 +49,16 @@ def buildService(config: Config, reactor: Any, resolver: IResolver | None = None
     configured), C{"publisher"} (unless publishing is off) and C{"web"}
     (unless disabled). The database is closed after they all stopped.
 
+    @param reactor: the reactor, for instance the global one.
     @param resolver: the DNS resolver (default: the system's).
+    @raise TypeError: if C{reactor} lacks one of the interfaces of
+        L{INodeReactor}.
     """
+    nodeReactor = typedReactor(reactor, INodeReactor)
     dataDir = ensureDataDir(config.dataDir)
     core = makeCore(
-        reactor,
-        openDatabase(config.database, dataDir, reactor),
+        nodeReactor,
+        openDatabase(config.database, dataDir, nodeReactor),
         resolver=resolver,
         iqTimeout=config.iqTimeout,
     )

@@ -510,7 +510,7 @@ class QueryScheduler:
     def _store(self, request: _Request, result: object, now: float) -> None:
         if isinstance(result, Failure):
             # Keep no frames (and the objects they hold) alive in the cache.
-            result.cleanFailure()  # type: ignore[no-untyped-call]
+            result.cleanFailure()
             lifetime = request.errorTtl
         else:
             lifetime = request.ttl

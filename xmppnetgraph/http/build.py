@@ -10,7 +10,7 @@ from twisted.application.service import IServiceCollection
 from twisted.web.server import Site
 
 from xmppnetgraph.config import Config
-from xmppnetgraph.core import Core
+from xmppnetgraph.core import Core, attach
 from xmppnetgraph.http.api import ServerInfoResource, buildRoot
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.serverinfo.build import ServerInfoModule
@@ -37,6 +37,5 @@ def buildWeb(
             )
         )
     web = Listener("the web endpoint", config.web, Site(root), core.reactor)
-    web.setName("web")
-    web.setServiceParent(parent)
+    attach(web, "web", parent)
     return web

@@ -13,7 +13,7 @@ from wokkel.ping import PingHandler
 
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials, loadTrustRoots
 from xmppnetgraph.config import Config
-from xmppnetgraph.core import Core
+from xmppnetgraph.core import Core, attach
 from xmppnetgraph.datadir import dialbackSecret, ensureDataDir
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.listener import Listener
@@ -51,12 +51,10 @@ def buildS2S(core: Core, config: Config, parent: IServiceCollection) -> S2SServi
         core.reactor,
         core.resolver if core.resolver is not None else defaultResolver(core.reactor),
     )
-    s2s.setName("s2s")
-    s2s.setServiceParent(parent)
+    attach(s2s, "s2s", parent)
 
     listener = Listener("s2s", config.s2s, s2s.serverFactory(), core.reactor)
-    listener.setName("s2s-listen")
-    listener.setServiceParent(parent)
+    attach(listener, "s2s-listen", parent)
     if config.s2sDirectTLS:
         direct = Listener(
             "direct-TLS s2s",
@@ -64,8 +62,7 @@ def buildS2S(core: Core, config: Config, parent: IServiceCollection) -> S2SServi
             TLSMemoryBIOFactory(s2s.serverTLSOptions, False, s2s.serverFactory()),
             core.reactor,
         )
-        direct.setName("s2s-direct-tls")
-        direct.setServiceParent(parent)
+        attach(direct, "s2s-direct-tls", parent)
 
     PingHandler().setHandlerParent(core.component(config.domain))
     return s2s

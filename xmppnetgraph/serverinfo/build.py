@@ -13,7 +13,7 @@ from twisted.application.service import IServiceCollection
 from wokkel.disco import DiscoClientProtocol
 
 from xmppnetgraph.config import Config
-from xmppnetgraph.core import Core
+from xmppnetgraph.core import Core, attach
 from xmppnetgraph.disco import ServerDisco
 from xmppnetgraph.pubsub import PubSubBackend, PubSubHandlers, pubSubHandlers
 from xmppnetgraph.serverinfo.consent import ConsentChecker, discoFeatures, loadAllowlist
@@ -95,6 +95,5 @@ def buildServerInfo(core: Core, config: Config, parent: IServiceCollection) -> S
             delay=config.publishDelay,
             refresh=config.publishRefresh,
         )
-        publisher.setName("publisher")
-        publisher.setServiceParent(parent)
+        attach(publisher, "publisher", parent)
     return ServerInfoModule(disco, backend, handlers, publisher, config.effectivePubsubHost)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StanzaError
+from wokkel.disco import DiscoClientProtocol, DiscoInfo
 
 from xmppnetgraph.error import QueueFull, SchedulerStopped, XmppNetGraphError
 from xmppnetgraph.interfaces import IChangeFeed
@@ -321,7 +321,9 @@ def loadAllowlist(path: str | os.PathLike[str]) -> frozenset[str]:
     return frozenset(domains)
 
 
-def discoFeatures(discoClient: Any, sender: str) -> Callable[[str], defer.Deferred[set[str]]]:
+def discoFeatures(
+    discoClient: DiscoClientProtocol, sender: str
+) -> Callable[[str], defer.Deferred[set[str]]]:
     """
     The query a L{ConsentChecker} needs, made with a Wokkel
     C{DiscoClientProtocol} attached to a component with a working
@@ -333,7 +335,8 @@ def discoFeatures(discoClient: Any, sender: str) -> Callable[[str], defer.Deferr
     from twisted.words.protocols.jabber.jid import JID
 
     def features(domain: str) -> defer.Deferred[set[str]]:
-        d = discoClient.requestInfo(JID(domain), sender=JID(sender))
+        # Wokkel is untyped: the Deferred fires with a DiscoInfo.
+        d: defer.Deferred[DiscoInfo] = discoClient.requestInfo(JID(domain), sender=JID(sender))
         return d.addCallback(lambda info: set(info.features))
 
     return features
