@@ -12,7 +12,8 @@ from twisted.words.protocols.jabber.jid import JID
 from wokkel import disco
 
 from xmppnetgraph.config import Config
-from xmppnetgraph.disco import NS_SERVERINFO, ServerDisco
+from xmppnetgraph.disco import ServerDisco
+from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
 
 def info(config: Config, target: str = "example.org", node: str = "") -> disco.DiscoInfo:

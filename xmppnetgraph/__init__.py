@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_wokkelcompat -*-
 """
 xmppnetgraph: a federated XMPP node that maps the XMPP federation.
 

@@ -22,18 +22,12 @@ from zope.interface import implementer
 from xmppnetgraph.config import CONTACT_FIELDS as CONTACT_FIELDS
 from xmppnetgraph.config import Config
 from xmppnetgraph.names import normalizeDomain
-
-NS_SERVERINFO = "urn:xmpp:serverinfo:0"
-FORM_TYPE_SERVERINFO = "http://jabber.org/network/serverinfo"
-SERVERINFO_NODE = "serverinfo"
-
-
-def pubsubNodeURI(pubsubHost: str, node: str = SERVERINFO_NODE) -> str:
-    """
-    @return: the XEP-0485 C{serverinfo-pubsub-node} value for C{node} on
-        C{pubsubHost}.
-    """
-    return f"xmpp:{pubsubHost}?;node={node}"
+from xmppnetgraph.serverinfo.payload import (
+    FORM_FIELD,
+    FORM_TYPE,
+    NS_SERVERINFO,
+    serverInfoFormField,
+)
 
 
 def buildServerInfoForm(
@@ -53,12 +47,10 @@ def buildServerInfoForm(
         if values
     ]
     if pubsubHost is not None:
-        fields.append(
-            data_form.Field(var="serverinfo-pubsub-node", values=[pubsubNodeURI(pubsubHost)])
-        )
+        fields.append(data_form.Field(var=FORM_FIELD, values=[serverInfoFormField(pubsubHost)]))
     if not fields:
         return None
-    return data_form.Form("result", formNamespace=FORM_TYPE_SERVERINFO, fields=fields)
+    return data_form.Form("result", formNamespace=FORM_TYPE, fields=fields)
 
 
 def serverInfoForm(config: Config) -> data_form.Form | None:
