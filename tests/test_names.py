@@ -13,6 +13,7 @@ from xmppnetgraph.names import (
     normalizeBareJID,
     normalizeDomain,
     normalizeHost,
+    normalizeLocalDomain,
     parseJID,
 )
 
@@ -141,6 +142,37 @@ class NormalizeDomainTests(SynchronousTestCase):
         # 229 characters, but 259 in A-labels.
         unicode = ".".join(["\u00e4" * 45] * 5)
         self.assertRejected(unicode, "longer than 253 characters")
+
+
+class NormalizeLocalDomainTests(SynchronousTestCase):
+    """
+    L{normalizeLocalDomain} accepts only domains that arrive on the wire
+    (IDNA 2003 nameprep) as they are configured.
+    """
+
+    def test_sameBothWays(self) -> None:
+        """
+        ASCII and Unicode names that both IDNA versions write alike are
+        normalised as L{normalizeDomain} does.
+        """
+        self.assertEqual(normalizeLocalDomain("Example.ORG"), "example.org")
+        self.assertEqual(normalizeLocalDomain("BÜCHER.example"), "bücher.example")
+
+    def test_differentOnTheWire(self) -> None:
+        """
+        C{faß.de} is C{fass.de} in IDNA 2003, so stanzas for it would never
+        reach a node configured with it: refused, naming the wire form.
+        """
+        with self.assertRaises(ValueError) as caught:
+            normalizeLocalDomain("faß.de")
+        self.assertIn("'fass.de'", str(caught.exception))
+        self.assertEqual(normalizeLocalDomain("fass.de"), "fass.de")
+
+    def test_invalid(self) -> None:
+        """
+        What L{normalizeDomain} refuses is refused too.
+        """
+        self.assertRaises(ValueError, normalizeLocalDomain, "a@b.example")
 
 
 class DomainToASCIITests(SynchronousTestCase):

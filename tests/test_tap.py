@@ -1464,6 +1464,12 @@ class ConfigValidationTests(TempDirMixin, SynchronousTestCase):
         cases: list[tuple[list[str], dict[str, Any], str]] = [
             (["--domain=a b"], {"domain": "a b"}, "--domain: 'a b' is not a valid domain"),
             (["--domain="], {"domain": ""}, "--domain is required"),
+            (["--domain=faß.de"], {"domain": "faß.de"}, "--domain: 'faß.de' cannot be served"),
+            (
+                ["--domain=a.example", "--pubsub-host=ps.faß.de"],
+                {"pubsubHost": "ps.faß.de"},
+                "--pubsub-host: 'ps.faß.de' cannot be served",
+            ),
             (
                 ["--domain=a.example", "--pubsub-host=A.example"],
                 {"pubsubHost": "A.example"},

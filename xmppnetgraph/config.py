@@ -26,7 +26,12 @@ import attrs
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactor
 
-from xmppnetgraph.names import normalizeBareJID, normalizeDomain, normalizeHost
+from xmppnetgraph.names import (
+    normalizeBareJID,
+    normalizeDomain,
+    normalizeHost,
+    normalizeLocalDomain,
+)
 from xmppnetgraph.serverinfo.consent import loadAllowlist
 
 __all__ = [
@@ -196,24 +201,32 @@ def _text(option: str, value: object) -> str:
     return value
 
 
-def _domain(option: str, value: object) -> str:
+def _domain(option: str, value: object, normalize: Callable[[str], str] = normalizeDomain) -> str:
     """
-    @return: C{value} as a normalised domain (L{normalizeDomain}).
+    @return: C{value} as a normalised domain (L{normalizeDomain}, or
+        C{normalize}).
     @raise ValueError: if it is missing or not a bare domain name.
     """
     if not value:
         raise ValueError(f"{option} is required")
     try:
-        return normalizeDomain(_text(option, value))
+        return normalize(_text(option, value))
     except ValueError as e:
         raise ValueError(f"{option}: {e}") from None
 
 
-def _optionalDomain(option: str, value: object) -> str:
+def _localDomain(option: str, value: object) -> str:
     """
-    @return: C{value} as a normalised domain, or C{""} for none.
+    @return: C{value} as a domain this node can serve (L{normalizeLocalDomain}).
     """
-    return _domain(option, value) if value else ""
+    return _domain(option, value, normalizeLocalDomain)
+
+
+def _optionalLocalDomain(option: str, value: object) -> str:
+    """
+    @return: C{value} as a domain this node can serve, or C{""} for none.
+    """
+    return _localDomain(option, value) if value else ""
 
 
 def _differsFromDomain(config: Config, option: str, value: str) -> None:
@@ -602,7 +615,7 @@ class Config:
     domain: str = attrs.field(
         metadata=_declare(
             Option("domain", "string", "The XMPP domain this node serves (required)."),
-            convert=_domain,
+            convert=_localDomain,
         )
     )
     dataDir: Path = attrs.field(
@@ -701,7 +714,7 @@ class Config:
                 "Domain of this node's pub-sub service, served on the same s2s listener.",
                 defaultText="pubsub.DOMAIN",
             ),
-            convert=_optionalDomain,
+            convert=_optionalLocalDomain,
             check=_differsFromDomain,
         ),
     )

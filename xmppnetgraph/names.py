@@ -98,6 +98,32 @@ def normalizeDomain(text: str) -> str:
     return mapped
 
 
+def normalizeLocalDomain(text: str) -> str:
+    """
+    Like L{normalizeDomain}, for a domain this node serves: stanzas reach
+    it addressed as Twisted prepares JIDs (IDNA 2003 nameprep), so a name
+    whose IDNA 2003 and IDNA 2008 forms differ (C{faß.de} is C{fass.de} in
+    IDNA 2003) could never be served under the name configured.
+
+    @param text: a domain as a user wrote it.
+    @return: the normalised domain.
+    @raise ValueError: if C{text} is not a usable domain name, or is one
+        that IDNA 2003 writes differently; the message says why.
+    """
+    domain = normalizeDomain(text)
+    if not domain.isascii():
+        try:
+            wire = jid.JID(tuple=(None, domain, None)).host
+        except (jid.InvalidFormat, UnicodeError, IndexError):
+            wire = None
+        if wire != domain:
+            raise ValueError(
+                f"{text!r} cannot be served: XMPP addresses on the wire (IDNA 2003) "
+                f"write it as {wire!r}; use the name they use"
+            )
+    return domain
+
+
 def domainToASCII(domain: str) -> str:
     """
     Convert a domain to the ASCII form used in DNS queries, certificate
