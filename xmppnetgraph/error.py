@@ -175,6 +175,13 @@ class BadNodeConfiguration(XmppNetGraphError):
     """
 
 
+class InvalidDomainName(XmppNetGraphError, ValueError):
+    """
+    A domain name given to the graph store is not a valid domain name (the
+    message says which and why); nothing was stored.
+    """
+
+
 class StorageFull(XmppNetGraphError):
     """
     The database cannot store more (disk full, quota).

@@ -12,8 +12,15 @@ from zope.interface import Attribute, Interface
 
 from xmppnetgraph.model import (
     ChangeEvent,
+    DomainFacts,
+    DomainRecord,
+    GraphCounts,
+    GraphEvent,
+    GraphSnapshot,
     Link,
     Publication,
+    ReportedLink,
+    ReportOutcome,
     Retraction,
     StoredItem,
     Subscription,
@@ -21,6 +28,8 @@ from xmppnetgraph.model import (
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
+
+    from xmppnetgraph.serverinfo.payload import RemoteDomain
 
 _E = TypeVar("_E", bound=ChangeEvent)
 
@@ -326,4 +335,82 @@ class IPubSubBackend(Interface):
         """
         @return: the subscriptions of C{entity}'s bare JID and of its full
             JIDs, on every node, by node.
+        """
+
+
+class IGraphStore(Interface):
+    """
+    The aggregator's graph with its history: domains and their facts, and
+    the links each publisher reports, kept as intervals so that the graph
+    at any past time can be rebuilt and an unchanged refresh writes only a
+    timestamp. Every method returns a Deferred; every writing method is one
+    transaction and, when it changed anything, writes numbered events in
+    that transaction and then, after the commit, emits one
+    L{xmppnetgraph.model.GraphChanged} on the node's change feed. Times
+    come from the store's clock. Failures: L{xmppnetgraph.error.InvalidDomainName}
+    (nothing stored), C{StorageFull}, C{StorageError}.
+    """
+
+    def storeReport(reporter: str, remotes: Iterable[RemoteDomain]) -> Deferred[ReportOutcome]:
+        """
+        Store C{reporter}'s full report (the remote domains of its
+        XEP-0485 item for its own domain), replacing the previous one:
+        unchanged links keep their intervals, changed ones are closed and
+        opened anew, missing ones are closed; anonymous peers keep their
+        slots when unchanged. Named peers the store does not know are added
+        as domains. Entries naming the same peer are merged.
+
+        @param reporter: the reporting domain.
+        @param remotes: every remote domain of the report.
+        @return: what changed.
+        """
+
+    def recordFetch(domain: str, facts: DomainFacts) -> Deferred[bool]:
+        """
+        Record that C{domain} was fetched now and what was found (a stale
+        domain that is fetched is no longer stale).
+
+        @return: whether the facts changed.
+        """
+
+    def markStale(window: float) -> Deferred[list[str]]:
+        """
+        Mark stale every domain not seen for C{window} seconds (neither
+        answering, nor reporting, nor named in a report confirmed in that
+        time).
+
+        @return: the domains newly marked, sorted.
+        """
+
+    def graph(at: float | None = None) -> Deferred[GraphSnapshot]:
+        """
+        @param at: a past time, or L{None} for now.
+        @return: the stored graph as it was at C{at}.
+        """
+
+    def domain(domain: str) -> Deferred[DomainRecord | None]:
+        """
+        @return: what is known about C{domain} now, or L{None} if nothing.
+        """
+
+    def peers(domain: str) -> Deferred[list[ReportedLink]]:
+        """
+        @return: the current links that C{domain} reports or that name it.
+        """
+
+    def history(domain: str, limit: int = 1000) -> Deferred[list[GraphEvent]]:
+        """
+        @return: the oldest C{limit} events about C{domain} (its facts, its
+            links, the links that name it), in order.
+        """
+
+    def events(afterId: int = 0, limit: int = 1000) -> Deferred[list[GraphEvent]]:
+        """
+        @return: the first C{limit} events with an id above C{afterId}, in
+            order.
+        """
+
+    def counts() -> Deferred[GraphCounts]:
+        """
+        @return: counts over the current store.
         """

@@ -307,3 +307,227 @@ class SubscriptionChanged(ChangeEvent):
     node: str
     subscriber: str
     subscribed: bool
+
+
+# -- the graph store -----------------------------------------------------------
+
+
+@attrs.frozen
+class DomainFacts:
+    """
+    What one fetch of a domain found out about it (the crawler's words).
+    Equal facts on a later fetch are no change.
+
+    @ivar status: a short code for the outcome (C{"publishes"},
+        C{"no-consent"}, C{"unreachable"}, ...; the crawler's vocabulary).
+    @ivar reachable: whether the domain answered us at all.
+    @ivar error: why it is not on the graph, in plain words a server
+        admin can act on, or L{None}.
+    @ivar publishes: whether it publishes XEP-0485 server information, or
+        L{None} if unknown.
+    @ivar consents: whether its disco#info lists C{urn:xmpp:serverinfo:0}
+        (consent to be named), or L{None} if unknown.
+    @ivar softwareName: its XEP-0092 software name, or L{None}.
+    @ivar softwareVersion: its XEP-0092 software version, or L{None}.
+    @ivar tlsVersion: the TLS version our stream to it used (C{"TLSv1.3"}),
+        or L{None}.
+    @ivar auth: how our stream authenticated (C{"sasl-external"},
+        C{"dialback"}), or L{None}.
+    @ivar certValid: whether its certificate was valid for it, or L{None}.
+    @ivar directTLS: whether it offers XEP-0368 direct TLS, or L{None}.
+    """
+
+    status: str
+    reachable: bool
+    error: str | None = None
+    publishes: bool | None = None
+    consents: bool | None = None
+    softwareName: str | None = None
+    softwareVersion: str | None = None
+    tlsVersion: str | None = None
+    auth: str | None = None
+    certValid: bool | None = None
+    directTLS: bool | None = None
+
+
+@attrs.frozen
+class DomainRecord:
+    """
+    Everything the graph store knows about one domain now.
+
+    @ivar domain: the domain (normalised).
+    @ivar firstSeen: when it was first named or fetched.
+    @ivar lastSeen: when it last answered, reported, or was named in a
+        report that was confirmed.
+    @ivar lastFetch: when we last tried to fetch it, or L{None}.
+    @ivar facts: what the last fetch found, or L{None} if never fetched.
+    @ivar factsSince: since when the facts (and C{stale}) are as they are,
+        or L{None}.
+    @ivar stale: whether it has not been refreshed within the window and
+        so is out of the current graph.
+    @ivar reportChanged: when its report last changed, or L{None} if it
+        never reported.
+    @ivar reportConfirmed: when its report was last stored (changed or
+        not), or L{None}.
+    """
+
+    domain: str
+    firstSeen: float
+    lastSeen: float
+    lastFetch: float | None
+    facts: DomainFacts | None
+    factsSince: float | None
+    stale: bool
+    reportChanged: float | None = None
+    reportConfirmed: float | None = None
+
+
+@attrs.frozen
+class ReportedLink:
+    """
+    One link one reporter reports, valid over an interval.
+
+    @ivar reporter: the domain whose XEP-0485 item reports it.
+    @ivar remote: the named peer, or L{None} for an anonymous one.
+    @ivar slot: 0 for a named peer; for an anonymous one, its number among
+        the reporter's anonymous peers, stable while it is reported
+        unchanged (never reused).
+    @ivar directions: the connection types (C{"incoming"}, C{"outgoing"},
+        C{"bidi"}) as the reporter sees them, sorted, each once; empty when
+        it did not say.
+    @ivar validFrom: since when it is reported so.
+    @ivar validTo: until when (exclusive), or L{None} while it is current.
+    """
+
+    reporter: str
+    remote: str | None
+    slot: int
+    directions: tuple[str, ...]
+    validFrom: float
+    validTo: float | None = None
+
+
+@attrs.frozen
+class GraphDomain:
+    """
+    One domain in a L{GraphSnapshot}, as it was at the snapshot's time.
+
+    @ivar domain: the domain.
+    @ivar firstSeen: when it was first named or fetched.
+    @ivar lastSeen: when it was last seen (never after the snapshot's time).
+    @ivar publishes: whether it publishes, or L{None} if unknown.
+    @ivar consents: whether it consents to be named, or L{None} if unknown.
+    @ivar stale: whether it was stale.
+    @ivar status: the status code of its facts, or L{None}.
+    """
+
+    domain: str
+    firstSeen: float
+    lastSeen: float
+    publishes: bool | None
+    consents: bool | None
+    stale: bool
+    status: str | None = None
+
+
+@attrs.frozen
+class GraphSnapshot:
+    """
+    The stored graph at one time, before any view rule: every known domain
+    and every reported link valid then.
+
+    @ivar at: the time it shows.
+    @ivar domains: the domains first seen by then, sorted by name.
+    @ivar links: the links reported then, sorted by reporter, remote, slot.
+    @ivar lastChange: the time of the newest change up to C{at}, or L{None}.
+    @ivar lastEventId: the id of the newest event up to C{at} (0 for none).
+    """
+
+    at: float
+    domains: tuple[GraphDomain, ...]
+    links: tuple[ReportedLink, ...]
+    lastChange: float | None
+    lastEventId: int
+
+
+@attrs.frozen
+class GraphEvent:
+    """
+    One committed change of the graph store.
+
+    @ivar id: its number; ids increase in commit order.
+    @ivar at: when it was stored.
+    @ivar kind: C{"domain-added"}, C{"domain-changed"}, C{"link-added"},
+        C{"link-changed"} or C{"link-removed"}.
+    @ivar domain: the domain it is about (for a link, its reporter).
+    @ivar peer: for a link to a named peer, that peer; else L{None}.
+    @ivar data: the new values (JSON-compatible).
+    """
+
+    id: int
+    at: float
+    kind: str
+    domain: str
+    peer: str | None
+    data: Mapping[str, object]
+
+
+@attrs.frozen
+class ReportOutcome:
+    """
+    What storing one report changed.
+
+    @ivar added: links that were not reported before.
+    @ivar changed: links whose directions changed.
+    @ivar removed: links no longer reported.
+    @ivar newDomains: domains the store had not heard of.
+    @ivar events: how many events the change wrote (0: nothing changed but
+        a timestamp).
+    """
+
+    added: int
+    changed: int
+    removed: int
+    newDomains: int
+    events: int
+
+
+@attrs.frozen
+class GraphCounts:
+    """
+    Counts over the current graph store, for statistics.
+
+    @ivar domains: domains known (named ones).
+    @ivar publishing: domains whose current facts say they publish.
+    @ivar stale: domains currently stale.
+    @ivar reporters: domains with a stored report.
+    @ivar namedLinks: current links to named peers.
+    @ivar anonymousLinks: current links to anonymous peers.
+    @ivar confirmedPairs: pairs of domains that currently report each
+        other.
+    @ivar lastEventId: the id of the newest event (0 for none).
+    """
+
+    domains: int
+    publishing: int
+    stale: int
+    reporters: int
+    namedLinks: int
+    anonymousLinks: int
+    confirmedPairs: int
+    lastEventId: int
+
+
+@attrs.frozen
+class GraphChanged(ChangeEvent):
+    """
+    The graph store committed changes: its events C{firstEventId} to
+    C{lastEventId} (read them with C{IGraphStore.events}).
+
+    @ivar domains: the domains the changes are about (reporters and
+        domains whose facts changed), sorted.
+    """
+
+    firstEventId: int
+    lastEventId: int
+    domains: tuple[str, ...]

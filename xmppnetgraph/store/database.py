@@ -167,6 +167,19 @@ class Cursor:
         self._cursor.execute(self._dialect.convert(sql), tuple(params))
         return self
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> Cursor:
+        """
+        Run one statement once for each row of parameters (psycopg
+        pipelines them; both drivers parse the statement once).
+
+        @param sql: the statement, with C{?} placeholders.
+        @param rows: the values for the placeholders, one sequence per run.
+        @return: this cursor.
+        """
+        if rows:
+            self._cursor.executemany(self._dialect.convert(sql), [tuple(row) for row in rows])
+        return self
+
     def fetchone(self) -> tuple[Any, ...] | None:
         """
         @return: the next row of the last query, or L{None}.
