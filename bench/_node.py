@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +324,9 @@ async def startNode(reactor: Any, node: NodeService, timeout: float = 30.0) -> I
     return listener.port
 
 
-def listenForCommands(reactor: Any, handle: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+def listenForCommands(
+    reactor: Any, handle: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+) -> None:
     """
     Read JSON commands on stdin; each is handled in a coroutine of its own
     whose failure is reported as an C{error} event. The process stops when
@@ -332,7 +334,7 @@ def listenForCommands(reactor: Any, handle: Callable[[dict[str, Any]], Awaitable
     """
 
     def command(cmd: dict[str, Any]) -> None:
-        d = defer.ensureDeferred(handle(cmd))
+        d: defer.Deferred[None] = defer.Deferred.fromCoroutine(handle(cmd))
         d.addErrback(lambda f: emit("error", message=f.getTraceback()))
 
     stdio.StandardIO(Commands(command, reactor), reactor=reactor)

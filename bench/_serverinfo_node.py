@@ -43,6 +43,7 @@ from twisted.words.protocols.jabber.xmlstream import STREAM_END_EVENT
 from wokkel import generic, pubsub
 from wokkel.disco import DiscoClientProtocol
 
+from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.model import ConsentChanged, LinkDown, LinkUp
 from xmppnetgraph.node import NodeService
 from xmppnetgraph.pubsub import MAX_ITEMS
@@ -386,22 +387,46 @@ class SubscribeRequest(generic.Request):  # type: ignore[misc]
         return element
 
 
-async def subscribeAll(
-    components: dict[str, Any], service: str, node: str, jids: list[str]
-) -> dict[str, Any]:
+async def startSubscribers(
+    reactor: Any,
+    args: argparse.Namespace,
+    nodes: list[tuple[str, str, int]],
+    received: Callable[[pubsub.ItemsEvent], None],
+    **options: Any,
+) -> dict[str, LocalComponent]:
     """
-    Subscribe every JID in C{jids} (each from the component of its domain)
-    to C{node} at C{service}.
+    Build and start one node per C{(domain, address, port)} in C{nodes};
+    the host of each domain hands every items event it receives to
+    C{received}.
 
-    @return: how many succeeded, and the first few errors.
+    @return: the host of each domain, by domain.
+    """
+    hosts: dict[str, LocalComponent] = {}
+    for domain, address, port in nodes:
+        node = nodeFor(reactor, args, domain, address, port, **options)
+        host = node.core.component(domain)
+        EventSink(received).setHandlerParent(host)
+        hosts[domain] = host
+        await startNode(reactor, node)
+    return hosts
+
+
+async def subscribeAll(hosts: dict[str, LocalComponent], spec: dict[str, Any]) -> None:
+    """
+    The C{{"subscribe": {"service", "node", "jids"}}} command: subscribe
+    every JID in C{jids} (each from the host of its domain) to C{node} at
+    C{service}, and answer C{subscribed} with how many succeeded and the
+    first few errors.
     """
     requests = [
-        components[JID(subscriber).host].request(SubscribeRequest(service, node, subscriber))
-        for subscriber in jids
+        hosts[JID(subscriber).host].request(
+            SubscribeRequest(spec["service"], spec["node"], subscriber)
+        )
+        for subscriber in spec["jids"]
     ]
     results = await defer.DeferredList(requests, consumeErrors=True)
     failures = [r.getErrorMessage() for ok, r in results if not ok]
-    return {"ok": len(results) - len(failures), "failures": failures[:3]}
+    emit("subscribed", ok=len(results) - len(failures), failures=failures[:3])
 
 
 async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
@@ -413,7 +438,6 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
     C{expecting}, then C{received} once C{count} notifications whose item
     has C{peers} remote domains, the first named C{tag...}, have arrived.
     """
-    components: dict[str, Any] = {}
     state: dict[str, Any] = {"expected": -1}
     gcTimer = GCTimer()
 
@@ -451,24 +475,18 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
                 gcSeconds=gcTimer.seconds,
             )
 
+    nodes = []
     for spec in args.node:
         domain, _, where = spec.partition("=")
         address, _, port = where.rpartition(":")
-        node = nodeFor(
-            reactor, args, domain, address, int(port), maxStanzaSize=args.max_stanza_size
-        )
-        host = node.core.component(domain)
-        EventSink(received).setHandlerParent(host)
-        components[domain] = host
-        await startNode(reactor, node)
+        nodes.append((domain, address, int(port)))
+    hosts = await startSubscribers(
+        reactor, args, nodes, received, maxStanzaSize=args.max_stanza_size
+    )
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
-            spec = cmd["subscribe"]
-            emit(
-                "subscribed",
-                **await subscribeAll(components, spec["service"], spec["node"], spec["jids"]),
-            )
+            await subscribeAll(hosts, cmd["subscribe"])
         elif "expect" in cmd:
             spec = cmd["expect"]
             state.update(
@@ -510,20 +528,13 @@ async def runSubscriber(args: argparse.Namespace, reactor: Any) -> None:
             connections={r.name or "": list(r.connections) for r in remotes},
         )
 
-    node = nodeFor(reactor, args, args.domain, args.address, args.s2s_port)
-    host = node.core.component(args.domain)
-    EventSink(received).setHandlerParent(host)
-    await startNode(reactor, node)
+    hosts = await startSubscribers(
+        reactor, args, [(args.domain, args.address, args.s2s_port)], received
+    )
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
-            spec = cmd["subscribe"]
-            emit(
-                "subscribed",
-                **await subscribeAll(
-                    {args.domain: host}, spec["service"], spec["node"], spec["jids"]
-                ),
-            )
+            await subscribeAll(hosts, cmd["subscribe"])
 
     listenForCommands(reactor, handle)
     emit("ready")
