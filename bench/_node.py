@@ -13,6 +13,12 @@ L{xmppnetgraph.node.buildService}, in one of three roles.
 It speaks JSON lines: events on stdout, commands on stdin. The log goes to
 C{<data dir>/node.log}. Run by L{bench.s2s_throughput} and
 L{bench.s2s_memory}; not meant to be run by hand.
+
+The set-up every benchmark node process shares is here too (L{buildNode},
+L{startNode}, L{listenForCommands}, L{runRole}); L{bench._serverinfo_node}
+uses it. Nodes are reached only through the typed objects of
+L{NodeService}: its C{core} (the hosts of the local domains, the link
+table, the change feed, the database), C{s2s} and C{serverInfo}.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet import defer, stdio, task
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -41,7 +49,8 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppnetgraph.config import Config, parseRoute
-from xmppnetgraph.node import buildService
+from xmppnetgraph.listener import Listener
+from xmppnetgraph.node import NodeService, buildService
 
 NS_BENCH = "urn:xmppnetgraph:bench"
 
@@ -254,49 +263,140 @@ class Commands(LineReceiver):
             self.reactor.stop()
 
 
-def buildNode(args: argparse.Namespace, reactor: Any, **extra: Any) -> Any:
+def addNodeArguments(parser: argparse.ArgumentParser) -> None:
     """
-    Build (not start) the node described by C{args}: s2s and the local
-    domains only (no web, no crawling, no publishing, which would add
-    disco traffic of their own while we measure).
+    Add the options every benchmark node process takes: C{--data-dir}
+    (required), C{--address} and C{--route} (repeatable).
     """
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--route", action="append", default=[])
+
+
+def buildNode(
+    reactor: Any,
+    domain: str,
+    dataDir: Path,
+    address: str,
+    port: int,
+    routes: Sequence[str],
+    **options: Any,
+) -> NodeService:
+    """
+    Build (not start) a node for C{domain} with the one node builder
+    (L{buildService}), listening for s2s on C{address} and C{port}, with
+    the static C{routes} (C{DOMAIN=HOST:PORT}) and no DNS. It has s2s and
+    the local domains only: no web, no crawling and no XEP-0485 publisher
+    (which would add disco traffic of their own while we measure), unless
+    C{options} (more L{Config} fields) say otherwise.
+    """
+    settings: dict[str, Any] = dict(enableWeb=False, crawl=False, publish=False)
+    settings.update(options)
     config = Config(
-        domain=args.domain,
-        dataDir=Path(args.data_dir),
-        s2s=f"tcp:{args.s2s_port}:interface={args.address}",
-        enableWeb=False,
-        crawl=False,
-        publish=False,
-        routes=tuple(parseRoute(r) for r in args.route),
-        **extra,
+        domain=domain,
+        dataDir=dataDir,
+        s2s=f"tcp:{port}:interface={address}",
+        routes=tuple(parseRoute(r) for r in routes),
+        **settings,
     )
-    top = buildService(config, reactor, resolver=NoDNS())
-    return top
+    return buildService(config, reactor, resolver=NoDNS())
+
+
+async def startNode(reactor: Any, node: NodeService, timeout: float = 30.0) -> IListeningPort:
+    """
+    Start a built node, stop it at reactor shutdown, and wait until its
+    s2s listener listens.
+
+    @return: the listening port.
+    @raise xmppnetgraph.error.ListenError: if it cannot listen.
+    @raise RuntimeError: if it does not listen within C{timeout} seconds.
+    """
+    node.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
+    listener = node.getServiceNamed("s2s-listen")
+    assert isinstance(listener, Listener)
+    deadline = time.monotonic() + timeout
+    # A TCP endpoint listens in startService; others may listen later.
+    while listener.port is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no s2s listener on {listener.description} within {timeout:g} s")
+        await task.deferLater(reactor, 0.01, lambda: None)
+    return listener.port
+
+
+def listenForCommands(
+    reactor: Any, handle: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+) -> None:
+    """
+    Read JSON commands on stdin; each is handled in a coroutine of its own
+    whose failure is reported as an C{error} event. The process stops when
+    stdin closes.
+    """
+
+    def command(cmd: dict[str, Any]) -> None:
+        d: defer.Deferred[None] = defer.Deferred.fromCoroutine(handle(cmd))
+        d.addErrback(lambda f: emit("error", message=f.getTraceback()))
+
+    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
+
+
+def runRole(reactor: Any, dataDir: Path, role: Coroutine[Any, Any, None]) -> defer.Deferred[None]:
+    """
+    Run one benchmark process: log to C{<dataDir>/node.log} (info and
+    above), run C{role} and report its failure as an C{error} event.
+    """
+    dataDir.mkdir(parents=True, exist_ok=True)
+    logFile = open(dataDir / "node.log", "a")
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(logFile), [LogLevelFilterPredicate(LogLevel.info)]
+            )
+        ],
+        redirectStandardIO=False,
+    )
+
+    def report(reason: Failure) -> Failure:
+        emit("error", message=reason.getTraceback())
+        return reason
+
+    return defer.Deferred.fromCoroutine(role).addErrback(report)
+
+
+def nodeOf(args: argparse.Namespace, reactor: Any, **options: Any) -> NodeService:
+    """
+    Build (not start) the node of this process's C{--domain},
+    C{--address}, C{--s2s-port}, C{--data-dir} and C{--route}s.
+    """
+    return buildNode(
+        reactor,
+        args.domain,
+        Path(args.data_dir),
+        args.address,
+        args.s2s_port,
+        args.route,
+        **options,
+    )
 
 
 async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
     """
     The C{sink} and C{source} roles.
     """
-    top = buildNode(args, reactor)
-    component = top.getServiceNamed("domain")
+    node = nodeOf(args, reactor)
+    host = node.core.component(args.domain)
     if args.role == "sink":
-        Sink().setHandlerParent(component)
+        Sink().setHandlerParent(host)
     else:
         source = Source(reactor, f"bench@{args.domain}", args.peer)
-        source.setHandlerParent(component)
-    top.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    waiting = getattr(top.getServiceNamed("s2s-listen"), "_waitingForPort", None)
-    if waiting is not None:
-        await waiting
+        source.setHandlerParent(host)
+    await startNode(reactor, node)
     emit("ready", pid=os.getpid())
     if args.role == "sink":
         await defer.Deferred()  # until stopped
         return
     first = await source.ping()
     again = await source.ping()
-    s2s = top.getServiceNamed("s2s")
     if args.warmup:
         await source.round(args.warmup, args.size, args.batch)
     emit(
@@ -304,19 +404,20 @@ async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
         firstPing=first,
         ping=again,
         links=[
-            (link.domain, link.direction, link.auth, link.tls) for link in s2s.linkTable.links()
+            (link.domain, link.direction, link.auth, link.tls)
+            for link in node.core.linkTable.links()
         ],
     )
     pending: list[int] = []
     wake: list[defer.Deferred[None]] = []
 
-    def command(cmd: dict[str, Any]) -> None:
+    async def command(cmd: dict[str, Any]) -> None:
         if "round" in cmd:
             pending.append(int(cmd["round"]))
             if wake:
                 wake.pop().callback(None)
 
-    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
+    listenForCommands(reactor, command)
     index = 0
     while True:
         if not pending:
@@ -338,7 +439,7 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
     from xmppnetgraph.s2s.initiate import Authenticate
     from xmppnetgraph.s2s.service import OutgoingAuthenticator
 
-    top = buildNode(
+    node = nodeOf(
         args,
         reactor,
         tlsCert=Path(args.cert),
@@ -347,9 +448,8 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
         handshakeTimeout=120.0,
         connectTimeout=60.0,
     )
-    top.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    s2s = top.getServiceNamed("s2s")
+    await startNode(reactor, node)
+    s2s = node.s2s
     semaphore = defer.DeferredSemaphore(args.concurrency)
     counter = [0]
     held: list[Any] = []
@@ -394,13 +494,11 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
             seconds=time.monotonic() - start,
         )
 
-    def command(cmd: dict[str, Any]) -> None:
+    async def command(cmd: dict[str, Any]) -> None:
         if "open" in cmd:
-            defer.Deferred.fromCoroutine(openMany(int(cmd["open"]))).addErrback(
-                lambda f: emit("error", message=f.getTraceback())
-            )
+            await openMany(int(cmd["open"]))
 
-    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
+    listenForCommands(reactor, command)
     emit("ready", pid=os.getpid())
     await defer.Deferred()
 
@@ -412,10 +510,8 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["sink", "source", "loadgen"])
     parser.add_argument("--domain", required=True)
-    parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--s2s-port", type=int, required=True)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--route", action="append", default=[])
+    addNodeArguments(parser)
     parser.add_argument("--peer", default="", help="JID of the sink (source)")
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--size", type=int, default=100)
@@ -427,29 +523,8 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--key", default="")
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args(argv)
-    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    logFile = open(Path(args.data_dir) / "node.log", "a")
-    globalLogBeginner.beginLoggingTo(
-        [
-            FilteringLogObserver(
-                textFileLogObserver(logFile),
-                [LogLevelFilterPredicate(LogLevel.info)],
-            )
-        ],
-        redirectStandardIO=False,
-    )
-    if args.role == "loadgen":
-        coro = runLoadgen(args, reactor)
-    else:
-        coro = runThroughput(args, reactor)
-
-    def report(reason: Failure) -> Failure:
-        emit("error", message=reason.getTraceback())
-        return reason
-
-    d = defer.Deferred.fromCoroutine(coro)
-    d.addErrback(report)
-    return d
+    run = runLoadgen if args.role == "loadgen" else runThroughput
+    return runRole(reactor, Path(args.data_dir), run(args, reactor))
 
 
 if __name__ == "__main__":

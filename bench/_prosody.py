@@ -54,17 +54,17 @@ async def setProsodyLogLevel(reactor: Any, peer: Any, level: str) -> None:
     needs that during start-up (it waits for a debug line); Debian's
     default is info.
     """
-    from tests import prosody
-
     if level == "debug":
         return
-    text = peer.configPath.read_text()
-    debug = f"log = {{ debug = {prosody._lua(str(peer.logPath))} }}"
-    if debug not in text:
+    # The fixture's line is C{log = { debug = "<log path>" }}: change the
+    # level, keep the path as the fixture quoted it.
+    debug = "log = { debug = "
+    lines = peer.configPath.read_text().splitlines(keepends=True)
+    found = [i for i, line in enumerate(lines) if line.startswith(debug)]
+    if len(found) != 1:
         raise RuntimeError("tests.prosody changed its log line; update bench/_prosody.py")
-    peer.configPath.write_text(
-        text.replace(debug, f"log = {{ {level} = {prosody._lua(str(peer.logPath))} }}")
-    )
+    lines[found[0]] = f"log = {{ {level} = " + lines[found[0]][len(debug) :]
+    peer.configPath.write_text("".join(lines))
     # Prosody installs its signal handlers from a timer once its main loop
     # runs, a little after its ports are open; until then SIGHUP would kill
     # it. The kernel shows caught signals in SigCgt (SIGHUP is bit 0).

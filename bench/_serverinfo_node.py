@@ -1,11 +1,13 @@
 """
 Benchmark processes for L{bench.serverinfo_publish}: xmppnetgraph nodes
-built with L{xmppnetgraph.node.buildService}, in one of five roles.
+built with L{xmppnetgraph.node.buildService} (through L{bench._node}'s
+helpers), in one of five roles.
 
   - C{publisher}: one node (no XEP-0485 publisher service of its own) that
-    publishes a fake C{serverinfo} item with C{publishLocal} on request and
-    times every step: building, storing, handing the notifications to the
-    s2s streams, and draining them into the sockets.
+    publishes a fake C{serverinfo} item through its pub-sub backend
+    (C{serverInfo.backend.publish}) on request and times every step:
+    building, storing, handing the notifications to the s2s streams, and
+    draining them into the sockets.
   - C{receivers}: one or more nodes in this process whose JIDs subscribe to
     the publisher's node, and that count the notifications they receive.
   - C{origin}: a node with the real XEP-0485 publisher (C{publish=True})
@@ -34,29 +36,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _node import Commands, NoDNS, emit
-from twisted.internet import defer, stdio, task
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
-from twisted.python.failure import Failure
+from _node import addNodeArguments, buildNode, emit, listenForCommands, runRole, startNode
+from twisted.internet import defer, task
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.xmlstream import STREAM_END_EVENT
 from wokkel import generic, pubsub
 from wokkel.disco import DiscoClientProtocol
-from zope.interface import implementer
 
-from xmppnetgraph.config import Config, parseRoute
-from xmppnetgraph.interfaces import ILinkObserver
-from xmppnetgraph.linktable import Link
-from xmppnetgraph.node import buildService
+from xmppnetgraph.component import LocalComponent
+from xmppnetgraph.model import ConsentChanged, LinkDown, LinkUp
+from xmppnetgraph.node import NodeService
 from xmppnetgraph.pubsub import MAX_ITEMS
+from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.serverinfo.payload import (
-    DEFAULT_NODE,
-    ITEM_ID,
     NS_SERVERINFO,
     buildPayload,
     fromLinks,
@@ -71,51 +63,17 @@ def now() -> float:
     return time.monotonic()
 
 
-def buildNode(
-    reactor: Any, args: argparse.Namespace, domain: str, address: str, port: int, **extra: Any
-) -> Any:
+def nodeFor(
+    reactor: Any, args: argparse.Namespace, domain: str, address: str, port: int, **options: Any
+) -> NodeService:
     """
     Build (not start) a node for C{domain} listening on C{address} and
-    C{port}: s2s only,
-    no web and no crawling; no XEP-0485 publisher unless C{extra} says
-    C{publish=True}.
+    C{port}, with its data in C{<data dir>/<domain>}: see
+    L{bench._node.buildNode}.
     """
-    options: dict[str, Any] = dict(enableWeb=False, crawl=False, publish=False)
-    options.update(extra)
-    config = Config(
-        domain=domain,
-        dataDir=Path(args.data_dir) / domain,
-        s2s=f"tcp:{port}:interface={address}",
-        routes=tuple(parseRoute(r) for r in args.route),
-        **options,
+    return buildNode(
+        reactor, domain, Path(args.data_dir) / domain, address, port, args.route, **options
     )
-    return buildService(config, reactor, resolver=NoDNS())
-
-
-async def startNode(reactor: Any, top: Any) -> None:
-    """
-    Start a built node, stop it at reactor shutdown, and wait until it
-    listens.
-    """
-    top.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    waiting = getattr(top.getServiceNamed("s2s-listen"), "_waitingForPort", None)
-    if waiting is not None:
-        await waiting
-
-
-def listenForCommands(reactor: Any, handle: Callable[[dict[str, Any]], Any]) -> None:
-    """
-    Read JSON commands on stdin; each is handled in a coroutine of its own
-    whose failure is reported as an C{error} event. The process stops when
-    stdin closes.
-    """
-
-    def command(cmd: dict[str, Any]) -> None:
-        d = defer.ensureDeferred(handle(cmd))
-        d.addErrback(lambda f: emit("error", message=f.getTraceback()))
-
-    stdio.StandardIO(Commands(command, reactor), reactor=reactor)
 
 
 def fakeLinks(tag: str, peers: int, streams: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -132,26 +90,50 @@ def fakeLinks(tag: str, peers: int, streams: int) -> tuple[list[tuple[str, str]]
     return [(name, direction) for name in names for direction in directions], names
 
 
-def pendingBytes(s2s: Any) -> int:
+class OutgoingStreams:
     """
-    @return: bytes written to our outgoing s2s streams that are still
-        buffered in this process, not yet handed to the kernel.
+    The live streams a node's s2s service opened, seen through its public
+    L{S2SService.openStream} (which every outgoing stream goes through):
+    how many bytes they sent, and whether any still has bytes buffered in
+    this process.
     """
-    total = 0
-    for xs, _ in list(s2s._outgoing.values()):
-        transport = xs.transport
-        if transport is None:
-            continue
-        data = getattr(transport, "dataBuffer", b"")
-        total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
-    return total
 
+    def __init__(self, s2s: S2SService, reactor: Any) -> None:
+        """
+        Wrap C{s2s.openStream}; do it before the service starts.
 
-def bytesSent(s2s: Any) -> int:
-    """
-    @return: bytes written so far on our outgoing s2s streams.
-    """
-    return sum(xs.bytesOut for xs, _ in list(s2s._outgoing.values()))
+        @param reactor: the reactor the streams write through (an
+            L{IReactorFDSet<twisted.internet.interfaces.IReactorFDSet>}).
+        """
+        self.streams: set[Any] = set()
+        self._reactor = reactor
+        openStream = s2s.openStream
+
+        def recordingOpenStream(remote: str, authenticator: Any) -> defer.Deferred[Any]:
+            def opened(xs: Any) -> Any:
+                self.streams.add(xs)
+                xs.addObserver(STREAM_END_EVENT, lambda _: self.streams.discard(xs))
+                return xs
+
+            return openStream(remote, authenticator).addCallback(opened)
+
+        s2s.openStream = recordingOpenStream  # type: ignore[method-assign]
+
+    def pending(self) -> bool:
+        """
+        @return: whether bytes written to the streams are still buffered
+            in this process, not yet handed to the kernel: a transport
+            with buffered bytes stays among the reactor's writers until
+            they are all written.
+        """
+        writers = set(self._reactor.getWriters())
+        return any(xs.transport in writers for xs in self.streams)
+
+    def bytesSent(self) -> int:
+        """
+        @return: bytes written so far on the streams.
+        """
+        return sum(xs.bytesOut for xs in self.streams)
 
 
 # -- publisher ----------------------------------------------------------------
@@ -246,24 +228,30 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
     extra: dict[str, Any] = dict(maxSubscriptionsPerDomain=args.max_subscriptions)
     if args.database:
         extra["database"] = args.database
-    top = buildNode(reactor, args, args.domain, args.address, args.s2s_port, **extra)
-    s2s = top.getServiceNamed("s2s")
-    resource = top.getServiceNamed("pubsub").pubsubResource
+    node = nodeFor(reactor, args, args.domain, args.address, args.s2s_port, **extra)
+    serverInfo = node.serverInfo
+    backend = serverInfo.backend
+    streams = OutgoingStreams(node.s2s, reactor)
     config = {MAX_ITEMS: 1}
-    await startNode(reactor, top)
+    await startNode(reactor, node)
     # The node as the publisher service would create it, empty, so that a
     # new subscriber gets no last item.
-    await resource.store.createNode(DEFAULT_NODE, {**resource.defaultConfig, **config})
+    await backend.ensureNode(serverInfo.node, config)
 
     marks = Marks()
     gcTimer = GCTimer()
-    store = resource.store
-    for name in ("nodeConfig", "storeItem", "subscriptions"):
-        setattr(store, name, marks.wrapDeferred(name, getattr(store, name)))
-    notifier = resource.notifier
+    # One transaction: store the item, trim the node, read its subscriptions.
+    store = backend.store
+    wrapped = marks.wrapDeferred("publishItem", store.publishItem)
+    store.publishItem = wrapped  # type: ignore[method-assign]
+    # The XMPP notifier, called (through the change feed) once it is stored.
+    notifier = serverInfo.pubsub.service
     notifier.notifyPublish = marks.wrapCall("notifyPublish", notifier.notifyPublish)
     last: dict[str, Any] = {}
-    localDomains = frozenset((args.domain, f"pubsub.{args.domain}"))
+    localDomains = node.s2s.localDomains
+
+    def outgoingLinks() -> int:
+        return sum(1 for link in node.core.linkTable.links() if link.direction == "outgoing")
 
     async def publish(spec: dict[str, Any]) -> None:
         links, names = fakeLinks(spec["tag"], int(spec["peers"]), int(spec["streams"]))
@@ -271,7 +259,7 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
         gc.collect()
         gcTimer.reset()
         cpu0 = time.process_time()
-        sent0 = bytesSent(s2s)
+        sent0 = streams.bytesSent()
         t0 = now()
         info = fromLinks(args.domain, links, consenting.__contains__, localDomains)
         t1 = now()
@@ -280,16 +268,15 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
         xml = payload.toXml()
         t3 = now()
         marks.clear()
-        await resource.publishLocal(DEFAULT_NODE, ITEM_ID, payload, config)
+        await backend.publish(serverInfo.node, serverInfo.itemIdentifier, xml, createConfig=config)
         t4 = now()
         cpuPublish = time.process_time() - cpu0
         gcSeconds, gcCollections = gcTimer.seconds, gcTimer.collections
-        while pendingBytes(s2s) > 0:
+        while streams.pending():
             await task.deferLater(reactor, 0.002, lambda: None)
         t5 = now()
         last["payload"] = payload
-        storeItem = marks.times.get("storeItem", [t4, t4])
-        subscriptions = marks.times.get("subscriptions", [t4, t4])
+        stored = marks.times.get("publishItem", [t4, t4])
         notify = marks.times.get("notifyPublish", [t4, t4])
         emit(
             "published",
@@ -301,9 +288,8 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
             buildPayload=t2 - t1,
             toXml=t3 - t2,
             publishStart=t3,
-            storeStart=storeItem[0],
-            storeEnd=storeItem[1],
-            subscriptionsEnd=subscriptions[1],
+            storeStart=stored[0],
+            storeEnd=stored[1],
             notifyStart=notify[0],
             notifyEnd=notify[1],
             publishEnd=t4,
@@ -312,8 +298,8 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
             gcSeconds=gcSeconds,
             gcCollections=gcCollections,
             cpuTotal=time.process_time() - cpu0,
-            bytesSent=bytesSent(s2s) - sent0,
-            streams=len(s2s._outgoing),
+            bytesSent=streams.bytesSent() - sent0,
+            streams=outgoingLinks(),
         )
 
     async def naive(spec: dict[str, Any]) -> None:
@@ -332,7 +318,7 @@ async def runPublisher(args: argparse.Namespace, reactor: Any) -> None:
             await naive(cmd["naive"])
 
     listenForCommands(reactor, handle)
-    database = resource.store._database
+    database = node.core.database
     if database.dialect == "sqlite":
         settings = {
             "journal_mode": (await database.runQuery("PRAGMA journal_mode"))[0][0],
@@ -401,22 +387,46 @@ class SubscribeRequest(generic.Request):  # type: ignore[misc]
         return element
 
 
-async def subscribeAll(
-    components: dict[str, Any], service: str, node: str, jids: list[str]
-) -> dict[str, Any]:
+async def startSubscribers(
+    reactor: Any,
+    args: argparse.Namespace,
+    nodes: list[tuple[str, str, int]],
+    received: Callable[[pubsub.ItemsEvent], None],
+    **options: Any,
+) -> dict[str, LocalComponent]:
     """
-    Subscribe every JID in C{jids} (each from the component of its domain)
-    to C{node} at C{service}.
+    Build and start one node per C{(domain, address, port)} in C{nodes};
+    the host of each domain hands every items event it receives to
+    C{received}.
 
-    @return: how many succeeded, and the first few errors.
+    @return: the host of each domain, by domain.
+    """
+    hosts: dict[str, LocalComponent] = {}
+    for domain, address, port in nodes:
+        node = nodeFor(reactor, args, domain, address, port, **options)
+        host = node.core.component(domain)
+        EventSink(received).setHandlerParent(host)
+        hosts[domain] = host
+        await startNode(reactor, node)
+    return hosts
+
+
+async def subscribeAll(hosts: dict[str, LocalComponent], spec: dict[str, Any]) -> None:
+    """
+    The C{{"subscribe": {"service", "node", "jids"}}} command: subscribe
+    every JID in C{jids} (each from the host of its domain) to C{node} at
+    C{service}, and answer C{subscribed} with how many succeeded and the
+    first few errors.
     """
     requests = [
-        components[JID(subscriber).host].request(SubscribeRequest(service, node, subscriber))
-        for subscriber in jids
+        hosts[JID(subscriber).host].request(
+            SubscribeRequest(spec["service"], spec["node"], subscriber)
+        )
+        for subscriber in spec["jids"]
     ]
     results = await defer.DeferredList(requests, consumeErrors=True)
     failures = [r.getErrorMessage() for ok, r in results if not ok]
-    return {"ok": len(results) - len(failures), "failures": failures[:3]}
+    emit("subscribed", ok=len(results) - len(failures), failures=failures[:3])
 
 
 async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
@@ -428,7 +438,6 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
     C{expecting}, then C{received} once C{count} notifications whose item
     has C{peers} remote domains, the first named C{tag...}, have arrived.
     """
-    components: dict[str, Any] = {}
     state: dict[str, Any] = {"expected": -1}
     gcTimer = GCTimer()
 
@@ -466,24 +475,18 @@ async def runReceivers(args: argparse.Namespace, reactor: Any) -> None:
                 gcSeconds=gcTimer.seconds,
             )
 
+    nodes = []
     for spec in args.node:
         domain, _, where = spec.partition("=")
         address, _, port = where.rpartition(":")
-        top = buildNode(
-            reactor, args, domain, address, int(port), maxStanzaSize=args.max_stanza_size
-        )
-        component = top.getServiceNamed("domain")
-        EventSink(received).setHandlerParent(component)
-        components[domain] = component
-        await startNode(reactor, top)
+        nodes.append((domain, address, int(port)))
+    hosts = await startSubscribers(
+        reactor, args, nodes, received, maxStanzaSize=args.max_stanza_size
+    )
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
-            spec = cmd["subscribe"]
-            emit(
-                "subscribed",
-                **await subscribeAll(components, spec["service"], spec["node"], spec["jids"]),
-            )
+            await subscribeAll(hosts, cmd["subscribe"])
         elif "expect" in cmd:
             spec = cmd["expect"]
             state.update(
@@ -525,20 +528,13 @@ async def runSubscriber(args: argparse.Namespace, reactor: Any) -> None:
             connections={r.name or "": list(r.connections) for r in remotes},
         )
 
-    top = buildNode(reactor, args, args.domain, args.address, args.s2s_port)
-    component = top.getServiceNamed("domain")
-    EventSink(received).setHandlerParent(component)
-    await startNode(reactor, top)
+    hosts = await startSubscribers(
+        reactor, args, [(args.domain, args.address, args.s2s_port)], received
+    )
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "subscribe" in cmd:
-            spec = cmd["subscribe"]
-            emit(
-                "subscribed",
-                **await subscribeAll(
-                    {args.domain: component}, spec["service"], spec["node"], spec["jids"]
-                ),
-            )
+            await subscribeAll(hosts, cmd["subscribe"])
 
     listenForCommands(reactor, handle)
     emit("ready")
@@ -548,37 +544,19 @@ async def runSubscriber(args: argparse.Namespace, reactor: Any) -> None:
 # -- origin and linker --------------------------------------------------------
 
 
-@implementer(ILinkObserver)
-class LinkReporter:
+def reportLink(event: LinkUp | LinkDown) -> None:
     """
-    Reports link changes as C{link} events.
+    Report a link that came up or ended as a C{link} event.
     """
-
-    def linkUp(self, link: Link) -> None:
-        """
-        Report a new link.
-        """
-        emit(
-            "link",
-            t=now(),
-            up=True,
-            domain=link.domain,
-            direction=link.direction,
-            local=link.localDomain,
-        )
-
-    def linkDown(self, link: Link) -> None:
-        """
-        Report a link that ended.
-        """
-        emit(
-            "link",
-            t=now(),
-            up=False,
-            domain=link.domain,
-            direction=link.direction,
-            local=link.localDomain,
-        )
+    link = event.link
+    emit(
+        "link",
+        t=now(),
+        up=isinstance(event, LinkUp),
+        domain=link.domain,
+        direction=link.direction,
+        local=link.localDomain,
+    )
 
 
 async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
@@ -587,7 +565,7 @@ async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
     C{link}, C{consent} (a peer's consent changed) and C{publish} events
     (start and end of every publish, with the peers it names).
     """
-    top = buildNode(
+    node = nodeFor(
         reactor,
         args,
         args.domain,
@@ -596,38 +574,39 @@ async def runOrigin(args: argparse.Namespace, reactor: Any) -> None:
         publish=True,
         publishDelay=args.publish_delay,
     )
-    s2s = top.getServiceNamed("s2s")
-    resource = top.getServiceNamed("pubsub").pubsubResource
-    publisher = top.getServiceNamed("publisher")
-    s2s.linkTable.addObserver(LinkReporter())
-    publisher.consent.onChange(
-        lambda domain: emit(
-            "consent", t=now(), domain=domain, consents=publisher.consent.consents(domain)
-        )
+    feed = node.core.feed
+    feed.observe(LinkUp, reportLink)
+    feed.observe(LinkDown, reportLink)
+    feed.observe(
+        ConsentChanged,
+        lambda event: emit("consent", t=now(), domain=event.domain, consents=event.consents),
     )
-    publishLocal = resource.publishLocal
+    # The publisher publishes through the backend: time each of its calls.
+    backend = node.serverInfo.backend
+    publish = backend.publish
 
-    async def reportingPublish(
-        nodeIdentifier: str, itemIdentifier: str, payload: Any, *a: Any, **kw: Any
-    ) -> None:
+    def reportingPublish(
+        nodeIdentifier: str, itemIdentifier: str, payload: str, *a: Any, **kw: Any
+    ) -> defer.Deferred[Any]:
         start = now()
-        # The publisher hands over the item serialised; the script's own
-        # publishes (part 1) hand over the element.
-        element = generic.parseXml(payload.encode()) if isinstance(payload, str) else payload
-        info = parsePayload(element)
+        info = parsePayload(generic.parseXml(payload.encode()))
         remotes = [r for d in info.domains for r in d.remotes]
         named = sorted(r.name for r in remotes if r.name is not None)
-        await publishLocal(nodeIdentifier, itemIdentifier, payload, *a, **kw)
-        emit(
-            "publish",
-            start=start,
-            end=now(),
-            named=named,
-            anonymous=sum(1 for r in remotes if r.name is None),
-        )
 
-    resource.publishLocal = reportingPublish
-    await startNode(reactor, top)
+        def published(stored: object) -> object:
+            emit(
+                "publish",
+                start=start,
+                end=now(),
+                named=named,
+                anonymous=sum(1 for r in remotes if r.name is None),
+            )
+            return stored
+
+        return publish(nodeIdentifier, itemIdentifier, payload, *a, **kw).addCallback(published)
+
+    backend.publish = reportingPublish  # type: ignore[method-assign]
+    await startNode(reactor, node)
     emit("ready", delay=args.publish_delay)
     await defer.Deferred()
 
@@ -639,15 +618,15 @@ async def runLinker(args: argparse.Namespace, reactor: Any) -> None:
     and start a node for C{domain}, then time a disco#info request from it
     to C{target} (which opens the link); answers C{linked}.
     """
-    nodes: list[Any] = []
+    nodes: list[NodeService] = []
 
     async def link(spec: dict[str, Any]) -> None:
         domain = spec["domain"]
-        top = buildNode(reactor, args, domain, spec["address"], int(spec["port"]))
+        node = nodeFor(reactor, args, domain, spec["address"], int(spec["port"]))
         disco = DiscoClientProtocol()
-        disco.setHandlerParent(top.getServiceNamed("domain"))
-        await startNode(reactor, top)
-        nodes.append(top)
+        disco.setHandlerParent(node.core.component(domain))
+        await startNode(reactor, node)
+        nodes.append(node)
         t0 = now()
         emit("linking", domain=domain, t=t0)
         info = await disco.requestInfo(JID(spec["target"]), sender=JID(domain))
@@ -671,10 +650,8 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
         "role", choices=["publisher", "receivers", "origin", "subscriber", "linker"]
     )
     parser.add_argument("--domain", default="")
-    parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--s2s-port", type=int, default=0)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--route", action="append", default=[])
+    addNodeArguments(parser)
     parser.add_argument(
         "--node", action="append", default=[], help="DOMAIN=ADDRESS:PORT (receivers)"
     )
@@ -683,16 +660,6 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--max-stanza-size", type=int, default=256 * 1024)
     parser.add_argument("--publish-delay", type=float, default=2.0)
     args = parser.parse_args(argv)
-    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
-    logFile = open(Path(args.data_dir) / "node.log", "a")
-    globalLogBeginner.beginLoggingTo(
-        [
-            FilteringLogObserver(
-                textFileLogObserver(logFile), [LogLevelFilterPredicate(LogLevel.info)]
-            )
-        ],
-        redirectStandardIO=False,
-    )
     roles = {
         "publisher": runPublisher,
         "receivers": runReceivers,
@@ -700,14 +667,7 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
         "subscriber": runSubscriber,
         "linker": runLinker,
     }
-
-    def report(reason: Failure) -> Failure:
-        emit("error", message=reason.getTraceback())
-        return reason
-
-    d = defer.Deferred.fromCoroutine(roles[args.role](args, reactor))
-    d.addErrback(report)
-    return d
+    return runRole(reactor, Path(args.data_dir), roles[args.role](args, reactor))
 
 
 if __name__ == "__main__":
