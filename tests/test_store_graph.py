@@ -635,26 +635,7 @@ class PostgreSQLGraphDatabase(PostgreSQLTestDatabase):
     L{PostgreSQLTestDatabase}, made full for the graph's links.
     """
 
-    async def fillUp(self) -> None:
-        """
-        Make every link insert fail as PostgreSQL does on a full disk
-        (SQLSTATE 53100, C{disk_full}), through a trigger.
-        """
-        await self.database.runOperation(
-            "CREATE FUNCTION test_disk_full() RETURNS trigger AS $$ BEGIN"
-            " RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full';"
-            " END $$ LANGUAGE plpgsql"
-        )
-        await self.database.runOperation(
-            "CREATE TRIGGER test_disk_full BEFORE INSERT ON graph_links"
-            " FOR EACH ROW EXECUTE FUNCTION test_disk_full()"
-        )
-
-    async def makeRoom(self) -> None:
-        """
-        Drop the trigger of L{fillUp}.
-        """
-        await self.database.runOperation("DROP TRIGGER test_disk_full ON graph_links")
+    fullTable = "graph_links"
 
 
 class SQLiteGraphStoreTests(SQLiteTestDatabase, GraphStoreTests, TestCase):

@@ -828,6 +828,8 @@ class PostgreSQLTestDatabase:
     skip = postgresSkip()
     database: Database
     mktemp: Callable[[], str]
+    #: The table whose inserts fail once L{fillUp} made the disk look full.
+    fullTable = "pubsub_items"
 
     def setUp(self) -> None:
         requirePostgres()
@@ -843,8 +845,8 @@ class PostgreSQLTestDatabase:
 
     async def fillUp(self) -> None:
         """
-        Make every item insert fail as PostgreSQL does on a full disk
-        (SQLSTATE 53100, C{disk_full}), through a trigger.
+        Make every insert into L{fullTable} fail as PostgreSQL does on a
+        full disk (SQLSTATE 53100, C{disk_full}), through a trigger.
         """
         await self.database.runOperation(
             "CREATE FUNCTION test_disk_full() RETURNS trigger AS $$ BEGIN"
@@ -852,7 +854,7 @@ class PostgreSQLTestDatabase:
             " END $$ LANGUAGE plpgsql"
         )
         await self.database.runOperation(
-            "CREATE TRIGGER test_disk_full BEFORE INSERT ON pubsub_items"
+            f"CREATE TRIGGER test_disk_full BEFORE INSERT ON {self.fullTable}"
             " FOR EACH ROW EXECUTE FUNCTION test_disk_full()"
         )
 
@@ -860,7 +862,7 @@ class PostgreSQLTestDatabase:
         """
         Drop the trigger of L{fillUp}.
         """
-        await self.database.runOperation("DROP TRIGGER test_disk_full ON pubsub_items")
+        await self.database.runOperation(f"DROP TRIGGER test_disk_full ON {self.fullTable}")
 
 
 class SQLitePubSubStoreTests(SQLiteTestDatabase, PubSubStoreTests, TestCase):
