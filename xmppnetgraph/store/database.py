@@ -25,12 +25,13 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -59,6 +60,20 @@ POSTGRESQL_POOL_SIZE = 5
 _POSTGRESQL_FULL = frozenset({"53100", "53200"})
 
 _SCHEMA_FILE = re.compile(r"^(\d+)_([A-Za-z0-9_]+)\.sql$")
+
+
+def currentTime(clock: IReactorTime | None) -> float:
+    """
+    The time the stores write: from C{clock}, or from the global reactor
+    (looked up only then) when a store was made without one.
+
+    @return: seconds since the epoch.
+    """
+    if clock is None:
+        from twisted.internet import reactor
+
+        clock = cast(IReactorTime, reactor)
+    return clock.seconds()
 
 
 @attrs.frozen

@@ -43,6 +43,7 @@ from xmppnetgraph.model import (
     ReportOutcome,
 )
 from xmppnetgraph.names import normalizeDomain
+from xmppnetgraph.store.database import currentTime
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -753,11 +754,7 @@ class GraphStore:
         """
         @return: the current time from the clock.
         """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = cast("IReactorTime", reactor)
-        return self._clock.seconds()
+        return currentTime(self._clock)
 
     def _emitted(self, written: _Written) -> object:
         """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
@@ -22,6 +22,7 @@ from zope.interface import implementer
 from xmppnetgraph.error import NodeExists, NodeNotFound, NotSubscribed, TooManySubscriptions
 from xmppnetgraph.interfaces import IPubSubStore
 from xmppnetgraph.model import Publication, Retraction, StoredItem, Subscription
+from xmppnetgraph.store.database import currentTime
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -92,11 +93,7 @@ class PubSubStore:
         """
         @return: the current time from the clock.
         """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = cast("IReactorTime", reactor)
-        return self._clock.seconds()
+        return currentTime(self._clock)
 
     def createNode(self, nodeIdentifier: str, config: dict[str, object]) -> Deferred[None]:
         """
