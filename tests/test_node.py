@@ -32,7 +32,7 @@ class BuildServiceTests(TestCase):
             Config(domain="example.org", dataDir=Path(self.mktemp()).absolute(), **config),
             reactor,
         )
-        self.addCleanup(node.database.close)
+        self.addCleanup(node.core.database.close)
         return node
 
     def test_children(self) -> None:

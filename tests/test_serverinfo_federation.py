@@ -576,7 +576,7 @@ class RestartTests(NodesMixin, TestCase):
         publisherOf(a).retryDelay = 0.2
         received = len(events.received)
 
-        database = a.service.database
+        database = a.service.core.database
         self.assertGreater(await database.runInteraction(fillDatabase), 0)
         await c.disco.requestInfo(JID(a.domain), sender=JID(c.domain))
         failures: list[Any] = []
@@ -605,7 +605,7 @@ class RestartTests(NodesMixin, TestCase):
         self.assertEqual((await apiGet(a, "/api/serverinfo"))["item"], good)
         self.assertEqual(events.received[received:], [])
 
-        database = a.service.database
+        database = a.service.core.database
         await database.runInteraction(emptyDatabase)
         await waitFor(lambda: any("c.example" in names(i) for i in events.infos()))
         await waitFor(lambda: settled(a, "b.example", "c.example"))

@@ -96,13 +96,11 @@ class CoreService(service.MultiService):
     scheduler is stopped and the database closed.
 
     @ivar core: what the modules share.
-    @ivar database: the core's database.
     """
 
     def __init__(self, core: Core) -> None:
         super().__init__()
         self.core = core
-        self.database = core.database
         attach(core.components, "components", self)
 
     def stopService(self) -> Deferred[None]:
@@ -113,7 +111,7 @@ class CoreService(service.MultiService):
 
         def stopped(result: object) -> Deferred[None]:
             self.core.scheduler.stop()
-            return self.database.close()
+            return self.core.database.close()
 
         return stopping.addBoth(stopped)
 
