@@ -22,6 +22,7 @@ from xmppnetgraph.error import InvalidDomainName, StorageFull
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import IGraphStore
 from xmppnetgraph.model import (
+    DiscoveryStep,
     DomainFacts,
     GraphChanged,
     GraphEvent,
@@ -49,6 +50,10 @@ PUBLISHES = DomainFacts(
     auth="sasl-external",
     certValid=True,
     directTLS=False,
+    steps=(
+        DiscoveryStep("disco#info", True, "lists urn:xmpp:serverinfo:0"),
+        DiscoveryStep("items pubsub.example.org node serverinfo", True, "1 item, 3 peers — ok"),
+    ),
 )
 
 

@@ -313,6 +313,24 @@ class SubscriptionChanged(ChangeEvent):
 
 
 @attrs.frozen
+class DiscoveryStep:
+    """
+    One step of the discovery of a domain (XEP-0485 section 3) and its
+    result, in words a server admin can act on.
+
+    @ivar step: what was done (C{"disco#info"}, C{"disco#items"},
+        C{"items pubsub.example.org node serverinfo"}, C{"version"}, ...).
+    @ivar ok: whether it gave what discovery needed.
+    @ivar detail: what came back (C{"answered without urn:xmpp:serverinfo:0"},
+        C{"remote-server-not-found"}, ...).
+    """
+
+    step: str
+    ok: bool
+    detail: str
+
+
+@attrs.frozen
 class DomainFacts:
     """
     What one fetch of a domain found out about it (the crawler's words).
@@ -335,6 +353,8 @@ class DomainFacts:
         C{"dialback"}), or L{None}.
     @ivar certValid: whether its certificate was valid for it, or L{None}.
     @ivar directTLS: whether it offers XEP-0368 direct TLS, or L{None}.
+    @ivar steps: each discovery step and its result, in order (no times in
+        them, so that an unchanged refresh gives equal facts).
     """
 
     status: str
@@ -348,6 +368,7 @@ class DomainFacts:
     auth: str | None = None
     certValid: bool | None = None
     directTLS: bool | None = None
+    steps: tuple[DiscoveryStep, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen

@@ -32,6 +32,7 @@ from zope.interface import implementer
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
 from xmppnetgraph.model import (
+    DiscoveryStep,
     DomainFacts,
     DomainRecord,
     GraphChanged,
@@ -60,7 +61,7 @@ _CHUNK = 500
 #: order of L{_factsRow}.
 _FACT_COLUMNS = (
     "reachable, status, error, publishes, consents, software_name, software_version,"
-    " tls_version, auth, cert_valid, direct_tls"
+    " tls_version, auth, cert_valid, direct_tls, steps"
 )
 
 # What an entry of a report is in the diff: the named peer ("" for an
@@ -126,6 +127,24 @@ def _lookupName(name: str) -> str | None:
         return None
 
 
+def _stepsText(steps: Sequence[DiscoveryStep]) -> str | None:
+    """
+    @return: C{steps} as JSON, or L{None} for none.
+    """
+    if not steps:
+        return None
+    return json.dumps([[step.step, step.ok, step.detail] for step in steps], ensure_ascii=False)
+
+
+def _stepsTuple(text: str | None) -> tuple[DiscoveryStep, ...]:
+    """
+    @return: the steps L{_stepsText} wrote.
+    """
+    if not text:
+        return ()
+    return tuple(DiscoveryStep(str(a), bool(b), str(c)) for a, b, c in json.loads(text))
+
+
 def _factsRow(facts: DomainFacts) -> tuple[object, ...]:
     """
     @return: C{facts} as the values of L{_FACT_COLUMNS}.
@@ -142,6 +161,7 @@ def _factsRow(facts: DomainFacts) -> tuple[object, ...]:
         facts.auth,
         _int(facts.certValid),
         _int(facts.directTLS),
+        _stepsText(facts.steps),
     )
 
 
@@ -164,6 +184,7 @@ def _factsFromRow(row: Sequence[Any]) -> DomainFacts | None:
         auth=row[8],
         certValid=_bool(row[9]),
         directTLS=_bool(row[10]),
+        steps=_stepsTuple(row[11]),
     )
 
 
@@ -284,7 +305,7 @@ def _currentFacts(cursor: Cursor, domain: str) -> tuple[DomainFacts | None, bool
     ).fetchone()
     if row is None:
         return None
-    return (_factsFromRow(row), bool(row[11]))
+    return (_factsFromRow(row), bool(row[12]))
 
 
 def _setFacts(
@@ -311,10 +332,10 @@ def _setFacts(
             "DELETE FROM graph_domain_facts WHERE domain = ? AND valid_from = ? AND valid_to = ?",
             (domain, now, now),
         )
-    values = (None,) * 11 if facts is None else _factsRow(facts)
+    values = (None,) * 12 if facts is None else _factsRow(facts)
     cursor.execute(
         f"INSERT INTO graph_domain_facts (domain, valid_from, valid_to, {_FACT_COLUMNS}, stale)"
-        " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (domain, now, *values, int(stale)),
     )
     changes.add("domain-changed", domain, None, _factsData(facts, stale))
@@ -650,8 +671,8 @@ def _domain(cursor: Cursor, domain: str) -> DomainRecord | None:
         lastSeen=max(c for c in candidates if c is not None),
         lastFetch=lastFetch,
         facts=None if facts is None else _factsFromRow(facts),
-        factsSince=None if facts is None else facts[12],
-        stale=facts is not None and bool(facts[11]),
+        factsSince=None if facts is None else facts[13],
+        stale=facts is not None and bool(facts[12]),
         reportChanged=reportChanged,
         reportConfirmed=reportConfirmed,
     )
