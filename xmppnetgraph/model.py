@@ -12,7 +12,7 @@ L{xmppnetgraph.interfaces}. Nothing here imports an implementation module.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import attrs
@@ -330,6 +330,10 @@ class DiscoveryStep:
     detail: str
 
 
+def _steps(steps: Iterable[DiscoveryStep]) -> tuple[DiscoveryStep, ...]:
+    return tuple(steps)
+
+
 @attrs.frozen
 class DomainFacts:
     """
@@ -368,7 +372,7 @@ class DomainFacts:
     auth: str | None = None
     certValid: bool | None = None
     directTLS: bool | None = None
-    steps: tuple[DiscoveryStep, ...] = attrs.field(default=(), converter=tuple)
+    steps: tuple[DiscoveryStep, ...] = attrs.field(default=(), converter=_steps)
 
 
 @attrs.frozen
