@@ -26,6 +26,7 @@ import attrs
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactor
 
+from xmppnetgraph.model import NamePolicy
 from xmppnetgraph.names import (
     normalizeBareJID,
     normalizeDomain,
@@ -395,6 +396,15 @@ def _positiveInt(option: str, value: object) -> int:
     return number
 
 
+def _namePolicy(option: str, value: object) -> NamePolicy:
+    """
+    @return: C{value}, C{"consented"} or C{"reported"}.
+    """
+    if value == "consented" or value == "reported":
+        return value
+    raise ValueError(f"{option}: expected 'consented' or 'reported', got {value!r}")
+
+
 def _positiveFloat(option: str, value: object) -> float:
     """
     @return: C{value} as a finite float greater than 0.
@@ -752,6 +762,135 @@ class Config:
                 alias="crawl",
             ),
             convert=_boolean,
+        ),
+    )
+    namePolicy: NamePolicy = attrs.field(
+        default="consented",
+        metadata=_declare(
+            Option(
+                "name-policy",
+                "string",
+                "Which remote domains the graph names: 'consented' (only those whose own "
+                "disco#info lists urn:xmpp:serverinfo:0 by our check; others stay anonymous) or "
+                "'reported' (every name a publisher reports).",
+            ),
+            convert=_namePolicy,
+        ),
+    )
+    excludeFile: Path | None = attrs.field(
+        default=None,
+        metadata=_declare(
+            Option(
+                "exclude",
+                "path",
+                "FILE of domains to leave out of the graph and never crawl, one per line "
+                "(*.suffix for all subdomains; # starts a comment).",
+            ),
+            convert=_optionalPath,
+            check=_file,
+        ),
+    )
+    staleAfter: float = attrs.field(
+        default=6 * 3600.0,
+        metadata=_declare(
+            Option(
+                "stale-after",
+                "float",
+                "SECONDS after which a domain not seen (not answering, not reporting, not named "
+                "in a fresh report) is stale and leaves the current graph; it stays in history.",
+            ),
+            convert=_positiveFloat,
+        ),
+    )
+    allowPrivateAddresses: bool = attrs.field(
+        default=False,
+        metadata=_declare(
+            Option(
+                "allow-private-addresses",
+                "flag",
+                "Let the crawler connect to loopback, private, link-local and multicast "
+                "addresses (static routes are always allowed).",
+            ),
+            convert=_boolean,
+        ),
+    )
+    crawlConcurrency: int = attrs.field(
+        default=16,
+        metadata=_declare(
+            Option(
+                "crawl-concurrency",
+                "int",
+                "Most crawl requests in flight at once (one per domain at most).",
+            ),
+            convert=_positiveInt,
+        ),
+    )
+    crawlPoll: float = attrs.field(
+        default=300.0,
+        metadata=_declare(
+            Option(
+                "crawl-poll",
+                "float",
+                "SECONDS between fetches of a publisher whose node we could not subscribe to.",
+            ),
+            convert=_positiveFloat,
+        ),
+    )
+    crawlRefresh: float = attrs.field(
+        default=3600.0,
+        metadata=_declare(
+            Option(
+                "crawl-refresh",
+                "float",
+                "SECONDS between fetches of every known domain anyway (subscribed publishers "
+                "too, so that a silent one is noticed; consent is checked again each time).",
+            ),
+            convert=_positiveFloat,
+        ),
+    )
+    maxReportDomains: int = attrs.field(
+        default=10_000,
+        metadata=_declare(
+            Option(
+                "max-report-domains",
+                "int",
+                "Most remote domains taken from one publisher's report (the rest is cut, and "
+                "logged once).",
+            ),
+            convert=_positiveInt,
+        ),
+    )
+    maxNewDomainsPerReporter: int = attrs.field(
+        default=500,
+        metadata=_declare(
+            Option(
+                "max-new-domains-per-reporter",
+                "int",
+                "Most domains one publisher's reports may add to the crawl per hour.",
+            ),
+            convert=_positiveInt,
+        ),
+    )
+    maxDomains: int = attrs.field(
+        default=100_000,
+        metadata=_declare(
+            Option(
+                "max-domains",
+                "int",
+                "Most domains the crawler knows; beyond it, newly named domains are not crawled.",
+            ),
+            convert=_positiveInt,
+        ),
+    )
+    submitRate: int = attrs.field(
+        default=10,
+        metadata=_declare(
+            Option(
+                "submit-rate",
+                "int",
+                "Most domains one client address may submit (POST /api/submit) per hour.",
+            ),
+            convert=_positiveInt,
         ),
     )
     enableWeb: bool = attrs.field(

@@ -27,13 +27,10 @@ import hashlib
 import hmac
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Literal
 
 import attrs
 
-from xmppnetgraph.model import GraphDomain, GraphSnapshot
-
-NamePolicy = Literal["consented", "reported"]
+from xmppnetgraph.model import GraphDomain, GraphSnapshot, NamePolicy
 
 #: First labels of service subdomains that are folded into their parent.
 FOLDED_PREFIXES: frozenset[str] = frozenset(

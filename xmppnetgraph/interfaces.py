@@ -12,6 +12,7 @@ from zope.interface import Attribute, Interface
 
 from xmppnetgraph.model import (
     ChangeEvent,
+    CrawlStatus,
     DomainFacts,
     DomainRecord,
     GraphCounts,
@@ -23,6 +24,7 @@ from xmppnetgraph.model import (
     ReportOutcome,
     Retraction,
     StoredItem,
+    SubmitOutcome,
     Subscription,
 )
 
@@ -413,4 +415,28 @@ class IGraphStore(Interface):
     def counts() -> Deferred[GraphCounts]:
         """
         @return: counts over the current store.
+        """
+
+
+class ICrawler(Interface):
+    """
+    The aggregator's crawl loop, as the web API drives and explains it.
+    """
+
+    def submit(domain: str) -> SubmitOutcome:
+        """
+        Queue C{domain} for a crawl with priority (a known domain is
+        fetched again soon, unless it was fetched a moment ago).
+
+        @param domain: the domain as a user typed it.
+        @return: what will happen.
+        @raise xmppnetgraph.error.InvalidDomainName: if C{domain} is not a
+            valid domain name (nothing is queued).
+        """
+
+    def status(domain: str) -> CrawlStatus | None:
+        """
+        @param domain: a normalised domain name.
+        @return: where the crawler stands with C{domain}, or L{None} if it
+            does not know it.
         """

@@ -312,6 +312,11 @@ class SubscriptionChanged(ChangeEvent):
 # -- the graph store -----------------------------------------------------------
 
 
+#: Which remote domains the graph names: those that consent by our own
+#: check, or every name a publisher reports.
+NamePolicy = Literal["consented", "reported"]
+
+
 @attrs.frozen
 class DiscoveryStep:
     """
@@ -556,3 +561,57 @@ class GraphChanged(ChangeEvent):
     firstEventId: int
     lastEventId: int
     domains: tuple[str, ...]
+
+
+#: How the crawler learnt of a domain.
+CrawlSource = Literal["seed", "link", "report", "submission", "store"]
+
+
+@attrs.frozen
+class CrawlStatus:
+    """
+    Where the crawler stands with one domain.
+
+    @ivar domain: the domain.
+    @ivar state: C{"queued"} (waiting for its first or next fetch soon),
+        C{"fetching"}, C{"waiting"} (fetched; next fetch at L{nextFetch}),
+        C{"backoff"} (the last fetch failed; retried at L{nextFetch}), or
+        C{"excluded"} (on the exclusion list: never crawled).
+    @ivar source: how the crawler learnt of it first.
+    @ivar nextFetch: when it is fetched next, or L{None}.
+    @ivar lastFetch: when the crawler last finished fetching it (in this
+        run), or L{None}.
+    @ivar failures: failed fetches in a row.
+    @ivar subscription: the state of our subscription to its node:
+        C{"subscribed"}, C{"pending"}, C{"refused: <condition>"}, or
+        L{None} (no node known).
+    @ivar service: the pub-sub service of its node, or L{None}.
+    @ivar node: its node, or L{None}.
+    """
+
+    domain: str
+    state: str
+    source: CrawlSource
+    nextFetch: float | None = None
+    lastFetch: float | None = None
+    failures: int = 0
+    subscription: str | None = None
+    service: str | None = None
+    node: str | None = None
+
+
+@attrs.frozen
+class SubmitOutcome:
+    """
+    What a submission of a domain to the crawler will do.
+
+    @ivar domain: the domain, normalised.
+    @ivar accepted: whether it is (or already was) queued for a crawl.
+    @ivar message: what will happen, in words for the submitter.
+    @ivar status: where the crawler stands with it now, or L{None}.
+    """
+
+    domain: str
+    accepted: bool
+    message: str
+    status: CrawlStatus | None = None
