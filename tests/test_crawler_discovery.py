@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -237,6 +238,20 @@ class ReportFromItemsTests(SynchronousTestCase):
         self.assertEqual(result.report, (RemoteDomain("peer.example", ["bidi"]),))
         self.assertEqual(result.ignored, ())
 
+    def test_notificationItems(self) -> None:
+        """
+        Items of a pub-sub notification (the C{pubsub#event} namespace) are
+        read the same way.
+        """
+        items = itemsOf(
+            "<items xmlns='http://jabber.org/protocol/pubsub#event' node='serverinfo'>"
+            f"<item id='current'>{serverinfo(D)}</item></items>"
+        )
+        result = reportFromItems(D, items, 1000)
+        self.assertEqual(
+            (result.status, result.report), (PUBLISHES, (RemoteDomain("peer.example", ["bidi"]),))
+        )
+
     def test_noItems(self) -> None:
         """
         No items: L{NO_ITEM}.
@@ -307,6 +322,16 @@ class ReportFromItemsTests(SynchronousTestCase):
         ignoredLines = [e for e in observer if "other domains" in e["log_format"]]
         self.assertEqual(len(ignoredLines), 1)
         self.assertEqual(ignoredLines[0]["count"], 150)
+
+    def test_domainElementsBounded(self) -> None:
+        """
+        Only the first 1000 C{domain} elements are looked at: a domain
+        described after them is not found, and the detail says why.
+        """
+        names = [f"h{i:04}.example" for i in range(1000)]
+        result = reportFromItems(D, itemsOf(item(serverinfo(*names, D))), 1000)
+        self.assertEqual((result.status, result.truncated), (BAD_ITEM, True))
+        self.assertIn("(only its first 1000 domain elements are read)", result.detail)
 
     def test_maxRemotes(self) -> None:
         """
@@ -618,6 +643,31 @@ class DiscovererTests(SynchronousTestCase):
         d = self.discoverer(timeout=1.0).discover(D)
         self.clock.advance(1.0)
         self.assertEqual(self.successResultOf(d).facts.status, UNREACHABLE)
+
+    def test_connectionLost(self) -> None:
+        """
+        A host whose stream ends fails what is pending with
+        L{ConnectionLost} (a Wokkel C{StreamManager} does): unreachable, not
+        a failed discovery.
+        """
+        self.remote.answer(D, "info", None)
+        d = self.discoverer().discover(D)
+        (pending,) = self.component._pending.values()
+        pending.errback(ConnectionLost())
+        facts = self.successResultOf(d).facts
+        self.assertEqual(
+            (facts.status, facts.error),
+            (UNREACHABLE, "d.example: no answer (our connection was lost)"),
+        )
+
+    def test_programmingErrorFails(self) -> None:
+        """
+        A handler without a host is our mistake, not the remote's: the
+        discovery fails.
+        """
+        self.failureResultOf(
+            Discoverer(DiscoClientProtocol(), self.pubsub, LOCAL).discover(D), AttributeError
+        )
 
     def test_error(self) -> None:
         """

@@ -33,7 +33,7 @@ status. The statuses (L{STATUSES}):
  - C{publishes}: the item was read; the report counts.
  - C{no-consent}: disco#info without C{urn:xmpp:serverinfo:0}.
  - C{unreachable}: no answer to disco#info (C{remote-server-not-found},
-   C{remote-server-timeout}, timeout).
+   C{remote-server-timeout}, timeout, the host's connection lost).
  - C{error}: D answered disco#info with another error.
  - C{no-pubsub}: neither the form nor disco#items led to a pub-sub node.
  - C{no-node}: the service has no such node (C{item-not-found}).
@@ -63,6 +63,7 @@ from typing import Protocol
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import xmlstream
 from twisted.words.protocols.jabber.error import StanzaError
@@ -127,7 +128,10 @@ _MAX_TEXT = 100
 # The conditions with which our s2s layer bounces a stanza it could not
 # deliver, and our word for no answer at all: the domain is unreachable.
 _TIMEOUT = "timeout"
-_UNREACHABLE_CONDITIONS = frozenset({"remote-server-not-found", "remote-server-timeout", _TIMEOUT})
+_CONNECTION_LOST = "connection-lost"
+_UNREACHABLE_CONDITIONS = frozenset(
+    {"remote-server-not-found", "remote-server-timeout", _TIMEOUT, _CONNECTION_LOST}
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -236,6 +240,8 @@ def reportFromItems(domain: str, items: Sequence[domish.Element], maxRemotes: in
         )
     if not mine:
         what = f"only {_names(others)}" if others else "no domain element with a valid name at all"
+        if cut:
+            what += f" (only its first {MAX_DOMAINS} domain elements are read)"
         return ReportResult(
             BAD_ITEM,
             f"{_itemName(item)} has no domain element for {domain}: it describes {what}",
@@ -368,6 +374,8 @@ class _Answer:
         """
         if self.condition == _TIMEOUT:
             return "no answer (timeout)"
+        if self.condition == _CONNECTION_LOST:
+            return "no answer (our connection was lost)"
         if self.text:
             return f"{self.condition} ({self.text})"
         return str(self.condition)
@@ -471,6 +479,9 @@ class Discoverer:
             result = await handler.request(request)
         except (defer.TimeoutError, xmlstream.TimeoutError):
             return _Answer(None, _TIMEOUT)
+        except ConnectionLost:
+            # A StreamManager host fails what is pending when its stream ends.
+            return _Answer(None, _CONNECTION_LOST)
         except StanzaError as e:
             text = _clean(e.text) if isinstance(e.text, str) else None
             return _Answer(None, str(e.condition), text or None)
