@@ -36,12 +36,15 @@ def quietLoopbackAddresses(count: int, port: int = 5269) -> list[str]:
 
 def catchesSIGHUP(pid: int) -> bool:
     """
-    @return: whether process C{pid} has a handler for SIGHUP.
+    @return: whether process C{pid} takes SIGHUP without dying: it has a
+        handler (Prosody 0.12) or blocks it to read it from a signalfd
+        (Prosody 13).
     """
+    bit = 1 << (signal.SIGHUP - 1)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+            if line.startswith(("SigCgt:", "SigBlk:")) and int(line.split()[1], 16) & bit:
+                return True
     return False
 
 
@@ -67,7 +70,8 @@ async def setProsodyLogLevel(reactor: Any, peer: Any, level: str) -> None:
     peer.configPath.write_text("".join(lines))
     # Prosody installs its signal handlers from a timer once its main loop
     # runs, a little after its ports are open; until then SIGHUP would kill
-    # it. The kernel shows caught signals in SigCgt (SIGHUP is bit 0).
+    # it. The kernel shows caught signals in SigCgt and blocked ones (13
+    # reads them from a signalfd) in SigBlk; SIGHUP is bit 0.
     for _ in range(200):
         if catchesSIGHUP(peer.pid):
             break

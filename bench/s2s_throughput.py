@@ -234,7 +234,8 @@ class ProsodyPair:
     process: alice@a, carol@a, bob@b.
     """
 
-    label = "Prosody 0.12"
+    #: "Prosody <version>" once started (the version the peers logged).
+    label = "Prosody"
 
     def __init__(self) -> None:
         self.rounds: dict[str, list[dict[str, Any]]] = {"s2s": [], "c2s": []}
@@ -280,6 +281,7 @@ class ProsodyPair:
             _common.trackPID(p.pid)
             await setProsodyLogLevel(reactor, p, args.prosody_log)
         a, b = self.peers["a.example"], self.peers["b.example"]
+        self.label = f"Prosody {a.version or prosody.prosodyVersion() or '(version unknown)'}"
         self.pids = {"a": a.pid, "b": b.pid}
         await defer.gatherResults(
             [a.register("alice", "pw"), a.register("carol", "pw"), b.register("bob", "pw")]
@@ -464,10 +466,10 @@ async def main(reactor: Any, argv: list[str]) -> None:
         if theirs is not None:
             theirs.printRounds()
             summary.append(
-                ["Prosody 0.12 (s2s, driven by c2s clients)", *rateCells(theirs.rounds["s2s"])]
+                [f"{theirs.label} (s2s, driven by c2s clients)", *rateCells(theirs.rounds["s2s"])]
             )
             summary.append(
-                ["Prosody 0.12 (c2s only, client check)", *rateCells(theirs.rounds["c2s"])]
+                [f"{theirs.label} (c2s only, client check)", *rateCells(theirs.rounds["c2s"])]
             )
         printTable(
             f"Summary: stanzas/s over one s2s stream, N={args.n}, body {args.size} chars, "

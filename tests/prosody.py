@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.test_prosody_fixture -*-
 """
-A real Prosody (Debian's C{prosody} 0.12 with C{lua-unbound}) as a test peer.
+A real Prosody (Debian's C{prosody} 13 from bookworm-backports, or 0.12,
+with C{lua-unbound}) as a test peer, optionally publishing XEP-0485 server
+information with the real C{mod_pubsub_serverinfo} of C{prosody-modules}.
 
 L{ProsodyPeer} writes a config, a hosts file and a data directory into a
 directory of the test's own, starts Prosody as a child process of the test
@@ -8,6 +10,9 @@ reactor bound to one loopback address, and stops it by PID. Test domains
 resolve through Prosody's libunbound with that hosts file only; every other
 query goes to a dead loopback port, so nothing leaves the machine. See
 C{shared/interop/PROSODY.md} for the recipe.
+
+L{prosodyVersion} tells which Prosody is installed, and
+L{ProsodyPeer.version} which one a started peer runs.
 
 As root, Prosody runs as the C{prosody} user (through C{setpriv}), and the
 directory is handed to that user.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
@@ -36,6 +42,14 @@ from twisted.python.failure import Failure
 
 #: The user Prosody runs as when the tests run as root.
 PROSODY_USER = "prosody"
+
+#: The module of C{prosody-modules} that publishes XEP-0485 server
+#: information.
+SERVERINFO_MODULE = "pubsub_serverinfo"
+
+#: Where Prosody looks for its version file and its modules when the
+#: C{prosody} script does not say (C{CFG_SOURCEDIR}).
+_DEFAULT_SOURCE_DIR = "/usr/lib/prosody"
 
 #: Where Debian (and a source install) put lua-unbound's C module.
 _LUNBOUND_GLOBS = (
@@ -86,6 +100,104 @@ def prosodyAvailable() -> str | None:
         except KeyError:
             return f"running as root, but there is no {PROSODY_USER!r} user"
     return None
+
+
+def _sourceDir() -> Path | None:
+    """
+    @return: Prosody's source directory (C{CFG_SOURCEDIR} of the installed
+        C{prosody} script: its version file and modules), or L{None} when
+        Prosody is not installed.
+    """
+    program = shutil.which("prosody")
+    if program is None:
+        return None
+    try:
+        script = Path(program).read_text(errors="replace")
+    except OSError:
+        script = ""
+    found = re.search(r"""^CFG_SOURCEDIR\s*=\s*['"]([^'"]+)['"]""", script, re.MULTILINE)
+    return Path(found.group(1) if found else _DEFAULT_SOURCE_DIR)
+
+
+def prosodyVersion() -> str | None:
+    """
+    The version of the installed Prosody, as Prosody itself reads it (its
+    C{prosody.version} file), without starting it.
+
+    @return: like C{"13.0.1"}, or L{None} when Prosody is not installed or
+        has no version file (a source checkout).
+    """
+    source = _sourceDir()
+    if source is None:
+        return None
+    try:
+        return (source / "prosody.version").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def versionTuple(version: str | None) -> tuple[int, ...]:
+    """
+    @param version: a Prosody version like C{"13.0.1"} or C{"0.12.3"}.
+    @return: its leading numeric parts, like C{(13, 0, 1)}; C{()} for
+        L{None} or a version without numbers (C{"hg:..."}).
+    """
+    parts = []
+    for part in (version or "").split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
+def serverInfoAvailable() -> str | None:
+    """
+    Check whether L{ProsodyPeer} can run with C{serverinfo=True}: Prosody 13
+    or later and C{mod_pubsub_serverinfo} (Debian's C{prosody-modules}
+    from bookworm-backports) installed.
+
+    @return: L{None} when it can, else the reason it cannot.
+    """
+    reason = prosodyAvailable()
+    if reason is not None:
+        return reason
+    version = prosodyVersion()
+    if versionTuple(version) < (13,):
+        return (
+            f"Prosody {version} is installed; mod_{SERVERINFO_MODULE} needs 13 "
+            "(run scripts/setup-system)"
+        )
+    source = _sourceDir()
+    assert source is not None
+    name = f"mod_{SERVERINFO_MODULE}"
+    candidates = [source / "modules" / name / f"{name}.lua", source / "modules" / f"{name}.lua"]
+    if not any(path.is_file() for path in candidates):
+        return f"{name} is not installed (prosody-modules; run scripts/setup-system)"
+    return None
+
+
+def serverInfoSkip() -> str | None:
+    """
+    The value for a class-level C{skip} of a test case that needs a Prosody
+    running C{mod_pubsub_serverinfo}.
+
+    @return: the reason it is unusable, or L{None} when usable or in CI
+        (then L{requireServerInfo} fails the test instead).
+    """
+    return skipOutsideCI(serverInfoAvailable())
+
+
+def requireServerInfo() -> None:
+    """
+    Call from C{setUp} of a test case that uses L{serverInfoSkip}.
+
+    @raise ProsodyError: if Prosody with C{mod_pubsub_serverinfo} is
+        unusable (only reached in CI).
+    """
+    reason = serverInfoAvailable()
+    if reason is not None:
+        raise ProsodyError(f"Prosody with mod_{SERVERINFO_MODULE} is required in CI: {reason}")
 
 
 def inCI() -> bool:
@@ -256,6 +368,12 @@ class ProsodyPeer:
     @ivar pidPath: Prosody's pid file.
     @ivar pid: the PID of the running Prosody, or L{None}.
     @ivar pubsubDomain: the pub-sub component's domain, or L{None}.
+    @ivar serverinfo: whether the host publishes XEP-0485 server information
+        (C{mod_pubsub_serverinfo}) on L{pubsubDomain}, node
+        L{serverinfoNode}.
+    @ivar serverinfoNode: the node it publishes on.
+    @ivar version: the Prosody version this peer runs, as it logged it at
+        its last start (like C{"13.0.1"}), or L{None} before.
     @ivar startTime: seconds the last L{start} took, or L{None}.
     @ivar stopTime: seconds the last L{stop} took, or L{None}.
     """
@@ -285,6 +403,9 @@ class ProsodyPeer:
         pubsub: bool = True,
         extraComponents: Mapping[str, str] = {},
         extraModules: Sequence[str] = (),
+        serverinfo: bool = False,
+        serverinfoInterval: float = 2.0,
+        serverinfoCacheTtl: float = 30.0,
         testZone: str = "example",
         reactor: Any = None,
     ) -> None:
@@ -308,6 +429,27 @@ class ProsodyPeer:
         @param extraComponents: more internal components, domain to Prosody
             module name.
         @param extraModules: more modules for C{modules_enabled}.
+        @param serverinfo: run the real C{mod_pubsub_serverinfo} on the host
+            (needs C{pubsub}; see L{serverInfoAvailable}). The host is made
+            an admin (the module publishes as the host's JID) and the module
+            is told its service explicitly (it switches itself off when the
+            pub-sub component loads after the host). It creates the node
+            C{serverinfo} on C{pubsub.<domain>}, adds
+            C{urn:xmpp:serverinfo:0} and the C{serverinfo-pubsub-node} form
+            field to the host's disco#info, and publishes the item
+            C{current} 10 s after start (fixed in the module), then every
+            C{serverinfoInterval} seconds. A remote is named only from the
+            second publication after the link on which its disco#info listed
+            C{urn:xmpp:serverinfo:0}: the first publication that sees a new
+            peer asks it, and lists it anonymously. The list of public
+            providers the module fetches over HTTP points to a dead
+            loopback port (nothing leaves the machine).
+        @param serverinfoInterval: C{pubsub_serverinfo_publication_interval}
+            in seconds.
+        @param serverinfoCacheTtl: C{pubsub_serverinfo_cache_ttl}: how long
+            a remote's consent answer counts, in seconds. Shorter than the
+            interval + 60 s (as by default here), the module asks every peer
+            again at every publication and uses the previous answer.
         @param testZone: the DNS zone all test domains are in; libunbound
             answers it locally (hosts file, else NXDOMAIN).
         @param reactor: an L{IReactorProcess} and L{IReactorTCP}; the global
@@ -332,6 +474,13 @@ class ProsodyPeer:
         if self.pubsubDomain is not None:
             self.components = {self.pubsubDomain: "pubsub", **self.components}
         self.extraModules = tuple(extraModules)
+        if serverinfo and self.pubsubDomain is None:
+            raise ProsodyError("serverinfo=True needs the pub-sub component (pubsub=True)")
+        self.serverinfo = serverinfo
+        self.serverinfoNode = "serverinfo"
+        self.serverinfoInterval = serverinfoInterval
+        self.serverinfoCacheTtl = serverinfoCacheTtl
+        self.version: str | None = None
         self.testZone = testZone.strip(".")
         self._relocate(Path(directory).absolute())
         self._temporaryDirectory: Path | None = None
@@ -403,9 +552,24 @@ class ProsodyPeer:
             '    forward = "127.0.0.1@9";',
             f'    options = {{ ["local-zone:"] = {_lua(self.testZone + ". static")} }};',
             "}",
-            "",
-            f"VirtualHost {_lua(self.domain)}",
         ]
+        if self.serverinfo:
+            # Prosody 13: a global admin is prosody:operator on every host,
+            # which lets the module create and publish to its node.
+            lines.append(f"admins = {_luaList([self.domain])}")
+        lines += ["", f"VirtualHost {_lua(self.domain)}"]
+        if self.serverinfo:
+            assert self.pubsubDomain is not None
+            option = f"    {SERVERINFO_MODULE}_"
+            lines += [
+                f"    modules_enabled = {_luaList([SERVERINFO_MODULE])}",
+                f"{option}service = {_lua(self.pubsubDomain)}",
+                f"{option}node = {_lua(self.serverinfoNode)}",
+                f"{option}publication_interval = {self.serverinfoInterval:g}",
+                f"{option}cache_ttl = {self.serverinfoCacheTtl:g}",
+                # A dead loopback port: no fetch of data.xmpp.net's list.
+                f'{option}public_providers_url = "http://127.0.0.1:9/providers.json"',
+            ]
         for component, module in self.components.items():
             lines.append(f"Component {_lua(component)} {_lua(module)}")
         return "\n".join(lines) + "\n"
@@ -562,6 +726,7 @@ class ProsodyPeer:
 
     async def _startProcess(self) -> None:
         began = time.monotonic()
+        self.version = None
         self._prepare()
         self._checkPortsFree()
         try:
@@ -642,6 +807,10 @@ class ProsodyPeer:
                     f"Prosody for {self.domain} did not open {self.address} ports "
                     f"{sorted(pending)} within {self.startTimeout} s\n" + self.logTail()
                 )
+            if self.version is None:
+                hello = re.search(r"Hello and welcome to Prosody version (\S+)", logged)
+                if hello is not None:
+                    self.version = hello.group(1)
             for port, line in list(pending.items()):
                 if line in logged and await self._probe(port):
                     del pending[port]
@@ -761,6 +930,7 @@ class ProsodyPeer:
 
 __all__ = [
     "PROSODY_USER",
+    "SERVERINFO_MODULE",
     "PortInUse",
     "ProsodyError",
     "ProsodyPeer",
@@ -768,7 +938,14 @@ __all__ = [
     "inCI",
     "prosodyAvailable",
     "prosodySkip",
+    "prosodyVersion",
     "requireProsody",
+    "requireServerInfo",
+    "serverInfoAvailable",
+    "serverInfoSkip",
+    "startAmong",
+    "startBeside",
+    "versionTuple",
 ]
 
 
@@ -782,6 +959,7 @@ async def startBeside(
     caPath: Path | None = None,
     secureAuth: bool = False,
     attempts: int = 5,
+    **options: Any,
 ) -> tuple[ProsodyPeer, str]:
     """
     Start a Prosody for C{domain} on a free loopback address, with a second
@@ -789,13 +967,58 @@ async def startBeside(
     place for a node of ours that federates with it. When a concurrent run
     takes an address first, try others.
 
+    @param options: more L{ProsodyPeer} arguments (like C{serverinfo}).
     @return: the started peer (the caller stops it) and the neighbours'
         address.
     """
+    peer, (address,) = await startAmong(
+        directory,
+        domain,
+        [neighbours],
+        certPath=certPath,
+        keyPath=keyPath,
+        caPath=caPath,
+        secureAuth=secureAuth,
+        attempts=attempts,
+        **options,
+    )
+    return peer, address
+
+
+async def startAmong(
+    directory: Path,
+    domain: str,
+    neighbourGroups: Sequence[Sequence[str]],
+    *,
+    certPath: Path,
+    keyPath: Path,
+    caPath: Path | None = None,
+    secureAuth: bool = False,
+    attempts: int = 5,
+    **options: Any,
+) -> tuple[ProsodyPeer, list[str]]:
+    """
+    Like L{startBeside}, with one free loopback address (port 5269 free)
+    per group of neighbour names: the places for several nodes of ours that
+    Prosody must be able to dial (dialback, its consent checks).
+
+    For a Prosody publishing server information, for instance::
+
+        peer, (aAddress, bAddress) = await startAmong(
+            base, "prosody.example",
+            [["a.example", "pubsub.a.example"], ["b.example"]],
+            certPath=cert, keyPath=key, serverinfo=True,
+        )
+
+    @param neighbourGroups: the names that resolve to each address.
+    @param options: more L{ProsodyPeer} arguments (like C{serverinfo}).
+    @return: the started peer (the caller stops it) and the address of
+        each group, in order.
+    """
     tried: set[str] = set()
     for attempt in range(attempts):
-        peerAddress, neighbourAddress = freeLoopbackAddresses(2, exclude=tried)
-        tried.update((peerAddress, neighbourAddress))
+        peerAddress, *addresses = freeLoopbackAddresses(1 + len(neighbourGroups), exclude=tried)
+        tried.update((peerAddress, *addresses))
         peer = ProsodyPeer(
             directory / str(attempt),
             domain,
@@ -803,8 +1026,13 @@ async def startBeside(
             certPath=certPath,
             keyPath=keyPath,
             caPath=caPath,
-            hosts={name: neighbourAddress for name in neighbours},
+            hosts={
+                name: address
+                for names, address in zip(neighbourGroups, addresses, strict=True)
+                for name in names
+            },
             secureAuth=secureAuth,
+            **options,
         )
         try:
             await peer.start()
@@ -813,5 +1041,5 @@ async def startBeside(
             if attempt == attempts - 1:
                 raise
             continue
-        return peer, neighbourAddress
+        return peer, addresses
     raise ProsodyError(f"no free loopback addresses for Prosody after {attempts} attempts")

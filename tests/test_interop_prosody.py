@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_interop_prosody -*-
 """
-Interop with a real Prosody 0.12: our node (C{node.example}) and a Prosody
-server (C{prosody.example}) federate over loopback in both directions.
+Interop with a real Prosody (13 from bookworm-backports; 0.12 as well): our
+node (C{node.example}) and a Prosody server (C{prosody.example}) federate
+over loopback in both directions.
 
 Skipped when Prosody is not installed, except in CI, where that fails.
 """

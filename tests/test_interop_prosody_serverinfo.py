@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.test_interop_prosody_serverinfo -*-
 """
-Our XEP-0485 item as a real Prosody 0.12 user sees it: alice on
+Our XEP-0485 item as a real Prosody user sees it: alice on
 C{prosody.example} retrieves the C{serverinfo} item of our node
 (C{node.example}) over s2s, subscribes to it, and is notified when our
-links change. Prosody 0.12 does not advertise C{urn:xmpp:serverinfo:0},
-so it must be listed without a name; a node of ours that opts in is named.
+links change. This Prosody (13, or 0.12) runs without
+C{mod_pubsub_serverinfo}, so it does not advertise
+C{urn:xmpp:serverinfo:0} and must be listed without a name; a node of ours
+that opts in is named. (The module's side: L{tests.test_interop_prosody_publisher}.)
 
 Skipped when Prosody is not installed, except in CI, where that fails.
 """
@@ -132,7 +134,8 @@ class ProsodyServerInfoTests(TestCase):
 
     async def test_readSubscribeNotify(self) -> None:
         """
-        Prosody does not list C{urn:xmpp:serverinfo:0}: once our node has
+        Prosody (without the module) does not list
+        C{urn:xmpp:serverinfo:0}: once our node has
         its answer, alice retrieves our item over s2s and it lists
         C{prosody.example} without a name, with one connection per stream.
         alice subscribes; when our node links with C{b.example} (which opts

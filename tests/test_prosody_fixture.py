@@ -27,10 +27,13 @@ from tests import c2sclient
 from tests.pki import TestCA, selfSigned
 from tests.prosody import (
     PortInUse,
+    ProsodyError,
     ProsodyPeer,
     freeLoopbackAddresses,
     prosodySkip,
+    prosodyVersion,
     requireProsody,
+    versionTuple,
 )
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -173,13 +176,16 @@ class ProsodyFixtureTests(TestCase):
         With self-signed certificates and C{s2s_secure_auth = false}, the
         peers can only authenticate each other by dialback: disco#info to
         C{b.example} and its pub-sub component crosses that s2s link; the
-        local server and its listed pub-sub component answer too.
+        local server and its listed pub-sub component answer too. Both
+        peers run the installed Prosody version and say so.
         """
 
         def certificates(directory: Path, domain: str) -> tuple[Path, Path]:
             return selfSigned(directory, [domain, f"pubsub.{domain}"], domain)
 
         a, b = await self.startPeers(certificates)
+        self.assertIsNotNone(prosodyVersion())
+        self.assertEqual((a.version, b.version), (prosodyVersion(), prosodyVersion()))
         xs = await self.login(a, a.certPath)
 
         remote = await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "b.example"))
@@ -231,9 +237,14 @@ class ProsodyFixtureTests(TestCase):
         with self.assertRaises(StanzaError) as caught:
             await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "b.example"))
         failure = caught.exception
-        # Prosody 0.12 bounces the queued stanza with the stream's error text.
+        # Prosody bounces the queued stanza with the stream's error text:
+        # 0.12 says "certificate is not trusted", 13 "Remote server's
+        # certificate is self-signed".
         self.assertIn(failure.condition, ("remote-server-timeout", "remote-server-not-found"))
-        self.assertIn("certificate is not trusted", failure.text or "")
+        if versionTuple(a.version) >= (13,):
+            self.assertIn("certificate is self-signed", failure.text or "")
+        else:
+            self.assertIn("certificate is not trusted", failure.text or "")
 
         local = await c2sclient.sendIQ(xs, _discoRequest(NS_DISCO_INFO, "a.example"))
         self.assertIn(("server", "im"), _identities(local))
@@ -343,6 +354,56 @@ class ConfigTests(SynchronousTestCase):
         """
         peer = self.peer(hosts={"b.example": "127.0.0.3", "c.example": "127.0.0.4"})
         self.assertEqual(peer.hostsText(), "127.0.0.3 b.example\n127.0.0.4 c.example\n")
+
+    def test_serverinfoOff(self) -> None:
+        """
+        By default the host does not run C{mod_pubsub_serverinfo} and has
+        no admins.
+        """
+        config = self.peer().configText()
+        self.assertNotIn("pubsub_serverinfo", config)
+        self.assertFalse([line for line in config.splitlines() if line.startswith("admins")])
+
+    def test_serverinfo(self) -> None:
+        """
+        With C{serverinfo}, the host is an admin and runs the module (in
+        its own section), told its service, node, intervals, and a dead
+        provider-list URL.
+        """
+        peer = self.peer(serverinfo=True, serverinfoInterval=3, serverinfoCacheTtl=7.5)
+        lines = peer.configText().splitlines()
+        host = lines.index('VirtualHost "a.example"')
+        self.assertIn('admins = { "a.example" }', lines[:host])
+        self.assertEqual(
+            lines[host + 1 : host + 7],
+            [
+                '    modules_enabled = { "pubsub_serverinfo" }',
+                '    pubsub_serverinfo_service = "pubsub.a.example"',
+                '    pubsub_serverinfo_node = "serverinfo"',
+                "    pubsub_serverinfo_publication_interval = 3",
+                "    pubsub_serverinfo_cache_ttl = 7.5",
+                '    pubsub_serverinfo_public_providers_url = "http://127.0.0.1:9/providers.json"',
+            ],
+        )
+        self.assertIn('Component "pubsub.a.example" "pubsub"', lines[host:])
+        self.assertNotIn("pubsub_serverinfo", "\n".join(lines[:host]))
+
+    def test_serverinfoNeedsPubsub(self) -> None:
+        """
+        C{serverinfo} without the pub-sub component is refused.
+        """
+        with self.assertRaises(ProsodyError):
+            self.peer(serverinfo=True, pubsub=False)
+
+    def test_versionTuple(self) -> None:
+        """
+        L{versionTuple} keeps the leading numeric parts of a version.
+        """
+        self.assertEqual(versionTuple("13.0.1"), (13, 0, 1))
+        self.assertEqual(versionTuple("0.12.3"), (0, 12, 3))
+        self.assertEqual(versionTuple("13.0.1+dfsg"), (13, 0, 1))
+        self.assertEqual(versionTuple("hg:0123456789ab"), ())
+        self.assertEqual(versionTuple(None), ())
 
     def test_luaQuoting(self) -> None:
         """
