@@ -55,6 +55,14 @@ class TLSConfigError(XmppNetGraphError):
     """
 
 
+class ExclusionFileError(XmppNetGraphError, ValueError):
+    """
+    The exclusion list file (C{--exclude}) has a line that is neither a
+    domain nor C{*.suffix}; the message names the file and the line. It is
+    a L{ValueError}, as every bad setting is when the configuration is read.
+    """
+
+
 # -- server-to-server streams -------------------------------------------------
 
 
