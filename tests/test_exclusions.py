@@ -186,5 +186,5 @@ class ConfigTests(SynchronousTestCase):
             Config(
                 domain="node.example", dataDir=Path(self.mktemp()), excludeFile=path
             ).excludeFile,
-            path,
+            path.absolute(),
         )
