@@ -829,8 +829,9 @@ class Config:
             Option(
                 "allow-private-addresses",
                 "flag",
-                "Let the crawler connect to loopback, private, link-local and multicast "
-                "addresses (static routes are always allowed).",
+                "Let outgoing s2s connections (crawling, consent checks, publishing) go to "
+                "loopback, private, link-local, multicast and other non-public addresses that "
+                "DNS points to (static routes are always allowed).",
             ),
             convert=_boolean,
         ),
