@@ -125,10 +125,14 @@ class FederationTests(TestCase):
         B finds A only through an C{_xmpps-server._tcp} SRV record (XEP-0368)
         pointing at A's direct-TLS listener, and federates over it (with no
         C{_xmpp-server._tcp} record and no route there is no other way).
+        The SRV target is loopback, so B must allow private addresses.
         """
         directPort = freePort()
         self.a.build(routes=routesTo(self.b), s2sDirectTLS=f"tcp:{directPort}:interface=127.0.0.1")
-        self.b.build(resolver=SRVOnly({"_xmpps-server._tcp.a.example": ("127.0.0.1", directPort)}))
+        self.b.build(
+            resolver=SRVOnly({"_xmpps-server._tcp.a.example": ("127.0.0.1", directPort)}),
+            allowPrivateAddresses=True,
+        )
         for node in (self.a, self.b):
             node.start()
             self.addCleanup(node.stop)

@@ -55,6 +55,7 @@ class NormalizeDomainTests(SynchronousTestCase):
         self.assertEqual(normalizeDomain("\u216b.example"), "xii.example")
         self.assertEqual(normalizeDomain("\uff21.example"), "a.example")
         self.assertEqual(normalizeDomain("b\u00fccher\u3002example"), "b\u00fccher.example")
+        self.assertEqual(normalizeDomain("B\u00dcCHER.Example"), "b\u00fccher.example")
 
     def test_sharpS(self) -> None:
         """
@@ -107,12 +108,36 @@ class NormalizeDomainTests(SynchronousTestCase):
 
     def test_ipAddress(self) -> None:
         """
-        IPv4 and IPv6 addresses are not domain names; names whose labels
-        are only numbers but that are not addresses are.
+        IPv4 and IPv6 addresses are not domain names, bracketed or not.
         """
-        for bad in ["127.0.0.1", "10.0.0.1", "::1"]:
+        for bad in ["127.0.0.1", "10.0.0.1", "::1", "::ffff:127.0.0.1", "fe80::1%eth0"]:
             self.assertRejected(bad, "IP address")
-        self.assertEqual(normalizeDomain("1.1.1"), "1.1.1")
+        for bad in ["[::1]", "[2001:db8::1]", "[127.0.0.1]"]:
+            self.assertRejected(bad, "is an IP address")
+
+    def test_otherIPv4Notations(self) -> None:
+        """
+        Names that the C library's resolver reads as IPv4 addresses
+        (C{inet_aton}: fewer parts, one number, hexadecimal, octal) are
+        refused, in the fast path and the slow one. (Until these checks,
+        C{1.1.1} was accepted as a domain.)
+        """
+        for bad in ["1.1.1", "127.1", "2130706433", "0x7f000001", "0x7f.1", "0X7F.0.0.1"]:
+            self.assertRejected(bad, "IPv4")
+        self.assertRejected("017700000001", "IPv4")
+
+    def test_numericTopLevelLabel(self) -> None:
+        """
+        A name whose last label is all digits is refused (no top-level
+        domain is, and resolvers may take it for an address); digits
+        elsewhere, and a last label that starts with one, are fine.
+        """
+        for bad in ["example.123", "1.2.3.4.5", "b\u00fccher.42", "08.09"]:
+            self.assertRejected(bad, "all-numeric")
+        self.assertEqual(normalizeDomain("123.example"), "123.example")
+        self.assertEqual(normalizeDomain("1e100.net"), "1e100.net")
+        self.assertEqual(normalizeDomain("a.1a"), "a.1a")
+        self.assertEqual(normalizeDomain("xmpp.3com"), "xmpp.3com")
 
     def test_emptyLabels(self) -> None:
         """
@@ -122,13 +147,15 @@ class NormalizeDomainTests(SynchronousTestCase):
         self.assertRejected("", "empty domain")
         for bad in ["a..example", "a.example.", ".a.example", "a.b\u3002.example"]:
             self.assertRejected(bad, "empty label")
+        self.assertRejected("a.example.", "no trailing dot allowed")
+        self.assertRejected("a.example\u3002", "no trailing dot allowed")
         self.assertRejected("a.\u00ad.example", "not a valid domain name")
 
     def test_characters(self) -> None:
         """
         Spaces, underscores and brackets are not allowed (STD3 rules).
         """
-        for bad in ["a b.example", "a_b.example", "[::1]"]:
+        for bad in ["a b.example", "a_b.example", "[a.example]"]:
             self.assertRejected(bad, "not a valid domain name")
 
     def test_lengths(self) -> None:
@@ -136,6 +163,7 @@ class NormalizeDomainTests(SynchronousTestCase):
         A label has at most 63 characters, a name at most 253 in A-labels.
         """
         self.assertRejected("l" * 64 + ".example", "not a valid domain name")
+        self.assertRejected("a." + "\u00e4" * 60 + ".example", "not a valid domain name")
         longest = ".".join(["l" * 63] * 3 + ["l" * 61])
         self.assertEqual(normalizeDomain(longest), longest)
         self.assertRejected(longest + "l", "longer than 253 characters")

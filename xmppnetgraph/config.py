@@ -344,6 +344,27 @@ def _allowlist(config: Config, option: str, value: Path | None) -> None:
         raise ValueError(f"{option}: cannot read {str(value)!r}: {e.strerror or e}") from None
 
 
+def _exclusionFile(config: Config, option: str, value: Path | None) -> None:
+    """
+    @raise ValueError: unless C{value} is a readable exclusion list (see
+        L{Exclusions.load<xmppnetgraph.exclusions.Exclusions.load>}) or
+        L{None}; the message names the file and the bad line.
+    """
+    if value is None:
+        return
+    from xmppnetgraph.exclusions import Exclusions
+
+    _file(config, option, value)
+    try:
+        Exclusions.load(value)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{option}: {str(value)!r} is not UTF-8 text: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"{option}: {e}") from None
+    except OSError as e:
+        raise ValueError(f"{option}: cannot read {str(value)!r}: {e.strerror or e}") from None
+
+
 def _secret(option: str, value: object) -> str | None:
     """
     @return: C{value}, or L{None} for none.
@@ -784,10 +805,10 @@ class Config:
                 "exclude",
                 "path",
                 "FILE of domains to leave out of the graph and never crawl, one per line "
-                "(*.suffix for all subdomains; # starts a comment).",
+                "(*.suffix for the suffix and all its subdomains; # starts a comment).",
             ),
             convert=_optionalPath,
-            check=_file,
+            check=_exclusionFile,
         ),
     )
     staleAfter: float = attrs.field(
@@ -808,8 +829,9 @@ class Config:
             Option(
                 "allow-private-addresses",
                 "flag",
-                "Let the crawler connect to loopback, private, link-local and multicast "
-                "addresses (static routes are always allowed).",
+                "Let outgoing s2s connections (crawling, consent checks, publishing) go to "
+                "loopback, private, link-local, multicast and other non-public addresses that "
+                "DNS points to (static routes are always allowed).",
             ),
             convert=_boolean,
         ),

@@ -55,6 +55,14 @@ class TLSConfigError(XmppNetGraphError):
     """
 
 
+class ExclusionFileError(XmppNetGraphError, ValueError):
+    """
+    The exclusion list file (C{--exclude}) has a line that is neither a
+    domain nor C{*.suffix}; the message names the file and the line. It is
+    a L{ValueError}, as every bad setting is when the configuration is read.
+    """
+
+
 # -- server-to-server streams -------------------------------------------------
 
 
@@ -102,6 +110,67 @@ class ConnectFailed(S2SError):
         return "; ".join(
             f"{target}: {describeException(reason)}" for target, reason in self.attempts
         )
+
+
+class AddressRefused(S2SError):
+    """
+    A target's host name resolved only to addresses that the address policy
+    refuses (L{xmppnetgraph.s2s.addresses}): loopback, private, link-local,
+    multicast, ... No connection was attempted.
+
+    @ivar host: the name that was resolved.
+    @ivar addresses: the refused addresses, in the order seen.
+    """
+
+    def __init__(self, host: str, addresses: Sequence[str]) -> None:
+        """
+        @param host: the name that was resolved.
+        @param addresses: the refused addresses.
+        """
+        self.host = host
+        self.addresses: tuple[str, ...] = tuple(addresses)
+        super().__init__(host, self.addresses)
+
+    def __str__(self) -> str:
+        """
+        @return: e.g. C{xmpp.evil.example resolves only to private addresses
+            (127.0.0.1)}.
+        """
+        return f"{self.host} resolves only to private addresses ({', '.join(self.addresses)})"
+
+
+class PrivateAddressesOnly(ConnectFailed):
+    """
+    Every target of a remote domain was refused by the address policy
+    (each attempt failed with L{AddressRefused}): the domain resolves only
+    to loopback, private, link-local, multicast, ... addresses, and the node
+    connected to none of them.
+
+    @ivar domain: the remote domain.
+    """
+
+    def __init__(self, domain: str, attempts: Sequence[tuple[Target, BaseException]]) -> None:
+        """
+        @param domain: the remote domain.
+        @param attempts: each target with its L{AddressRefused}.
+        """
+        self.domain = domain
+        super().__init__(attempts)
+
+    def __str__(self) -> str:
+        """
+        @return: e.g. C{pubsub.evil.example resolves only to private
+            addresses (127.0.0.1)}, naming the SRV targets when they are
+            other names (C{(xmpp.evil.example: 10.0.0.1)}).
+        """
+        parts: list[str] = []
+        for target, reason in self.attempts:
+            addresses = getattr(reason, "addresses", ())
+            text = ", ".join(addresses)
+            part = text if target.host == self.domain else f"{target.host}: {text}"
+            if part not in parts:
+                parts.append(part)
+        return f"{self.domain} resolves only to private addresses ({'; '.join(parts)})"
 
 
 class DialbackFailed(S2SError):

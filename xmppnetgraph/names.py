@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable
 
 import idna
@@ -55,7 +56,15 @@ MAX_DOMAIN_LENGTH = 253
 def normalizeDomain(text: str) -> str:
     """
     Check that C{text} is a bare DNS domain name (no C{@}, no C{/}, not an
-    IP address, no empty label) and return its canonical form.
+    IP address, no empty label, so no trailing dot) and return its
+    canonical form.
+
+    Not an IP address means more than not parsing as one: an IPv6 address
+    in brackets (C{[::1]}) is refused, and so is every name that the C
+    library's resolver reads as an IPv4 address (C{127.1}, C{2130706433},
+    C{0x7f.1}: C{inet_aton} notations), and every name whose last label is
+    all digits (C{1.1.1}; no top-level domain is, RFC 3696 section 2), so
+    that a name we store can never make us connect to an address.
 
     The canonical form is the UTS 46 mapping of C{text} (IDNA 2008,
     non-transitional, with the STD3 ASCII rules): case-folded, Unicode
@@ -71,20 +80,33 @@ def normalizeDomain(text: str) -> str:
     """
     if text.isascii():
         lowered = text.lower()
+        last = lowered.rpartition(".")[2]
         if (
             len(lowered) <= MAX_DOMAIN_LENGTH
             and _PLAIN_DOMAIN.fullmatch(lowered)
-            and not lowered.rpartition(".")[2].isdigit()
+            and not last[:1].isdigit()
         ):
             return lowered
     if not text:
         raise ValueError("empty domain")
     if "@" in text or "/" in text:
         raise ValueError(f"{text!r} is not a bare domain (no '@' or '/' allowed)")
-    if _isIPAddress(text):
+    if _isIPAddress(text) or (
+        text.startswith("[") and text.endswith("]") and _isIPAddress(text[1:-1])
+    ):
         raise ValueError(f"{text!r} is an IP address, not a domain name")
-    if any(not label for label in _DOTS.split(text)):
+    labels = _DOTS.split(text)
+    if any(not label for label in labels):
+        if not labels[-1] and len(labels) > 1 and all(labels[:-1]):
+            raise ValueError(f"{text!r} has an empty label (no trailing dot allowed)")
         raise ValueError(f"{text!r} has an empty label")
+    if text.isascii() and _isIPv4Notation(text):
+        raise ValueError(f"{text!r} is an IPv4 address in inet_aton notation, not a domain name")
+    if labels[-1].isascii() and labels[-1].isdigit():
+        raise ValueError(
+            f"{text!r} ends in an all-numeric label, which resolvers may read as an IPv4 "
+            "address; no top-level domain is all-numeric"
+        )
     try:
         mapped = idna.uts46_remap(text, std3_rules=True, transitional=False)
         labels = _DOTS.split(mapped)
@@ -231,6 +253,19 @@ def isValidJID(text: str) -> bool:
     try:
         parseJID(text)
     except ValueError:
+        return False
+    return True
+
+
+def _isIPv4Notation(text: str) -> bool:
+    """
+    @return: whether the C library reads C{text} (ASCII) as an IPv4 address
+        (C{inet_aton}: C{127.1}, C{0x7f000001}, C{017700000001}, ...), as
+        C{getaddrinfo} would before asking DNS.
+    """
+    try:
+        socket.inet_aton(text)
+    except (OSError, ValueError):
         return False
     return True
 

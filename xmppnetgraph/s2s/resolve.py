@@ -8,7 +8,9 @@ RFC 6120 section 3.2 (C{_xmpp-server._tcp} SRV records, STARTTLS) and XEP-0368
 L{Route<xmppnetgraph.config.Route>} that overrides DNS.
 
 L{connectToFirst} tries those targets one after another and hands back the
-first connection that succeeds.
+first connection that succeeds; given an
+L{AddressFilter<xmppnetgraph.s2s.addresses.AddressFilter>}, it connects only
+to the addresses the filter allows of what each target's name resolves to.
 """
 
 from __future__ import annotations
@@ -46,12 +48,21 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmppnetgraph.config import Route
-from xmppnetgraph.error import ConnectFailed, describeException
+from xmppnetgraph.error import (
+    AddressRefused,
+    ConnectFailed,
+    PrivateAddressesOnly,
+    describeException,
+)
 from xmppnetgraph.names import domainToASCII
 from xmppnetgraph.reactortypes import INodeReactor, IS2SReactor
+from xmppnetgraph.s2s.addresses import AddressFilter
 
 __all__ = [
+    "AddressFilter",
+    "AddressRefused",
     "ConnectFailed",
+    "PrivateAddressesOnly",
     "Target",
     "connectToFirst",
     "defaultResolver",
@@ -375,6 +386,7 @@ class _FirstConnection:
         factory: IProtocolFactory,
         tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
         timeout: float,
+        addressFilter: AddressFilter | None,
     ) -> None:
         """
         @param reactor: see L{connectToFirst}.
@@ -382,8 +394,15 @@ class _FirstConnection:
         @param factory: see L{connectToFirst}.
         @param tlsOptionsFor: see L{connectToFirst}.
         @param timeout: see L{connectToFirst}.
+        @param addressFilter: see L{connectToFirst}.
         """
         self._reactor = reactor
+        self._addressFilter = addressFilter
+        # The endpoints connect through the filter's reactor, whose name
+        # resolver hands on only the allowed addresses.
+        self._connectReactor = (
+            reactor if addressFilter is None else addressFilter.reactorFor(reactor)
+        )
         self._targets = list(targets)
         self._factory = factory
         self._tlsOptionsFor = tlsOptionsFor
@@ -418,7 +437,9 @@ class _FirstConnection:
         while index < len(self._targets):
             target = self._targets[index]
             try:
-                endpoint = _endpointFor(self._reactor, target, self._tlsOptionsFor, self._timeout)
+                endpoint = _endpointFor(
+                    self._connectReactor, target, self._tlsOptionsFor, self._timeout
+                )
             except Exception:
                 reason = Failure()
                 _log.failure("Cannot build an endpoint for {target}", reason, target=target)
@@ -436,6 +457,13 @@ class _FirstConnection:
             )
             return
         self._current = None
+        if (
+            self._addressFilter is not None
+            and self._attempts
+            and all(isinstance(reason, AddressRefused) for _, reason in self._attempts)
+        ):
+            self.result.errback(PrivateAddressesOnly(self._addressFilter.domain, self._attempts))
+            return
         self.result.errback(ConnectFailed(self._attempts))
 
     def _connected(self, protocol: IProtocol, target: Target) -> None:
@@ -459,12 +487,19 @@ class _FirstConnection:
         self._current = None
         if self._cancelled:
             return
-        _log.info(
-            "Connecting to {target} failed: {error}",
-            target=target,
-            error=describeException(_exceptionOf(reason)),
-        )
-        self._attempts.append((target, _exceptionOf(reason)))
+        exception = _exceptionOf(reason)
+        refused = () if self._addressFilter is None else self._addressFilter.refusedFor(target.host)
+        if refused and reason.check(ierror.DNSLookupError):
+            # The name resolved, but only to refused addresses (the filter
+            # logged them): say so rather than "no results".
+            exception = AddressRefused(target.host, refused)
+        else:
+            _log.info(
+                "Connecting to {target} failed: {error}",
+                target=target,
+                error=describeException(exception),
+            )
+        self._attempts.append((target, exception))
         self._tryFrom(index + 1)
 
 
@@ -474,6 +509,7 @@ def connectToFirst(
     factory: IProtocolFactory,
     tlsOptionsFor: Callable[[], IOpenSSLClientConnectionCreator],
     timeout: float,
+    addressFilter: AddressFilter | None = None,
 ) -> Deferred[tuple[IProtocol, Target]]:
     """
     Connect to the first target that accepts a connection, trying them one
@@ -490,12 +526,20 @@ def connectToFirst(
     @param tlsOptionsFor: called once per direct TLS target, to get the TLS
         client options (with the expected peer identity).
     @param timeout: seconds to wait for each target's TCP connection.
+    @param addressFilter: if given, each target's host is resolved through
+        it and only the addresses it allows are connected to (an IP
+        literal target is checked the same way); a target left with no
+        address fails with L{AddressRefused}. C{None} connects to whatever
+        the names resolve to (static routes, C{--allow-private-addresses}).
     @return: a L{Deferred} firing with the connected protocol and the target
         it is connected to, or failing with L{ConnectFailed} naming every
-        target tried. Cancelling it cancels the attempt in progress and tries
-        no further target.
+        target tried (L{PrivateAddressesOnly}, a L{ConnectFailed}, when the
+        filter refused every target). Cancelling it cancels the attempt in
+        progress and tries no further target.
     """
-    return _FirstConnection(reactor, targets, factory, tlsOptionsFor, timeout).start()
+    return _FirstConnection(
+        reactor, targets, factory, tlsOptionsFor, timeout, addressFilter
+    ).start()
 
 
 @implementer(IResolver)

@@ -42,6 +42,7 @@ from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.model import Link
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.reactortypes import IS2SReactor
+from xmppnetgraph.s2s.addresses import AddressFilter
 from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
@@ -653,6 +654,12 @@ class S2SService(service.Service):
         """
         Resolve C{remote}, connect, and run C{authenticator}'s initializers.
 
+        Without a static route for C{remote}, and unless
+        C{allowPrivateAddresses} is set, only public addresses are connected
+        to (L{AddressFilter}); a domain that resolves only to private ones
+        fails with L{PrivateAddressesOnly<xmppnetgraph.error.PrivateAddressesOnly>},
+        which bounces queued stanzas with C{remote-server-not-found}.
+
         @param remote: the remote domain.
         @param authenticator: the new stream's authenticator.
         @return: a Deferred firing with the authenticated stream, or
@@ -660,7 +667,16 @@ class S2SService(service.Service):
         """
 
         async def run() -> S2SXmlStream:
-            targets = await resolveTargets(remote, self.config.routeFor(remote), self._resolver)
+            route = self.config.routeFor(remote)
+            targets = await resolveTargets(remote, route, self._resolver)
+            # A static route is the operator's choice and goes anywhere;
+            # where DNS (that is, the remote domain) chose, only public
+            # addresses, unless the operator allows private ones.
+            addressFilter = (
+                None
+                if route is not None or self.config.allowPrivateAddresses
+                else AddressFilter(remote)
+            )
             if not targets:
                 raise RemoteServerNotFound(f"{remote} announces no XMPP s2s service")
             handshake = _Handshake(remote)
@@ -673,6 +689,7 @@ class S2SService(service.Service):
                 factory,
                 lambda: clientTLSOptions(self.credentials, remote),
                 self.config.connectTimeout,
+                addressFilter,
             )
             return await handshake.done
 
