@@ -89,8 +89,13 @@ class RunningNode:
         """
         Build the node's service from C{config} (L{Config} fields).
 
+        Unless C{crawl} is given, the node does not crawl: the tests of the
+        other modules count stanzas and links that a crawler would add to
+        (the crawler's own tests turn it on).
+
         @param resolver: the DNS resolver (default: L{NoDNS}).
         """
+        config.setdefault("crawl", False)
         self.config = Config(
             domain=self.domain,
             dataDir=self.directory / self.domain,

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from xmppnetgraph.config import Config
@@ -43,7 +41,7 @@ class BuildServiceTests(TestCase):
         node = self.build()
         self.assertEqual(
             [child.name for child in node],
-            ["components", "s2s", "s2s-listen", "publisher", "web"],
+            ["components", "s2s", "s2s-listen", "publisher", "crawler", "web"],
         )
         self.assertEqual(
             sorted(child.name for child in node.core.components),
@@ -52,6 +50,7 @@ class BuildServiceTests(TestCase):
         self.assertIs(node.s2s, node.getServiceNamed("s2s"))
         self.assertIs(node.serverInfo.publisher, node.getServiceNamed("publisher"))
         self.assertIs(node.web, node.getServiceNamed("web"))
+        self.assertIs(node.crawler, node.getServiceNamed("crawler"))
 
     def test_roles(self) -> None:
         """
@@ -60,31 +59,21 @@ class BuildServiceTests(TestCase):
         """
         node = self.build(publish=False, enableWeb=False, s2sDirectTLS="tcp:5270")
         self.assertEqual(
-            [child.name for child in node], ["components", "s2s", "s2s-listen", "s2s-direct-tls"]
+            [child.name for child in node],
+            ["components", "s2s", "s2s-listen", "s2s-direct-tls", "crawler"],
         )
         self.assertIsNone(node.serverInfo.publisher)
         self.assertIsNone(node.web)
 
-    def test_crawlerOptionsSaySo(self) -> None:
+    def test_noCrawl(self) -> None:
         """
-        Until the crawler exists, C{--seed} and C{--no-crawl} are not
-        silently ignored: one warning names them.
+        C{--no-crawl} leaves the crawler out; the graph store stays (the
+        web serves what is stored).
         """
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        self.build(seeds=("b.example",), crawl=False)
-        warnings = [
-            e for e in events if e["log_level"] == LogLevel.warn and "crawler" in e["log_format"]
-        ]
-        self.assertEqual(len(warnings), 1)
-        self.assertEqual(warnings[0]["options"], "--seed and --no-crawl")
-
-    def test_noCrawlerWarningByDefault(self) -> None:
-        """
-        Without those options there is no such warning.
-        """
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        self.build()
-        self.assertEqual([e for e in events if "crawler" in e["log_format"]], [])
+        node = self.build(crawl=False)
+        self.assertNotIn("crawler", [child.name for child in node])
+        self.assertIsNone(node.crawler)
+        self.assertIsNotNone(node.graph)
 
     def test_reactorChecked(self) -> None:
         """

@@ -1420,17 +1420,6 @@ class DeclarationTests(SynchronousTestCase):
         self.assertIn("Repeatable.", byOption["--route"])
         self.assertIn("\\*.suffix", byOption["--route"])
 
-    def test_crawlerHook(self) -> None:
-        """
-        L{Config.crawlerOptionsGiven} names the crawler options that were
-        set, for the node builder to say that they have no effect yet.
-        """
-        self.assertEqual(parse("--domain=a.example").crawlerOptionsGiven, ())
-        self.assertEqual(
-            parse("--domain=a.example", "--seed=b.example", "--no-crawl").crawlerOptionsGiven,
-            ("--seed", "--no-crawl"),
-        )
-
 
 class ConfigValidationTests(TempDirMixin, SynchronousTestCase):
     """

@@ -768,7 +768,8 @@ class Config:
             Option(
                 "seed",
                 "list",
-                "DOMAIN to start crawling from. The crawler is not built yet: no effect for now.",
+                "DOMAIN to start crawling from (besides this node's own peers and the domains "
+                "already in the store).",
             ),
             convert=_domains,
         ),
@@ -779,7 +780,7 @@ class Config:
             Option(
                 "no-crawl",
                 "flag",
-                "Do not crawl the federation. The crawler is not built yet: no effect for now.",
+                "Do not crawl the federation (the web still serves the stored graph).",
                 alias="crawl",
             ),
             convert=_boolean,
@@ -1165,20 +1166,6 @@ class Config:
         The pubsub host, defaulting to C{pubsub.<domain>}.
         """
         return self.pubsubHost or "pubsub." + self.domain
-
-    @property
-    def crawlerOptionsGiven(self) -> tuple[str, ...]:
-        """
-        The crawler's options that were set (C{--seed}, C{--no-crawl}):
-        the crawler is not built yet, so the node builder says that they
-        have no effect instead of ignoring them silently.
-        """
-        given = []
-        if self.seeds:
-            given.append("--seed")
-        if not self.crawl:
-            given.append("--no-crawl")
-        return tuple(given)
 
     def routeFor(self, domain: str) -> Route | None:
         """

@@ -13,14 +13,19 @@ from twisted.logger import Logger
 
 from xmppnetgraph.config import Config
 from xmppnetgraph.core import CoreService, makeCore
+from xmppnetgraph.crawler.build import buildCrawler
+from xmppnetgraph.crawler.crawler import Crawler
 from xmppnetgraph.datadir import ensureDataDir
+from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.http.build import buildWeb
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.reactortypes import INodeReactor, typedReactor
 from xmppnetgraph.s2s.build import buildS2S
 from xmppnetgraph.s2s.service import S2SService
+from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.build import ServerInfoModule, buildServerInfo
 from xmppnetgraph.store.database import openDatabase
+from xmppnetgraph.store.graph import GraphStore
 
 _log = Logger()
 
@@ -31,8 +36,13 @@ class NodeService(CoreService):
 
     @ivar s2s: the s2s service.
     @ivar serverInfo: the XEP-0485 module.
+    @ivar graph: the graph store (also with C{--no-crawl}).
+    @ivar crawler: the crawler, or L{None} with C{--no-crawl}.
     @ivar web: the web endpoint, or L{None} with C{--no-web}.
     """
+
+    graph: GraphStore
+    crawler: Crawler | None
 
     s2s: S2SService
     serverInfo: ServerInfoModule
@@ -46,8 +56,9 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
 
     Children, by name: C{"components"} (the hosts of the local domains,
     by domain), C{"s2s"}, C{"s2s-listen"}, C{"s2s-direct-tls"} (if
-    configured), C{"publisher"} (unless publishing is off) and C{"web"}
-    (unless disabled). The database is closed after they all stopped.
+    configured), C{"publisher"} (unless publishing is off), C{"crawler"}
+    (unless C{--no-crawl}) and C{"web"} (unless disabled). The database
+    is closed after they all stopped.
 
     @param reactor: the reactor, for instance the global one.
     @param resolver: the DNS resolver (default: the system's).
@@ -60,13 +71,25 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
         nodeReactor,
         openDatabase(config.database, dataDir, nodeReactor),
         resolver=resolver,
+        scheduler=QueryScheduler(
+            nodeReactor,
+            maxConcurrent=config.crawlConcurrency,
+            startInterval=0.0,
+            domainInterval=1.0,
+            # A discovery is several IQs, each with its own iqTimeout.
+            timeout=3 * config.iqTimeout,
+        ),
         iqTimeout=config.iqTimeout,
     )
     node = NodeService(core)
     node.s2s = buildS2S(core, config, node)
     node.serverInfo = buildServerInfo(core, config, node)
+    node.graph = GraphStore(core.database, core.feed, nodeReactor)
+    exclusions = Exclusions.load(config.excludeFile) if config.excludeFile else Exclusions.empty()
+    node.crawler = (
+        buildCrawler(core, config, node, node.graph, exclusions.excluded) if config.crawl else None
+    )
     node.web = buildWeb(core, config, node, node.serverInfo) if config.enableWeb else None
-    _logCrawlOptions(config)
     _log.info(
         "xmppnetgraph node for {domain} (pubsub {pubsub}): s2s on {s2s}, web on {web}, "
         "data in {dataDir}",
@@ -77,15 +100,3 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
         dataDir=str(dataDir),
     )
     return node
-
-
-def _logCrawlOptions(config: Config) -> None:
-    """
-    Say that the crawler options do nothing yet, rather than ignore them.
-    """
-    given = config.crawlerOptionsGiven
-    if given:
-        _log.warn(
-            "the crawler is not built yet: {options} has no effect",
-            options=" and ".join(given),
-        )

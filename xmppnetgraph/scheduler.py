@@ -278,6 +278,13 @@ class QueryScheduler:
             return None
         return Answer(entry.result, entry.when, entry.expires, self._isFresh(entry))
 
+    @property
+    def timeout(self) -> float:
+        """
+        Seconds after which a running query is cancelled.
+        """
+        return self._timeout
+
     def isPending(self, domain: str, key: Hashable) -> bool:
         """
         @return: whether a query of C{key} to C{domain} is queued or running.
