@@ -11,6 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
+import xmppnetgraph
 from tests.nodes import RawRequest, RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
 from tests.pki import TestCA
 
@@ -75,8 +76,9 @@ class FederationTests(TestCase):
     @defer.inlineCallbacks
     def test_pingAndFeatures(self):  # type: ignore[no-untyped-def]
         """
-        A answers XEP-0199 pings to its domain and lists the feature, with
-        the XEP-0485 consent feature, in its disco#info.
+        A answers XEP-0199 pings and XEP-0092 version requests (name and
+        version, no OS) to its domain and lists both features, with the
+        XEP-0485 consent feature, in its disco#info.
         """
         self.startBoth()
         domain = self.b.domainHost
@@ -84,8 +86,14 @@ class FederationTests(TestCase):
             RawRequest("a.example", "b.example", "get", "<ping xmlns='urn:xmpp:ping'/>")
         )
         self.assertEqual((pong["type"], pong["from"]), ("result", "a.example"))
+        version = yield domain.request(
+            RawRequest("a.example", "b.example", "get", "<query xmlns='jabber:iq:version'/>")
+        )
+        fields = {child.name: str(child) for child in version.query.elements()}
+        self.assertEqual(fields, {"name": "xmppnetgraph", "version": xmppnetgraph.__version__})
         info = yield self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
         self.assertIn("urn:xmpp:ping", info.features)
+        self.assertIn("jabber:iq:version", info.features)
         self.assertIn("urn:xmpp:serverinfo:0", info.features)
 
     @defer.inlineCallbacks

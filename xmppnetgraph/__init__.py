@@ -6,8 +6,15 @@ Importing the package installs the Wokkel compatibility shim, so every module
 below may import Wokkel directly.
 """
 
+from importlib import metadata
+
 from xmppnetgraph import _wokkelcompat
 
 _wokkelcompat.install()
 
-__all__ = ["_wokkelcompat"]
+try:
+    __version__ = metadata.version("xmppnetgraph")
+except metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+    __version__ = "unknown"
+
+__all__ = ["__version__", "_wokkelcompat"]

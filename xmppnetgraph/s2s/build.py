@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from twisted.application.service import IServiceCollection
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from wokkel.generic import VersionHandler
 from wokkel.ping import PingHandler
 
+from xmppnetgraph import __version__
 from xmppnetgraph.certs import ensureSelfSigned, loadCredentials, loadTrustRoots
 from xmppnetgraph.config import Config
 from xmppnetgraph.core import Core, attach
@@ -65,4 +67,7 @@ def buildS2S(core: Core, config: Config, parent: IServiceCollection) -> S2SServi
         attach(direct, "s2s-direct-tls", parent)
 
     PingHandler().setHandlerParent(core.component(config.domain))
+    # XEP-0092: name and version only (no operating system), as crawlers
+    # ask (ours too).
+    VersionHandler("xmppnetgraph", __version__).setHandlerParent(core.component(config.domain))
     return s2s
