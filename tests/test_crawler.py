@@ -364,6 +364,18 @@ class CrawlerTests(TestCase):
         self.assertEqual(
             {link.remote for link in (await self.snapshot()).links}, {"b.example", "c.example"}
         )
+        # Once a.example no longer consents, its notifications count no more.
+        self.answers["a.example"] = lambda: outcome("a.example", "no-consent")
+        self.clock.advance(61)
+        self.assertTrue(crawler.submit("a.example").accepted)
+        await self.settle(crawler)
+        self.assertEqual((await self.snapshot()).links, ())
+        crawler.notified(
+            "pubsub.a.example", "serverinfo", [item("a.example", RemoteDomain("b.example"))]
+        )
+        for _ in range(20):
+            await deferLater()
+        self.assertEqual((await self.snapshot()).links, ())
 
     async def test_linksAndRestart(self) -> None:
         """
