@@ -77,7 +77,7 @@ class KillDuringReportMixin:
     """
 
     url: str | None
-    mktemp: type[None] | object
+    mktemp: Callable[[], str]
 
     async def test_killDuringReport(self) -> None:
         """
