@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.application.service import IServiceCollection, Service
+from twisted.application.service import IServiceCollection
 from twisted.web.server import Site
 
 from xmppnetgraph.config import Config
@@ -20,19 +20,21 @@ from xmppnetgraph.listener import Listener
 from xmppnetgraph.serverinfo.build import ServerInfoModule
 
 
-class _Closing(Service):
+class _APISite(Site):
     """
-    Closes the API's event streams when the node stops.
+    The web endpoint's site: when its port closes (the node stops), the
+    API's event streams are closed and it stops observing the feed.
     """
 
     def __init__(self, api: WebAPI) -> None:
+        super().__init__(api.resource())  # type: ignore[no-untyped-call]
         self.api = api
 
-    def stopService(self) -> None:
+    def stopFactory(self) -> None:
         """
         Close the streams.
         """
-        super().stopService()  # type: ignore[no-untyped-call]
+        super().stopFactory()
         self.api.stop()
 
 
@@ -83,7 +85,6 @@ def buildWeb(
         anonymousKey=anonymousKey,
         submitRate=config.submitRate,
     )
-    web = Listener("the web endpoint", config.web, Site(api.resource()), core.reactor)
+    web = Listener("the web endpoint", config.web, _APISite(api), core.reactor)
     attach(web, "web", parent)
-    attach(_Closing(api), "web-api", parent)
     return web
