@@ -122,6 +122,8 @@ class EventStream:
         for client in list(self.clients):
             self._forget(client)
             if not client.gone:
+                client.gone = True
+                client.request.unregisterProducer()
                 client.request.finish()
 
     def _start(self, request: Request) -> int | None:
