@@ -133,4 +133,6 @@ class APITests(TestCase):
         self.assertEqual((code, contentType), (200, "application/json"))
         self.assertEqual(json.loads(body), DOCUMENT)
         code, body, _ = await self.get("/api/nothing-here")
-        self.assertEqual((code, json.loads(body)), (404, {"error": "not found"}))
+        self.assertEqual(code, 404)
+        validator("Error").validate(json.loads(body))
+        self.assertEqual(json.loads(body)["error"]["status"], 404)

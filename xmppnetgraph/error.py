@@ -274,3 +274,39 @@ class SchedulerStopped(XmppNetGraphError):
     """
     The query scheduler has stopped; it runs no more queries.
     """
+
+
+# -- the web API --------------------------------------------------------------
+
+
+class BadParameter(XmppNetGraphError, ValueError):
+    """
+    A parameter of a web API request is not valid (the message says which
+    and why, in words fit for the requester).
+    """
+
+
+class UnknownDomain(XmppNetGraphError):
+    """
+    Nobody here knows the domain asked about: not the graph store, not the
+    crawler.
+    """
+
+
+class RateLimited(XmppNetGraphError):
+    """
+    A client asked more often than it may.
+
+    @ivar retryAfter: seconds until it may ask again.
+    """
+
+    def __init__(self, message: str, retryAfter: float) -> None:
+        super().__init__(message)
+        self.retryAfter = retryAfter
+
+
+class Unavailable(XmppNetGraphError):
+    """
+    The part of the node that would answer is not running (no graph store,
+    C{--no-crawl}).
+    """

@@ -1,0 +1,157 @@
+# -*- test-case-name: tests.test_http_api -*-
+"""
+C{GET /api/stats}: figures over the current graph as C{/api/graph} shows it
+by default (folded, anonymous peers apart), plus the store's own counts.
+Computed at most once per store state and L{Stats.freshFor} seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from twisted.internet.defer import gatherResults
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.server import Request
+
+from xmppnetgraph.error import Unavailable
+from xmppnetgraph.graphview import GraphView
+from xmppnetgraph.http.errors import Response, jsonResponse
+from xmppnetgraph.http.graph import GraphViews, ViewParameters
+from xmppnetgraph.interfaces import IGraphStore
+from xmppnetgraph.model import DomainRecord, GraphCounts
+from xmppnetgraph.timestamp import formatTimestamp
+
+#: How many of the largest hubs are listed.
+HUBS = 20
+
+#: How many domains' records are read at once for the software mix.
+_LOOKUPS = 50
+
+
+def components(view: GraphView) -> list[int]:
+    """
+    @return: the sizes of the connected components of C{view}, largest
+        first.
+    """
+    parent = {node.id: node.id for node in view.nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for edge in view.edges:
+        a, b = find(edge.source), find(edge.target)
+        if a != b:
+            parent[a] = b
+    return sorted(Counter(find(x) for x in parent).values(), reverse=True)
+
+
+def degrees(view: GraphView) -> Counter[str]:
+    """
+    @return: each node's degree (nodes without edges are absent).
+    """
+    degree: Counter[str] = Counter()
+    for edge in view.edges:
+        degree[edge.source] += 1
+        degree[edge.target] += 1
+    return degree
+
+
+def statsJSON(
+    view: GraphView, counts: GraphCounts, software: Mapping[tuple[str, str | None], int]
+) -> dict[str, object]:
+    """
+    @return: C{/api/stats}'s body.
+    """
+    degree = degrees(view)
+    labels = {node.id: node.label for node in view.nodes}
+    distribution = Counter(degree.get(node.id, 0) for node in view.nodes)
+    named = [node for node in view.nodes if node.label is not None]
+    hubs = sorted((n for n in named if degree.get(n.id)), key=lambda n: (-degree[n.id], n.id))
+    sizes = components(view)
+    return {
+        "at": formatTimestamp(view.at),
+        "last_event_id": view.lastEventId,
+        "domains": {
+            "named": len(named),
+            "anonymous": len(view.nodes) - len(named),
+            "publishing": sum(1 for node in named if node.publishes),
+            "stale": counts.stale,
+            "known": counts.domains,
+        },
+        "links": len(view.edges),
+        "confirmed_links": sum(1 for edge in view.edges if edge.confirmed),
+        "components": {
+            "count": len(sizes),
+            "largest": sizes[0] if sizes else 0,
+            "sizes": sizes[:HUBS],
+        },
+        "degree_distribution": [{"degree": d, "nodes": n} for d, n in sorted(distribution.items())],
+        "hubs": [{"domain": labels[node.id], "degree": degree[node.id]} for node in hubs[:HUBS]],
+        "software": [
+            {"name": name, "version": version, "domains": n}
+            for (name, version), n in sorted(
+                software.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or "")
+            )
+        ],
+    }
+
+
+class Stats:
+    """
+    The handler of C{/api/stats}.
+
+    @ivar freshFor: seconds an answer is kept while the store is unchanged.
+    """
+
+    def __init__(
+        self,
+        store: IGraphStore | None,
+        views: GraphViews | None,
+        clock: IReactorTime,
+        freshFor: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._views = views
+        self._clock = clock
+        self.freshFor = freshFor
+        self._cached: tuple[int | None, float, Response] | None = None
+
+    async def _software(self, view: GraphView) -> Counter[tuple[str, str | None]]:
+        """
+        @return: how many of the publishing domains of C{view} run which
+            software (XEP-0092 name and version), as their records say.
+        """
+        assert self._store is not None
+        mix: Counter[tuple[str, str | None]] = Counter()
+        names = [node.id for node in view.nodes if node.label is not None and node.publishes]
+        for start in range(0, len(names), _LOOKUPS):
+            records: list[DomainRecord | None] = await gatherResults(
+                [self._store.domain(name) for name in names[start : start + _LOOKUPS]],
+                consumeErrors=True,
+            )
+            for record in records:
+                if record is not None and record.facts is not None and record.facts.softwareName:
+                    mix[(record.facts.softwareName, record.facts.softwareVersion)] += 1
+        return mix
+
+    async def stats(self, request: Request, path: Mapping[str, str]) -> Response:
+        """
+        C{GET /api/stats}.
+        """
+        if self._store is None or self._views is None:
+            raise Unavailable("this node keeps no graph store")
+        now = self._clock.seconds()
+        if self._cached is not None:
+            eventId, made, response = self._cached
+            if eventId == self._views.latest and now - made <= self.freshFor:
+                return response
+        view = await self._views.currentView(ViewParameters())
+        counts = await self._store.counts()
+        software = await self._software(view)
+        response = jsonResponse(statsJSON(view, counts, software))
+        self._cached = (view.lastEventId, now, response)
+        return response

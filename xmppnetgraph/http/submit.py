@@ -1,0 +1,128 @@
+# -*- test-case-name: tests.test_http_api -*-
+"""
+C{POST /api/submit}: a user asks the crawler to look at a domain (a form
+field or a JSON body C{{"domain": ...}}); the answer says what will happen
+(the crawler's L{SubmitOutcome}). Each client address may submit
+C{--submit-rate} valid domains per hour (L{RateLimiter}); more get a 429
+with C{Retry-After}. Without a crawler (C{--no-crawl}) it is a 503.
+
+The client address is the connection's peer: behind a reverse proxy,
+every submission shares the proxy's address (and its limit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.server import Request
+
+from xmppnetgraph.error import BadParameter, RateLimited, Unavailable
+from xmppnetgraph.http import params
+from xmppnetgraph.http.domains import crawlJSON
+from xmppnetgraph.http.errors import Response, jsonResponse
+from xmppnetgraph.interfaces import ICrawler
+
+#: The window of the rate limit.
+HOUR = 3600.0
+
+#: The largest body read.
+MAX_BODY = 4096
+
+
+class RateLimiter:
+    """
+    At most C{rate} events per client per C{window} seconds (a sliding
+    window), for at most C{maxClients} clients remembered at once (the
+    least recently active are forgotten first).
+    """
+
+    def __init__(
+        self, clock: IReactorTime, rate: int, window: float = HOUR, maxClients: int = 10_000
+    ) -> None:
+        self._clock = clock
+        self.rate = rate
+        self.window = window
+        self.maxClients = maxClients
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def take(self, client: str) -> None:
+        """
+        Count one event of C{client}.
+
+        @raise RateLimited: if it had C{rate} in the window already
+            (nothing is counted then).
+        """
+        now = self._clock.seconds()
+        stamps = self._seen.get(client)
+        if stamps is None:
+            stamps = self._seen[client] = deque()
+        self._seen.move_to_end(client)
+        while stamps and stamps[0] <= now - self.window:
+            stamps.popleft()
+        if len(stamps) >= self.rate:
+            wait = stamps[0] + self.window - now if stamps else self.window
+            raise RateLimited(
+                f"at most {self.rate} submissions per hour from one address; try again in"
+                f" {int(wait) + 1} seconds",
+                wait,
+            )
+        stamps.append(now)
+        while len(self._seen) > self.maxClients:
+            self._seen.popitem(last=False)
+
+
+def _submitted(request: Request) -> str:
+    """
+    @return: the C{domain} of a form or JSON body (or query).
+    @raise BadParameter: if there is none or the body is malformed.
+    """
+    contentType = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    if contentType == b"application/json":
+        raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+        if len(raw) > MAX_BODY:
+            raise BadParameter(f"the body is larger than {MAX_BODY} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadParameter("the body is not JSON") from None
+        value = body.get("domain") if isinstance(body, dict) else None
+        if not isinstance(value, str):
+            raise BadParameter('expected a JSON object {"domain": "example.org"}')
+        return value
+    value = params.text(request.args or {}, "domain")
+    if value is None:
+        raise BadParameter('domain: missing (a form field, or a JSON body {"domain": ...})')
+    return value
+
+
+class Submissions:
+    """
+    The handler of C{POST /api/submit}.
+    """
+
+    def __init__(self, crawler: ICrawler | None, limiter: RateLimiter) -> None:
+        self._crawler = crawler
+        self.limiter = limiter
+
+    def submit(self, request: Request, path: Mapping[str, str]) -> Response:
+        """
+        C{POST /api/submit}.
+        """
+        if self._crawler is None:
+            raise Unavailable("this node does not crawl (--no-crawl): submissions are off")
+        domain = params.domain(_submitted(request).strip())
+        address = request.getClientAddress()
+        self.limiter.take(getattr(address, "host", None) or str(address))
+        outcome = self._crawler.submit(domain)
+        return jsonResponse(
+            {
+                "domain": outcome.domain,
+                "accepted": outcome.accepted,
+                "message": outcome.message,
+                "status": crawlJSON(outcome.status),
+            },
+            202 if outcome.accepted else 200,
+        )
