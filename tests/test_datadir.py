@@ -15,8 +15,10 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from xmppnetgraph.datadir import (
+    ANONYMOUS_KEY_NAME,
     DIALBACK_SECRET_NAME,
     DataDirError,
+    anonymousKey,
     dialbackSecret,
     ensureDataDir,
 )
@@ -225,3 +227,20 @@ class DialbackSecretTests(SynchronousTestCase):
         self.addCleanup(os.chmod, self.dataDir, 0o700)
         e = self.assertRaises(DataDirError, dialbackSecret, self.dataDir)
         self.assertEqual(str(e), f"cannot write the dialback secret {self.path}: Permission denied")
+
+
+class AnonymousKeyTests(SynchronousTestCase):
+    """
+    L{anonymousKey} is made once, kept across calls (and so restarts) in
+    its own file of mode 0600, and differs from the dialback secret.
+    """
+
+    def test_keptAndPrivate(self) -> None:
+        dataDir = ensureDataDir(Path(self.mktemp()))
+        key = anonymousKey(dataDir)
+        self.assertGreaterEqual(len(key), 32)
+        self.assertEqual(anonymousKey(dataDir), key)
+        path = dataDir / ANONYMOUS_KEY_NAME
+        self.assertEqual(path.read_bytes().strip(), key)
+        self.assertEqual(stat.S_IMODE(path.stat().st_mode), 0o600)
+        self.assertNotEqual(dialbackSecret(dataDir).encode("ascii"), key)

@@ -21,6 +21,9 @@ _log = Logger()
 #: The file in the data directory that holds the dialback secret.
 DIALBACK_SECRET_NAME = "dialback.secret"
 
+#: The file in the data directory that holds the key of anonymous peers' ids.
+ANONYMOUS_KEY_NAME = "anonymous-ids.key"
+
 #: The shortest secret read from the file that is kept; shorter ones are
 #: replaced. New secrets are 64 hexadecimal digits (256 bits).
 MINIMUM_SECRET_LENGTH = 32
@@ -50,7 +53,33 @@ def ensureDataDir(path: Path) -> Path:
 def dialbackSecret(dataDir: Path) -> str:
     """
     The node's dialback secret, made once and kept in C{dataDir}, so that
-    keys we issued before a restart still verify after it.
+    keys we issued before a restart still verify after it (see
+    L{keptSecret}).
+
+    @param dataDir: the data directory (see L{ensureDataDir}).
+    @return: the secret.
+    @raise DataDirError: if the file exists but cannot be read, or a new
+        one cannot be written.
+    """
+    return keptSecret(dataDir, DIALBACK_SECRET_NAME, "dialback secret")
+
+
+def anonymousKey(dataDir: Path) -> bytes:
+    """
+    The key of the graph's opaque ids for anonymous peers, made once and
+    kept in C{dataDir}: ids stay stable across restarts, and nobody who
+    lacks the key can confirm a guessed hidden name (see L{keptSecret}).
+
+    @param dataDir: the data directory (see L{ensureDataDir}).
+    @return: the key.
+    @raise DataDirError: as L{keptSecret}.
+    """
+    return keptSecret(dataDir, ANONYMOUS_KEY_NAME, "anonymous-id key").encode("ascii")
+
+
+def keptSecret(dataDir: Path, name: str, what: str) -> str:
+    """
+    A secret made once and kept in the file C{name} of C{dataDir}.
 
     A file whose content cannot be a secret (shorter than
     L{MINIMUM_SECRET_LENGTH} characters, or not ASCII text) is replaced by
@@ -58,33 +87,36 @@ def dialbackSecret(dataDir: Path) -> str:
     temporary name first, so that it is never seen half written.
 
     @param dataDir: the data directory (see L{ensureDataDir}).
+    @param name: the file's name.
+    @param what: what the secret is, for messages.
     @return: the secret.
     @raise DataDirError: if the file exists but cannot be read, or a new
         one cannot be written.
     """
-    path = dataDir / DIALBACK_SECRET_NAME
+    path = dataDir / name
     try:
         secret = path.read_text("ascii").strip()
     except FileNotFoundError:
         pass
     except UnicodeDecodeError:
-        _log.warn("The dialback secret in {path} is not text: making a new one", path=str(path))
+        _log.warn("The {what} in {path} is not text: making a new one", what=what, path=str(path))
     except OSError as e:
-        raise DataDirError(f"cannot read the dialback secret {path}: {e.strerror or e}") from e
+        raise DataDirError(f"cannot read the {what} {path}: {e.strerror or e}") from e
     else:
         if len(secret) >= MINIMUM_SECRET_LENGTH:
             return secret
         _log.warn(
-            "The dialback secret in {path} is shorter than {length} characters: making a new one",
+            "The {what} in {path} is shorter than {length} characters: making a new one",
+            what=what,
             path=str(path),
             length=MINIMUM_SECRET_LENGTH,
         )
     secret = secrets.token_hex(32)
-    _writePrivate(path, secret + "\n")
+    _writePrivate(path, secret + "\n", what)
     return secret
 
 
-def _writePrivate(path: Path, text: str) -> None:
+def _writePrivate(path: Path, text: str, what: str) -> None:
     """
     Replace C{path} with a file of mode 0600 holding C{text}.
 
@@ -101,4 +133,4 @@ def _writePrivate(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except OSError as e:
-        raise DataDirError(f"cannot write the dialback secret {path}: {e.strerror or e}") from e
+        raise DataDirError(f"cannot write the {what} {path}: {e.strerror or e}") from e

@@ -15,7 +15,7 @@ from xmppnetgraph.config import Config
 from xmppnetgraph.core import CoreService, makeCore
 from xmppnetgraph.crawler.build import buildCrawler
 from xmppnetgraph.crawler.crawler import Crawler
-from xmppnetgraph.datadir import ensureDataDir
+from xmppnetgraph.datadir import anonymousKey, ensureDataDir
 from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.http.build import buildWeb
 from xmppnetgraph.listener import Listener
@@ -89,7 +89,20 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
     node.crawler = (
         buildCrawler(core, config, node, node.graph, exclusions.excluded) if config.crawl else None
     )
-    node.web = buildWeb(core, config, node, node.serverInfo) if config.enableWeb else None
+    node.web = (
+        buildWeb(
+            core,
+            config,
+            node,
+            node.serverInfo,
+            graph=node.graph,
+            crawler=node.crawler,
+            excluded=exclusions.excluded,
+            anonymousKey=anonymousKey(dataDir),
+        )
+        if config.enableWeb
+        else None
+    )
     _log.info(
         "xmppnetgraph node for {domain} (pubsub {pubsub}): s2s on {s2s}, web on {web}, "
         "data in {dataDir}",

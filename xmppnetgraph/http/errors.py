@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_routes -*-
+# -*- test-case-name: tests.test_http_api -*-
 """
 The one JSON error edge of the web API: every error answer is
 C{{"error": {"status": N, "message": "..."}}}, and the domain errors of

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_graph -*-
+# -*- test-case-name: tests.test_http_api -*-
 """
 C{GET /api/graph} and C{GET /data.json}: the stored graph through the view
 rules (L{viewGraph}), encoded once per store state and parameters.

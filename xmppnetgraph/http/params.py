@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_params -*-
+# -*- test-case-name: tests.test_http_api -*-
 """
 Query parameters of the web API: each read once here, validated, and
 turned into a L{BadParameter} (a JSON 400) that says which and why.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_routes -*-
+# -*- test-case-name: tests.test_http_api -*-
 """
 The routing of the web endpoint, in one place: a table of L{Route}s
 (method, path pattern with C{{name}} parameters, handler) served by one
