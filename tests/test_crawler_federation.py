@@ -8,14 +8,17 @@ domain as itself and lists 100,000 invented peers.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
 from twisted.words.protocols.jabber.jid import JID
 
 from tests.nodes import RunningNode, freePort, waitFor
@@ -30,6 +33,18 @@ _log = Logger()
 ADDRESS = "127.0.0.1"
 AGGREGATOR = "agg.example"
 DOMAINS = (AGGREGATOR, "a.example", "b.example", "c.example", "evil.example")
+
+
+class _Collect(Protocol):
+    """
+    Collects a streamed body (the server-sent events).
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
 
 
 class CrawlFederationTests(TestCase):
@@ -79,6 +94,16 @@ class CrawlFederationTests(TestCase):
             }
 
         await waitFor(lambda: linked(x, y.domain) and linked(y, x.domain))
+
+    async def getJSON(self, node: RunningNode, path: str) -> Any:
+        """
+        @return: the decoded JSON of C{GET path} on C{node}'s web endpoint.
+        """
+        url = f"http://{node.address}:{node.webPort}{path}".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        body = await readBody(response)
+        self.assertEqual(response.code, 200, body)
+        return json.loads(body)
 
     async def published(self, node: RunningNode, names: set[str], anonymous: int) -> None:
         """
@@ -217,8 +242,23 @@ class CrawlFederationTests(TestCase):
         self.assertEqual(len([d for d in crawler._domains if d.endswith(".invented.example")]), 20)
         self.assertTrue(agg.service.running)
 
+        # The API shows the same graph.
+        graph = await self.getJSON(agg, "/api/graph")
+        labels = {n.get("label") for n in graph["nodes"]}
+        self.assertTrue({"a.example", "c.example", "evil.example"} <= labels, labels)
+        self.assertNotIn("b.example", labels)
+        edge = [e for e in graph["edges"] if {e["from"], e["to"]} == {"a.example", "c.example"}]
+        self.assertEqual([e["confirmed"] for e in edge], [True])
+        page = await self.getJSON(agg, "/api/domains/b.example")
+        self.assertIn("urn:xmpp:serverinfo:0", page["why"])
+
         # A link change at c reaches the aggregator by notification (the
-        # refresh is an hour away).
+        # refresh is an hour away), and so /api/events and /api/graph.
+        events = _Collect()
+        url = f"http://{agg.address}:{agg.webPort}/api/events".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        response.deliverBody(events)
+        self.addCleanup(lambda: events.transport and events.transport.stopProducing())
         changed: list[GraphChanged] = []
         agg.service.core.feed.observe(GraphChanged, changed.append)
         started = time.monotonic()
@@ -236,3 +276,15 @@ class CrawlFederationTests(TestCase):
             self.fail("c's new link did not reach the aggregator within 10 s")
         _log.info("link change to graph in {s:.2f} s", s=time.monotonic() - started)
         self.assertTrue(any("c.example" in event.domains for event in changed))
+        await waitFor(lambda: b'"domain":"c.example"' in events.data, timeout=10)
+        graph = await self.getJSON(agg, "/api/graph")
+        self.assertTrue(
+            any(
+                "c.example" in (e["from"], e["to"])
+                and "b.example" not in (e["from"], e["to"])
+                and any(
+                    n["id"] in (e["from"], e["to"]) and "label" not in n for n in graph["nodes"]
+                )
+                for e in graph["edges"]
+            )
+        )
