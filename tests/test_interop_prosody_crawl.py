@@ -26,6 +26,7 @@ from pathlib import Path
 
 import attrs
 from twisted.internet import reactor
+from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
@@ -354,28 +355,41 @@ class ProsodyCrawlTests(TestCase):
             named=namedAt - linked,
             shown=shownAt - linked,
         )
-        # The notifications: from the service, to our bare domain, node
-        # serverinfo, item current; one of them (sent after the link)
-        # brought the change.
-        # (node.example, a publisher of ours the crawler found in the
-        # report, notifies from its own service.)
-        notifications = [n for n in notifications if n.sender.endswith(PROSODY)]
-        self.assertTrue(notifications)
+
+        # The notifications from Prosody: from the service, to our bare
+        # domain, node serverinfo, item current, type headline; one of them
+        # (sent after the link) brought the change. (node.example, found in
+        # the report, is a publisher too: it notifies from its own service.)
+        def fromProsody() -> list[Notification]:
+            return [n for n in notifications if n.sender.endswith(PROSODY)]
+
+        prosodys = fromProsody()
         self.assertEqual(
-            {(n.sender, n.recipient, n.node, n.ids) for n in notifications},
+            {(n.sender, n.recipient, n.node, n.ids) for n in prosodys},
             {(SERVICE, AGGREGATOR, "serverinfo", ("current",))},
-            notifications,
+            prosodys,
         )
-        self.assertTrue([n for n in notifications if linked < n.at <= anonymousAt], notifications)
-        gaps = [b.at - a.at for a, b in zip(notifications, notifications[1:], strict=False)]
+        self.assertTrue([n for n in prosodys if linked < n.at <= anonymousAt], prosodys)
+        gaps = [b.at - a.at for a, b in zip(prosodys, prosodys[1:], strict=False)]
         _log.info(
             "{count} notifications from Prosody (type {types}), {gap:.2f} s apart on average; "
             "first {first:.2f} s after the aggregator started",
-            count=len(notifications),
-            types=sorted({str(n.type) for n in notifications}),
+            count=len(prosodys),
+            types=sorted({str(n.type) for n in prosodys}),
             gap=sum(gaps) / len(gaps) if gaps else 0.0,
-            first=notifications[0].at - began,
+            first=prosodys[0].at - began,
         )
+
+        # Prosody publishes every interval, its peers in any order; an
+        # unchanged publication is no change in the store.
+        events = await store.history(PROSODY)
+        await until(
+            lambda: succeed(len(fromProsody()) >= len(prosodys) + 2),
+            4 * peer.serverinfoInterval + 5,
+            "two more publications",
+        )
+        await _sleep(0.5)
+        self.assertEqual(await store.history(PROSODY), events)
         after = crawler.status(PROSODY)
         assert after is not None
         self.assertEqual(after.lastFetch, fetchedAt, "Prosody was fetched again")
