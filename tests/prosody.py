@@ -869,12 +869,24 @@ class ProsodyPeer:
         """
         return defer.Deferred.fromCoroutine(self._stop())
 
-    async def _stop(self) -> None:
+    def restart(self) -> defer.Deferred[None]:
+        """
+        Stop Prosody and start it again on the same data (where mod_pubsub
+        keeps its nodes and their subscribers), as a server restart does.
+        """
+
+        async def restart() -> None:
+            await self._stop(keepData=True)
+            await self.start()
+
+        return defer.Deferred.fromCoroutine(restart())
+
+    async def _stop(self, keepData: bool = False) -> None:
         if self._startSettled is not None:
             await self._startSettled
         if self._process is not None:
             await self._terminate(self._process)
-        if self._temporaryDirectory is not None:
+        if self._temporaryDirectory is not None and not keepData:
             shutil.rmtree(self._temporaryDirectory, ignore_errors=True)
             self._temporaryDirectory = None
 

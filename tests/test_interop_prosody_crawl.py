@@ -463,7 +463,7 @@ class ProsodyCrawlTests(TestCase):
 
         await until(reported, 20, "Prosody's report with node.example in the store")
         fetchedAt = status.lastFetch
-        await restart(peer)
+        await peer.restart()
         restarted = time.monotonic()
 
         def since() -> list[Notification]:
@@ -498,16 +498,3 @@ class ProsodyCrawlTests(TestCase):
         after = crawler.status(PROSODY)
         assert after is not None
         self.assertEqual(after.lastFetch, fetchedAt, "Prosody was fetched again")
-
-
-async def restart(peer: ProsodyPeer) -> None:
-    """
-    Stop and start C{peer} again, keeping its data directory (where
-    mod_pubsub keeps its nodes and their subscribers).
-    """
-    kept, peer._temporaryDirectory = peer._temporaryDirectory, None
-    try:
-        await peer.stop()
-    finally:
-        peer._temporaryDirectory = kept
-    await peer.start()
