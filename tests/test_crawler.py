@@ -415,6 +415,38 @@ class CrawlerTests(TestCase):
         await self.settle(crawler)
         self.assertEqual(self.subscriber.calls, [("pubsub.a.example", "serverinfo")] * 2)
 
+    async def test_directTLS(self) -> None:
+        """
+        The direct-TLS lookup's answer goes with the facts of a domain that
+        answered; an unreachable one is not looked up.
+        """
+        looked: list[str] = []
+
+        def lookup(domain: str) -> defer.Deferred[bool | None]:
+            looked.append(domain)
+            return defer.succeed(True)
+
+        self.answers["a.example"] = lambda: publishes("a.example")
+        crawler = Crawler(
+            clock=self.clock,
+            scheduler=self.scheduler,
+            discover=self.discover,
+            store=self.store,
+            feed=self.feed,
+            linkTable=self.linkTable,
+            subscriber=self.subscriber,
+            localDomains=(),
+            seeds=("a.example", "down.example"),
+            directTLS=lookup,
+        )
+        crawler.startService()
+        self.addCleanup(crawler.stopService)
+        await self.settle(crawler)
+        record = await self.store.domain("a.example")
+        assert record is not None and record.facts is not None
+        self.assertIs(record.facts.directTLS, True)
+        self.assertEqual(looked, ["a.example"])
+
     async def test_stale(self) -> None:
         """
         Domains not seen within C{staleAfter} are marked stale and leave the

@@ -45,6 +45,7 @@ from xmppnetgraph.s2s.resolve import (
     Target,
     connectToFirst,
     defaultResolver,
+    offersDirectTLS,
     resolveTargets,
 )
 
@@ -367,6 +368,34 @@ class SRVTests(SynchronousTestCase):
         answers = {plain: [cname, srv("srv.example.com", 0, 0, 5270, "h.example.com")]}
         targets, _ = resolve(self, "example.com", answers)
         self.assertEqual(targets, [Target("h.example.com", 5270, False)])
+
+
+class OffersDirectTLSTests(SynchronousTestCase):
+    """
+    L{offersDirectTLS} says whether a domain has usable
+    C{_xmpps-server._tcp} records (queried in A-labels).
+    """
+
+    def answer(self, domain: str, answers: dict[str, Any]) -> tuple[bool, list[str]]:
+        resolver = FakeResolver(answers)
+        return self.successResultOf(offersDirectTLS(resolver, domain)), resolver.queriedNames()
+
+    def test_offered(self) -> None:
+        tls = TLS_NAME + "xn--bcher-kva.example"
+        self.assertEqual(
+            self.answer("bücher.example", {tls: [srv(tls, 0, 0, 5270, "t.example")]}),
+            (True, [tls]),
+        )
+
+    def test_notOffered(self) -> None:
+        tls = TLS_NAME + "example.com"
+        self.assertEqual(self.answer("example.com", {}), (False, [tls]))
+        self.assertEqual(
+            self.answer("example.com", {tls: [srv(tls, 0, 0, 0, ".")]}), (False, [tls])
+        )
+        self.assertEqual(
+            self.answer("example.com", {tls: nameserror.DNSServerError(tls)}), (False, [tls])
+        )
 
 
 class NotAvailableTests(SynchronousTestCase):

@@ -21,6 +21,7 @@ from xmppnetgraph.http.build import buildWeb
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.reactortypes import INodeReactor, typedReactor
 from xmppnetgraph.s2s.build import buildS2S
+from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.build import ServerInfoModule, buildServerInfo
@@ -70,7 +71,9 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
     core = makeCore(
         nodeReactor,
         openDatabase(config.database, dataDir, nodeReactor),
-        resolver=resolver,
+        # One resolver for the node: s2s connections and the crawler's
+        # direct-TLS lookups (the system's is made lazily).
+        resolver=resolver if resolver is not None else defaultResolver(nodeReactor),
         scheduler=QueryScheduler(
             nodeReactor,
             maxConcurrent=config.crawlConcurrency,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection
+from twisted.internet.defer import Deferred, succeed
 from wokkel.disco import DiscoClientProtocol
 
 from xmppnetgraph.config import Config
@@ -17,6 +18,7 @@ from xmppnetgraph.crawler.client import CrawlerPubSubClient
 from xmppnetgraph.crawler.crawler import Crawler, CrawlSettings
 from xmppnetgraph.crawler.discovery import Discoverer
 from xmppnetgraph.interfaces import IGraphStore
+from xmppnetgraph.s2s.resolve import offersDirectTLS
 
 
 def crawlSettings(config: Config) -> CrawlSettings:
@@ -31,6 +33,23 @@ def crawlSettings(config: Config) -> CrawlSettings:
         maxNewDomainsPerReporter=config.maxNewDomainsPerReporter,
         maxReportDomains=config.maxReportDomains,
     )
+
+
+def directTLSLookup(core: Core, config: Config) -> Callable[[str], Deferred[bool | None]]:
+    """
+    @return: whether a domain offers XEP-0368 direct TLS, by its
+        C{_xmpps-server._tcp} SRV records (unknown for a domain with a
+        static route, whose DNS the node does not use).
+    """
+    resolver = core.resolver
+
+    def lookup(domain: str) -> Deferred[bool | None]:
+        if resolver is None or config.routeFor(domain) is not None:
+            return succeed(None)
+        offered: Deferred[bool | None] = offersDirectTLS(resolver, domain)  # type: ignore[assignment]
+        return offered
+
+    return lookup
 
 
 def buildCrawler(
@@ -65,6 +84,7 @@ def buildCrawler(
         seeds=config.seeds,
         excluded=excluded,
         settings=crawlSettings(config),
+        directTLS=directTLSLookup(core, config),
     )
     pubsub.notified = crawler.notified
     pubsub.nodeChanged = crawler.nodeChanged

@@ -181,6 +181,7 @@ class Crawler(service.Service):
         seeds: Iterable[str] = (),
         excluded: Callable[[str], bool] = lambda domain: False,
         settings: CrawlSettings = CrawlSettings(),
+        directTLS: Callable[[str], defer.Deferred[bool | None]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """
@@ -199,6 +200,8 @@ class Crawler(service.Service):
         @param seeds: the domains to start from.
         @param excluded: whether a domain is on the exclusion list.
         @param settings: intervals and caps.
+        @param directTLS: whether a domain offers XEP-0368 direct TLS (by
+            DNS), or L{None} if unknown; not asked when not given.
         @param rng: the jitter's source.
         """
         self._clock = clock
@@ -213,6 +216,7 @@ class Crawler(service.Service):
         self._excluded = excluded
         self.settings = settings
         self._random = rng or random.Random()
+        self._directTLS = directTLS
         self._domains: dict[str, _Domain] = {}
         # (due, sequence, generation, domain): fetches not due yet.
         self._waiting: list[tuple[float, int, int, str]] = []
@@ -499,6 +503,8 @@ class Crawler(service.Service):
             discovery = _timedOut(name, self._scheduler.timeout)
         state.lastFetch = self._clock.seconds()
         facts = self._withStreamFacts(name, discovery.facts)
+        if self._directTLS is not None and facts.reachable:
+            facts = attrs.evolve(facts, directTLS=await self._directTLS(name))
         state.consents = facts.consents
         failed = not facts.reachable
         try:

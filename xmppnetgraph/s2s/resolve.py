@@ -231,6 +231,28 @@ def _lookupSRV(
     return d.addCallback(gotAnswer).addErrback(failed)
 
 
+def offersDirectTLS(
+    resolver: IResolver, domain: str, timeout: Sequence[int] = _DNS_TIMEOUT
+) -> Deferred[bool]:
+    """
+    Whether C{domain} publishes XEP-0368 direct TLS: an
+    C{_xmpps-server._tcp} SRV record set with a usable target.
+
+    @param resolver: the resolver to ask.
+    @param domain: the domain (any form; queried in A-labels).
+    @param timeout: the retransmission schedule of the query.
+    @return: a L{Deferred} firing with C{True} or C{False} (no such name,
+        only C{.} targets, or a DNS error, which is logged); it fails only
+        with L{CancelledError}.
+    """
+    name = f"_xmpps-server._tcp.{domainToASCII(domain)}"
+
+    def usable(records: list[dns.Record_SRV] | None) -> bool:
+        return bool(records) and not all(_isRoot(r) for r in records or ())
+
+    return _lookupSRV(resolver, name, timeout).addCallback(usable)
+
+
 def _targetsFrom(
     records: list[dns.Record_SRV] | None, directTLS: bool, rng: random.Random
 ) -> list[Target] | None:
