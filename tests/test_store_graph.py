@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
@@ -363,6 +364,29 @@ class GraphStoreTests:
         )
         self.assertEqual(counts.confirmedPairs, 1)
         self.assertEqual(counts.lastEventId, len(await self.allEvents()))
+
+    @asyncTest
+    async def test_software(self) -> None:
+        """
+        L{GraphStore.software} lists the current software of the domains
+        that said, leaving out stale ones and those that did not say.
+        """
+        await self.store.recordFetch("a.example", PUBLISHES)
+        await self.store.recordFetch(
+            "b.example", attrs.evolve(PUBLISHES, softwareName="ejabberd", softwareVersion=None)
+        )
+        await self.store.recordFetch("c.example", attrs.evolve(PUBLISHES, softwareName=None))
+        await self.store.recordFetch("d.example", PUBLISHES)
+        self.clock.advance(100)
+        await self.store.recordFetch("a.example", PUBLISHES)
+        await self.store.recordFetch(
+            "b.example", attrs.evolve(PUBLISHES, softwareName="ejabberd", softwareVersion=None)
+        )
+        await self.store.markStale(50)
+        self.assertEqual(
+            await self.store.software(),
+            [("a.example", "Prosody", "13.0.1"), ("b.example", "ejabberd", None)],
+        )
 
     # One transaction
 

@@ -417,6 +417,12 @@ class IGraphStore(Interface):
         @return: counts over the current store.
         """
 
+    def software() -> Deferred[list[tuple[str, str, str | None]]]:
+        """
+        @return: C{(domain, name, version)} of the XEP-0092 software of
+            every current, not stale domain that told us, by domain.
+        """
+
 
 class ICrawler(Interface):
     """

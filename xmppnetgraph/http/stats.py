@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
@@ -19,14 +18,11 @@ from xmppnetgraph.graphview import GraphView
 from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.http.graph import GraphViews, ViewParameters
 from xmppnetgraph.interfaces import IGraphStore
-from xmppnetgraph.model import DomainRecord, GraphCounts
+from xmppnetgraph.model import GraphCounts
 from xmppnetgraph.timestamp import formatTimestamp
 
 #: How many of the largest hubs are listed.
 HUBS = 20
-
-#: How many domains' records are read at once for the software mix.
-_LOOKUPS = 50
 
 
 def components(view: GraphView) -> list[int]:
@@ -123,19 +119,15 @@ class Stats:
     async def _software(self, view: GraphView) -> Counter[tuple[str, str | None]]:
         """
         @return: how many of the publishing domains of C{view} run which
-            software (XEP-0092 name and version), as their records say.
+            software (XEP-0092 name and version), as the store says (one
+            query).
         """
         assert self._store is not None
+        shown = {node.id for node in view.nodes if node.label is not None and node.publishes}
         mix: Counter[tuple[str, str | None]] = Counter()
-        names = [node.id for node in view.nodes if node.label is not None and node.publishes]
-        for start in range(0, len(names), _LOOKUPS):
-            records: list[DomainRecord | None] = await gatherResults(
-                [self._store.domain(name) for name in names[start : start + _LOOKUPS]],
-                consumeErrors=True,
-            )
-            for record in records:
-                if record is not None and record.facts is not None and record.facts.softwareName:
-                    mix[(record.facts.softwareName, record.facts.softwareVersion)] += 1
+        for domain, name, version in await self._store.software():
+            if domain in shown:
+                mix[(name, version)] += 1
         return mix
 
     async def stats(self, request: Request, path: Mapping[str, str]) -> Response:

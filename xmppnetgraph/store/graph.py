@@ -728,6 +728,21 @@ def _events(cursor: Cursor, afterId: int, limit: int) -> list[GraphEvent]:
     return _eventsFrom(rows)
 
 
+def _software(cursor: Cursor) -> list[tuple[str, str, str | None]]:
+    """
+    @return: (domain, software name, version) of every current domain that
+        is not stale and told us its software, by domain.
+    """
+    return [
+        (str(domain), str(name), None if version is None else str(version))
+        for domain, name, version in cursor.execute(
+            "SELECT domain, software_name, software_version FROM graph_domain_facts"
+            " WHERE valid_to IS NULL AND stale = 0 AND software_name IS NOT NULL"
+            " ORDER BY domain"
+        ).fetchall()
+    ]
+
+
 def _counts(cursor: Cursor) -> GraphCounts:
     """
     @return: counts over the current store.
@@ -862,3 +877,9 @@ class GraphStore:
         See L{IGraphStore.counts}.
         """
         return self._database.runInteraction(_counts)
+
+    def software(self) -> Deferred[list[tuple[str, str, str | None]]]:
+        """
+        See L{IGraphStore.software}.
+        """
+        return self._database.runInteraction(_software)
