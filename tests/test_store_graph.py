@@ -257,6 +257,9 @@ class GraphStoreTests:
                 ("link-removed", "c.example"),
             ],
         )
+        # A limit keeps the newest, still in order.
+        newest = [(e.kind, e.peer) for e in await self.store.history("c.example", limit=2)]
+        self.assertEqual(newest, [("link-added", "c.example"), ("link-removed", "c.example")])
 
     @asyncTest
     async def test_graphAtManyTimes(self) -> None:

@@ -402,8 +402,8 @@ class IGraphStore(Interface):
 
     def history(domain: str, limit: int = 1000) -> Deferred[list[GraphEvent]]:
         """
-        @return: the oldest C{limit} events about C{domain} (its facts, its
-            links, the links that name it), in order.
+        @return: the newest C{limit} events about C{domain} (its facts, its
+            links, the links that name it), oldest first.
         """
 
     def events(afterId: int = 0, limit: int = 1000) -> Deferred[list[GraphEvent]]:

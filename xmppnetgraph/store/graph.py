@@ -706,13 +706,14 @@ def _eventsFrom(rows: list[tuple[Any, ...]]) -> list[GraphEvent]:
 
 def _history(cursor: Cursor, domain: str, limit: int) -> list[GraphEvent]:
     """
-    @return: the oldest C{limit} events about C{domain}.
+    @return: the newest C{limit} events about C{domain}, oldest first.
     """
     rows = cursor.execute(
         "SELECT id, at, kind, domain, peer, data FROM graph_events"
-        " WHERE domain = ? OR peer = ? ORDER BY id LIMIT ?",
+        " WHERE domain = ? OR peer = ? ORDER BY id DESC LIMIT ?",
         (domain, domain, limit),
     ).fetchall()
+    rows.reverse()
     return _eventsFrom(rows)
 
 
