@@ -257,6 +257,29 @@ class CrawlerTests(TestCase):
         assert status is not None
         self.assertEqual((status.state, status.failures), ("waiting", 0))
 
+    async def test_quietSubscription(self) -> None:
+        """
+        A subscription that delivers nothing for half a refresh interval
+        is quiet: the publisher is polled until a notification comes again.
+        """
+        self.answers["a.example"] = lambda: publishes("a.example")
+        crawler = self.makeCrawler("a.example", refresh=1000.0, poll=100.0)
+        await self.settle(crawler)
+
+        def delay() -> float:
+            status = crawler.status("a.example")
+            assert status is not None and status.nextFetch is not None
+            return status.nextFetch - self.clock.seconds()
+
+        self.assertGreater(delay(), 900)
+        await self.settle(crawler, delay())
+        self.assertLessEqual(delay(), 100)
+        await self.settle(crawler, delay())
+        self.assertLessEqual(delay(), 100)
+        crawler.notified("pubsub.a.example", "serverinfo", [item("a.example")])
+        await self.settle(crawler, delay())
+        self.assertGreater(delay(), 900)
+
     async def test_submit(self) -> None:
         """
         A submitted domain goes before queued refreshes; an invalid name is

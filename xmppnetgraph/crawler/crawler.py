@@ -20,8 +20,9 @@ After a fetch:
     fetch: that renews subscriptions a restarted publisher lost), and
     notifications from exactly that service and node update its report;
   - the next fetch is due after L{CrawlSettings.refresh} when subscribed,
-    L{CrawlSettings.poll} when not, or after a backoff with jitter when the
-    fetch failed.
+    L{CrawlSettings.poll} when not or when the subscription went quiet
+    (nothing heard for half a refresh interval), or after a backoff with jitter
+    when the fetch failed.
 
 Every L{CrawlSettings.staleAfter} / 4 the store marks the domains not seen
 within that window as stale.
@@ -131,6 +132,8 @@ class _Domain:
     @ivar klass: its priority class for that fetch.
     @ivar generation: bumped whenever C{due} changes, so that stale heap
         entries are recognised.
+    @ivar heard: when our subscription last showed life (it began, or a
+        notification came), or L{None}.
     """
 
     name: str
@@ -145,6 +148,7 @@ class _Domain:
     service: str | None = None
     node: str | None = None
     subscription: str | None = None
+    heard: float | None = None
     hasReport: bool = False
 
 
@@ -637,6 +641,8 @@ class Crawler(service.Service):
                 )
             state.subscription = f"refused: {condition}"
             return
+        if subscription == "subscribed" and state.subscription != "subscribed":
+            state.heard = self._clock.seconds()
         state.subscription = subscription
 
     def _planNext(self, state: _Domain, *, failed: bool) -> None:
@@ -651,15 +657,25 @@ class Crawler(service.Service):
         else:
             state.failures = 0
             state.state = "waiting"
-            delay = (
-                self.settings.refresh
-                if state.subscription == "subscribed" or state.service is None
-                else self.settings.poll
-            )
+            delay = self.settings.poll if self._polled(state, now) else self.settings.refresh
             # Spread refreshes a little, so that domains found together are
             # not fetched together forever.
             delay *= self._random.uniform(0.9, 1.0)
         self._schedule(state, now + delay, _REFRESH)
+
+    def _polled(self, state: _Domain, now: float) -> bool:
+        """
+        @return: whether C{state}'s publisher is polled: it has a node but
+            no subscription, or a subscription that went quiet (nothing
+            heard for half of L{CrawlSettings.refresh} since it began or
+            since the last notification: all known publishers republish
+            every few minutes).
+        """
+        if state.service is None:
+            return False
+        if state.subscription != "subscribed" or state.heard is None:
+            return True
+        return now - state.heard >= self.settings.refresh / 2
 
     # Notifications
 
@@ -686,6 +702,7 @@ class Crawler(service.Service):
         state = self._domains.get(domain)
         if state is None or state.consents is not True:
             return
+        state.heard = self._clock.seconds()
         result = reportFromItems(domain, items, self.settings.maxReportDomains)
         if result.report is None:
             return
