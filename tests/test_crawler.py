@@ -130,7 +130,12 @@ class CrawlerTests(TestCase):
             return defer.succeed(outcome(domain, "unreachable", reachable=False))
         return defer.succeed(answer())
 
-    def makeCrawler(self, *seeds: str, **settings: float) -> Crawler:
+    def makeCrawler(
+        self,
+        *seeds: str,
+        directTLS: Callable[[str], defer.Deferred[bool | None]] | None = None,
+        **settings: float,
+    ) -> Crawler:
         crawler = Crawler(
             clock=self.clock,
             scheduler=self.scheduler,
@@ -143,6 +148,7 @@ class CrawlerTests(TestCase):
             seeds=seeds,
             excluded=self.excludedNames.__contains__,
             settings=CrawlSettings(**settings),  # type: ignore[arg-type]
+            directTLS=directTLS,
             rng=random.Random(4),
         )
         crawler.startService()
@@ -450,20 +456,7 @@ class CrawlerTests(TestCase):
             return defer.succeed(True)
 
         self.answers["a.example"] = lambda: publishes("a.example")
-        crawler = Crawler(
-            clock=self.clock,
-            scheduler=self.scheduler,
-            discover=self.discover,
-            store=self.store,
-            feed=self.feed,
-            linkTable=self.linkTable,
-            subscriber=self.subscriber,
-            localDomains=(),
-            seeds=("a.example", "down.example"),
-            directTLS=lookup,
-        )
-        crawler.startService()
-        self.addCleanup(crawler.stopService)
+        crawler = self.makeCrawler("a.example", "down.example", directTLS=lookup)
         await self.settle(crawler)
         record = await self.store.domain("a.example")
         assert record is not None and record.facts is not None
