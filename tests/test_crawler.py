@@ -420,8 +420,15 @@ class CrawlerTests(TestCase):
         self.asked.clear()
         self.subscriber.calls.clear()
         again = self.makeCrawler(quietStart=10.0)
-        await self.settle(again)
-        await deferLater()
+        for _ in range(20):
+            await deferLater()
+        # b.example, known from the store only, waits for its turn within
+        # quietStart (a.example is linked: it is fetched at once).
+        status = again.status("b.example")
+        assert status is not None and status.nextFetch is not None
+        self.assertEqual((status.state, status.source), ("waiting", "store"))
+        self.assertTrue(0 < status.nextFetch - self.clock.seconds() <= 10, status)
+        self.assertEqual(self.asked, ["a.example"])
         await self.settle(again, 10)
         self.assertEqual(sorted(self.asked), ["a.example", "b.example"])
         self.assertEqual(self.subscriber.calls, [("pubsub.a.example", "serverinfo")])

@@ -293,11 +293,8 @@ class Crawler(service.Service):
             return
         now = self._clock.seconds()
         for known in snapshot.domains:
-            state = self._add(known.domain, "store", _REFRESH, quiet=True)
-            if state is not None and state.due is not None and state.klass == _REFRESH:
-                self._schedule(
-                    state, now + self._random.uniform(0, self.settings.quietStart), _REFRESH
-                )
+            due = now + self._random.uniform(0, self.settings.quietStart)
+            self._add(known.domain, "store", _REFRESH, due=due, quiet=True)
         self._log.info(
             "crawler: {count} known domains queued, {seeds} seeds",
             count=len(snapshot.domains),
@@ -384,10 +381,17 @@ class Crawler(service.Service):
                 self._schedule(state, now, _NEW)
 
     def _add(
-        self, domain: str, source: CrawlSource, klass: int, *, quiet: bool = False
+        self,
+        domain: str,
+        source: CrawlSource,
+        klass: int,
+        *,
+        due: float | None = None,
+        quiet: bool = False,
     ) -> _Domain | None:
         """
-        Know C{domain} and have it fetched now (unless it is known already).
+        Know C{domain} and have it fetched at C{due} (default: now), unless
+        it is known already.
 
         @return: its state, or L{None} if it is excluded or the crawler is
             full.
@@ -410,7 +414,7 @@ class Crawler(service.Service):
         self._domains[domain] = state
         if not quiet:
             self._log.debug("crawler: new domain {domain} ({source})", domain=domain, source=source)
-        self._schedule(state, self._clock.seconds(), klass)
+        self._schedule(state, self._clock.seconds() if due is None else due, klass)
         return state
 
     def _schedule(self, state: _Domain, due: float, klass: int) -> None:
