@@ -386,6 +386,7 @@ async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
         publish=False,
         handshakeTimeout=120.0,
         connectTimeout=60.0,
+        idleTimeout=args.idle_timeout,
     )
     core = makeCore(reactor, openDatabase(config.database, dataDir, reactor), resolver=NoDNS())
     top = service.MultiService()
@@ -445,6 +446,7 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
         seeds=(args.seed_domain,),
         publish=args.publish,
         crawlConcurrency=args.concurrency,
+        idleTimeout=args.idle_timeout,
         handshakeTimeout=120.0,
         connectTimeout=60.0,
     )
@@ -579,6 +581,7 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     role = runSimulator if args.role == "simulator" else runAggregator

@@ -118,7 +118,14 @@ async def runOne(
     run.mkdir()
     port = freePort("127.0.0.1")
     simAddress, aggAddress = quietLoopbackAddresses(2, port)
-    simArgs = ["--domains", str(count), "--seed", str(args.seed)]
+    simArgs = [
+        "--domains",
+        str(count),
+        "--seed",
+        str(args.seed),
+        "--idle-timeout",
+        str(args.idle_timeout),
+    ]
     if args.no_anonymous:
         simArgs.append("--no-anonymous")
     sim = spawn(
@@ -146,6 +153,8 @@ async def runOne(
         str(count),
         "--domain",
         AGGREGATOR,
+        "--idle-timeout",
+        str(args.idle_timeout),
     ]
     if args.publish:
         aggArgs.append("--publish")
@@ -356,6 +365,12 @@ async def main(reactor: Any, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--no-anonymous", action="store_true", help="items name only the simulated peers"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=600.0,
+        help="--idle-timeout of both processes (default 600, the node's)",
     )
     parser.add_argument("--freshness", type=int, default=5, help="link changes timed per size")
     parser.add_argument("--seed", type=int, default=485, help="seed of the generated graph")
