@@ -541,8 +541,39 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
         lambda f: emit("error", message=f.getTraceback())
     )
 
+    async def recrawl() -> None:
+        # The crawl again over the streams that are up: every simulated
+        # domain discovered, its fetch recorded and its report stored, as
+        # the crawler's fetch does, with the same concurrency.
+        assert node.crawler is not None
+        discover = node.crawler._discover
+        domains = sorted(d for d in stored if not d.startswith("pubsub."))
+        semaphore = defer.DeferredSemaphore(args.concurrency)
+        opened0 = len(node.s2s._streams)
+
+        async def one(domain: str) -> None:
+            discovery = await discover(domain)
+            await recordFetch(domain, discovery.facts)
+            if discovery.report is not None:
+                await storeReport(domain, discovery.report)
+
+        cpu = time.process_time()
+        start = now()
+        await defer.gatherResults(
+            [semaphore.run(lambda d=d: defer.Deferred.fromCoroutine(one(d))) for d in domains]
+        )
+        emit(
+            "recrawled",
+            domains=len(domains),
+            seconds=now() - start,
+            cpu=time.process_time() - cpu,
+            streams=len(node.s2s._streams) - opened0,
+        )
+
     async def handle(cmd: dict[str, Any]) -> None:
-        if "watch" in cmd:
+        if "recrawl" in cmd:
+            await recrawl()
+        elif "watch" in cmd:
             spec = cmd["watch"]
             watches.append((spec["domain"], spec["peer"], bool(spec["present"])))
             emit("watching")
