@@ -28,6 +28,7 @@ import gc
 import json
 import os
 import random
+import resource
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -615,6 +616,10 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
+    # Four streams per crawled domain stay open for --idle-timeout: raise
+    # the soft limit on file descriptors to the hard one.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     role = runSimulator if args.role == "simulator" else runAggregator
     return runRole(reactor, Path(args.data_dir), role(args, reactor))
 

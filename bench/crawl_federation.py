@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import sys
 import time
@@ -102,6 +103,26 @@ def spawn(reactor: Any, name: str, work: Path, *args: str) -> Child:
     return child
 
 
+def idleTimeout(given: float | None, count: int) -> float:
+    """
+    @return: the C{--idle-timeout} for a crawl of C{count} domains: the one
+        C{given}, else the node's default (600 s) unless the 4 streams per
+        domain that stay open that long would not fit in the hard limit
+        on open files, then 60 s.
+    """
+    if given is not None:
+        return given
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and 4 * count + 1000 > hard:
+        print(
+            f"  {count} domains keep {4 * count} streams open for 600 s, more than the "
+            f"{hard} open files allowed here: --idle-timeout 60 for this size",
+            flush=True,
+        )
+        return 60.0
+    return 600.0
+
+
 def mib(kib: int) -> str:
     return f"{kib / 1024:.0f}"
 
@@ -116,6 +137,7 @@ async def runOne(
     """
     run = work / f"n{count}"
     run.mkdir()
+    idle = idleTimeout(args.idle_timeout, count)
     port = freePort("127.0.0.1")
     simAddress, aggAddress = quietLoopbackAddresses(2, port)
     simArgs = [
@@ -124,7 +146,7 @@ async def runOne(
         "--seed",
         str(args.seed),
         "--idle-timeout",
-        str(args.idle_timeout),
+        str(idle),
     ]
     if args.no_anonymous:
         simArgs.append("--no-anonymous")
@@ -154,7 +176,7 @@ async def runOne(
         "--domain",
         AGGREGATOR,
         "--idle-timeout",
-        str(args.idle_timeout),
+        str(idle),
     ]
     if args.publish:
         aggArgs.append("--publish")
@@ -191,6 +213,7 @@ async def runOne(
     counts = await ask(reactor, agg, {"counts": {}}, "counts", 120)
     result = {
         "domains": count,
+        "idle": idle,
         "namedLinks": ready["namedLinks"],
         "anonymous": ready["anonymous"],
         "maxNamed": ready["maxNamed"],
@@ -271,6 +294,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         rows.append(
             [
                 r["domains"],
+                f"{r['idle']:.0f}",
                 f"{r['wall']:.1f}",
                 f"{r['rate']:.0f}",
                 " / ".join(r["quarters"]),
@@ -284,6 +308,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         "Crawl from one seed (time from the aggregator's start to the last report stored)",
         [
             "domains",
+            "idle timeout s",
             "wall s",
             "domains/s",
             "25/50/75 % at s",
@@ -388,9 +413,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--domains", default="1000,10000", help="federation sizes, comma-separated"
-    )
+    parser.add_argument("--domains", default="1000,10000", help="federation sizes, comma-separated")
     parser.add_argument(
         "--concurrency", type=int, default=16, help="the aggregator's --crawl-concurrency"
     )
@@ -403,8 +426,9 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument(
         "--idle-timeout",
         type=float,
-        default=600.0,
-        help="--idle-timeout of both processes (default 600, the node's)",
+        default=None,
+        help="--idle-timeout of both processes (default: the node's 600 s, or 60 s when "
+        "4 streams per domain would exceed the open-files limit)",
     )
     parser.add_argument("--freshness", type=int, default=5, help="link changes timed per size")
     parser.add_argument("--seed", type=int, default=485, help="seed of the generated graph")
