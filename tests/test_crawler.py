@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
@@ -447,9 +448,18 @@ class CrawlerTests(TestCase):
         await self.settle(crawler)
         self.assertEqual(self.subscriber.calls, [("pubsub.a.example", "serverinfo")])
         self.clock.advance(61)
+        # Our own new stream to the service is no sign of a restart.
+        outgoing = attrs.evolve(aLink("pubsub.a.example"), direction="outgoing")
+        self.linkTable.add(outgoing)
+        await self.settle(crawler)
+        self.assertEqual(self.subscriber.calls, [("pubsub.a.example", "serverinfo")])
         self.linkTable.add(aLink("pubsub.a.example"))
         await self.settle(crawler)
         self.assertEqual(self.subscriber.calls, [("pubsub.a.example", "serverinfo")] * 2)
+        # The service of a known domain is not crawled as a domain of its
+        # own (it is folded into it on the graph).
+        self.assertEqual(self.asked, ["a.example"] * 2)
+        self.assertIsNone(crawler.status("pubsub.a.example"))
 
     async def test_directTLS(self) -> None:
         """

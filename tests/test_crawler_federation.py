@@ -203,6 +203,11 @@ class CrawlFederationTests(TestCase):
 
         self.assertEqual((await facts("a.example")).status, "publishes")
         self.assertEqual((await facts("c.example")).status, "publishes")
+        aFacts = await facts("a.example")
+        self.assertEqual(
+            (aFacts.tlsVersion, aFacts.auth, aFacts.certValid, aFacts.softwareName),
+            ("TLSv1.3", "dialback", False, "xmppnetgraph"),
+        )
         self.assertEqual((await facts("b.example")).status, "no-consent")
         evilFacts = await facts("evil.example")
         self.assertEqual(evilFacts.status, "publishes", evilFacts)

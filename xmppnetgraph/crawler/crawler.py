@@ -48,6 +48,7 @@ from zope.interface import implementer
 
 from xmppnetgraph.crawler.discovery import Discovery, reportFromItems
 from xmppnetgraph.error import InvalidDomainName, QueueFull, SchedulerStopped, XmppNetGraphError
+from xmppnetgraph.graphview import FOLDED_PREFIXES
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import (
     CrawlSource,
@@ -55,6 +56,7 @@ from xmppnetgraph.model import (
     DiscoveryStep,
     DomainFacts,
     Link,
+    LinkDown,
     LinkUp,
     SubmitOutcome,
 )
@@ -233,7 +235,10 @@ class Crawler(service.Service):
         self._budgets: dict[str, _Budget] = {}
         self._ignoredSenders: set[tuple[str, str]] = set()
         self._fullWarned = False
-        self._removeObserver: Callable[[], None] | None = None
+        self._removeObservers: list[Callable[[], None]] = []
+        # Our live links by remote domain (kept from the feed: a fetch
+        # looks up its domain's streams without scanning the table).
+        self._links: dict[str, dict[int, Link]] = {}
         self._staleCall: LoopingCall | None = None
         self._starting: defer.Deferred[None] | None = None
 
@@ -245,11 +250,13 @@ class Crawler(service.Service):
         new links, and start the stale check.
         """
         super().startService()
-        self._removeObserver = self._feed.observe(LinkUp, self._linkUp)
+        removeUp = self._feed.observe(LinkUp, self._linkUp)
+        removeDown = self._feed.observe(LinkDown, self._linkDown)
+        self._removeObservers = [removeUp, removeDown]
         for seed in self._seeds:
             self._add(seed, "seed", _NEW)
         for link in self._linkTable.links():
-            self._add(link.domain, "link", _NEW)
+            self._linkUp(LinkUp(link))
         self._starting = defer.Deferred.fromCoroutine(self._loadStore())
         self._staleCall = LoopingCall(self._markStale)
         self._staleCall.clock = self._clock
@@ -263,9 +270,9 @@ class Crawler(service.Service):
         is stopped after us, fails the ones that wait).
         """
         super().stopService()
-        if self._removeObserver is not None:
-            self._removeObserver()
-            self._removeObserver = None
+        for remove in self._removeObservers:
+            remove()
+        self._removeObservers = []
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -357,18 +364,25 @@ class Crawler(service.Service):
 
     def _linkUp(self, event: LinkUp) -> None:
         """
-        A new stream: crawl its domain if it is new. A new stream from a
-        publisher we subscribed to may mean that it restarted and lost our
-        subscription: fetch it (and so subscribe) again soon, unless it was
-        fetched a moment ago (our own fetches open streams too).
+        A new stream: crawl its domain if it is new, unless it is a service
+        of a known domain (C{pubsub.}, C{conference.}, ...: folded into it
+        on the graph; our own fetches open streams to them). A new
+        I{incoming} stream from a publisher we subscribed to, or from its
+        service, may mean that it restarted and lost our subscription:
+        fetch it (and so subscribe) again soon, unless it was fetched a
+        moment ago (our fetches make peers open streams to us too).
         """
-        domain = event.link.domain
-        if self._add(domain, "link", _NEW) is None:
+        link = event.link
+        domain = link.domain
+        self._links.setdefault(domain, {})[link.id] = link
+        label, _, parent = domain.partition(".")
+        if not (label in FOLDED_PREFIXES and parent in self._domains):
+            if self._add(domain, "link", _NEW) is None:
+                return
+        if link.direction != "incoming":
             return
         now = self._clock.seconds()
-        # The publisher itself, or the one whose service this is (usually
-        # pubsub.<domain>).
-        for candidate in (domain, domain.partition(".")[2]):
+        for candidate in (domain, parent):
             state = self._domains.get(candidate)
             if (
                 state is not None
@@ -379,6 +393,13 @@ class Crawler(service.Service):
                 and now - state.lastFetch >= self.settings.recentFetch
             ):
                 self._schedule(state, now, _NEW)
+
+    def _linkDown(self, event: LinkDown) -> None:
+        links = self._links.get(event.link.domain)
+        if links is not None:
+            links.pop(event.link.id, None)
+            if not links:
+                del self._links[event.link.domain]
 
     def _add(
         self,
@@ -540,7 +561,7 @@ class Crawler(service.Service):
         @return: C{facts} with what our outgoing (or else incoming) stream
             to C{domain} saw.
         """
-        links = [link for link in self._linkTable.links() if link.domain == domain]
+        links = list(self._links.get(domain, {}).values())
         if not links:
             return facts
         link = _preferOutgoing(links)
