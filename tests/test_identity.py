@@ -239,6 +239,20 @@ class VerifyChainTests(_PKIMixin, SynchronousTestCase):
         self.assertTrue(verifyChain(leaf, [], roots, peerIsClient=True))
         self.assertTrue(verifyChain(leaf, [], roots, peerIsClient=False))
 
+    def test_rootsChangeTheStore(self) -> None:
+        """
+        The verification store is built once per roots object and not
+        reused for other roots: the same roots verify again, another CA's
+        roots do not verify this leaf.
+        """
+        leaf = self.leaf(["a.test"])
+        roots = (self.ca.certificate,)
+        self.assertTrue(verifyChain(leaf, [], roots, peerIsClient=True))
+        self.assertTrue(verifyChain(leaf, [], roots, peerIsClient=True))
+        other = TestCA(self.dir / "other", name="other CA")
+        self.assertFalse(verifyChain(leaf, [], (other.certificate,), peerIsClient=True))
+        self.assertTrue(verifyChain(leaf, [], roots, peerIsClient=True))
+
     def test_wrongCA(self) -> None:
         """
         A leaf from another CA is not valid, and the reason is logged.
