@@ -239,7 +239,11 @@ def reportFromItems(domain: str, items: Sequence[domish.Element], maxRemotes: in
             names=", ".join(ignored[:_IGNORED_SHOWN]),
         )
     if not mine:
-        what = f"only {_names(others)}" if others else "no domain element with a valid name at all"
+        what = (
+            f"only {_otherDomains(others)}"
+            if others
+            else "no domain element with a valid name at all"
+        )
         if cut:
             what += f" (only its first {MAX_DOMAINS} domain elements are read)"
         return ReportResult(
@@ -262,7 +266,7 @@ def reportFromItems(domain: str, items: Sequence[domish.Element], maxRemotes: in
     if truncated:
         detail += f" (cut at the limits: at most {maxRemotes} remote domains)"
     if others:
-        detail += f"; other domains in it ignored: {_names(others)}"
+        detail += f"; {_otherDomains(others)} in it ignored"
     return ReportResult(PUBLISHES, detail, remotes, ignored, truncated, itemIdentifier)
 
 
@@ -294,15 +298,13 @@ def _domainElements(
     return mine, others, False
 
 
-def _names(names: set[str]) -> str:
+def _otherDomains(names: set[str]) -> str:
     """
-    @return: the first few of C{names}, sorted, and how many there are.
+    @return: how many other domains an item describes, in words. Their
+        names stay out of the steps (which the API shows): they may be
+        excluded or hidden domains; the log has them.
     """
-    shown = sorted(names)[:_IGNORED_SHOWN]
-    text = ", ".join(shown)
-    if len(names) > len(shown):
-        text += f" and {len(names) - len(shown)} more"
-    return text
+    return "1 other domain" if len(names) == 1 else f"{len(names)} other domains"
 
 
 def _itemWord(count: int) -> str:
