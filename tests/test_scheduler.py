@@ -519,6 +519,24 @@ class CacheTests(SchedulerTestsMixin, SynchronousTestCase):
         assert answer is not None
         self.assertEqual((answer.result, answer.when, answer.fresh), ("two", 160, True))
 
+    def test_zeroTtlKeepsNothing(self) -> None:
+        """
+        With a TTL of 0 nothing is kept, not even stale (and an earlier
+        answer for the key is dropped): the next request asks again.
+        """
+        self.makeScheduler()
+        self.ask("a.example", ttl=60)
+        self.remote.answer("a.example", "k", "one")
+        self.clock.advance(60)
+        d = self.ask("a.example", ttl=0, errorTtl=0)
+        self.remote.answer("a.example", "k", "two")
+        self.assertEqual(self.successResultOf(d), "two")
+        self.assertIsNone(self.scheduler.cached("a.example", "k"))
+        failing = self.ask("a.example", ttl=0, errorTtl=0)
+        self.remote.fail("a.example", "k", ValueError("no"))
+        self.failureResultOf(failing, ValueError)
+        self.assertIsNone(self.scheduler.cached("a.example", "k"))
+
     def test_errorFreshForErrorTtl(self) -> None:
         """
         A failure is cached for C{errorTtl}: later requests fail at once

@@ -523,6 +523,10 @@ class QueryScheduler:
             lifetime = request.ttl
         key = (request.domain, request.key)
         self._entries.pop(key, None)
+        if lifetime <= 0:
+            # Asked not to cache (the crawler's discoveries): keep nothing,
+            # so that big answers do not crowd out the ones that are kept.
+            return
         self._entries[key] = _Entry(result, now, now + lifetime)
         while len(self._entries) > self._maxEntries:
             del self._entries[next(iter(self._entries))]

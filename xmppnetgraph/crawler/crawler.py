@@ -520,7 +520,9 @@ class Crawler(service.Service):
                 lambda: self._discover(name),
                 ttl=0.0,
                 errorTtl=0.0,
-                priority=2 - klass,
+                # Below 0, the priority of the consent checks our own
+                # item waits for: those go first.
+                priority=-1 - klass,
             )
         except QueueFull:
             state.state = "queued"
