@@ -124,7 +124,11 @@ class EventStream:
             if not client.gone:
                 client.gone = True
                 client.request.unregisterProducer()
-                client.request.finish()
+                try:
+                    client.request.finish()
+                except RuntimeError:
+                    # Its connection went meanwhile; nothing to close.
+                    pass
 
     def _start(self, request: Request) -> int | None:
         """
@@ -154,7 +158,14 @@ class EventStream:
         if len(self.clients) >= self._maxClients:
             raise Unavailable(f"too many event streams open ({self._maxClients})")
         after = self._start(request)
+        # Asked before waiting: a client that leaves while we wait is seen
+        # (notifyFinish asked after the connection is lost never fires).
+        finished = request.notifyFinish()
+        gone: list[object] = []
+        finished.addErrback(gone.append)
         await self._tail.ready()
+        if gone:
+            return STREAMING
         if after is None:
             after = self._tail.position or 0
         request.setResponseCode(200)
@@ -164,7 +175,7 @@ class EventStream:
         client = _Client(self, request, after)
         self.clients.append(client)
         request.registerProducer(client, True)
-        request.notifyFinish().addBoth(self._finished, client)
+        finished.addBoth(self._finished, client)
         client.write(b": xmppnetgraph events\nretry: 5000\n\n")
         if not self._heartbeat.running:
             self._heartbeat.start(self._interval, now=False)
