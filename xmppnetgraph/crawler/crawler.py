@@ -34,7 +34,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 from twisted.application import service
@@ -241,6 +241,7 @@ class Crawler(service.Service):
         self._links: dict[str, dict[int, Link]] = {}
         self._staleCall: LoopingCall | None = None
         self._starting: defer.Deferred[None] | None = None
+        self._writes: set[defer.Deferred[Any]] = set()
 
     # Service
 
@@ -283,6 +284,8 @@ class Crawler(service.Service):
             running.append(self._starting)
         for d in running:
             d.cancel()
+        # Writes already sent to the database are let finish.
+        running.extend(self._writes)
         return defer.DeferredList(running, consumeErrors=True).addCallback(lambda _: None)
 
     async def _loadStore(self) -> None:
@@ -739,6 +742,20 @@ class Crawler(service.Service):
                 "crawler: storing the notified report of {domain} failed", f, domain=domain
             )
         )
+        self._track(d)
+
+    def _track(self, d: defer.Deferred[Any]) -> None:
+        """
+        Keep C{d}, a store write not tied to a fetch, until it ends, so that
+        L{stopService} waits for it (the database closes after us).
+        """
+        self._writes.add(d)
+
+        def ended(result: object) -> object:
+            self._writes.discard(d)
+            return result
+
+        d.addBoth(ended)
 
     def nodeChanged(self, service: str, node: str) -> None:
         """
@@ -769,7 +786,9 @@ class Crawler(service.Service):
                 "crawler: marking stale domains failed: {error}", error=reason.getErrorMessage()
             )
 
-        return self._store.markStale(self.settings.staleAfter).addCallbacks(marked, failed)
+        d = self._store.markStale(self.settings.staleAfter).addCallbacks(marked, failed)
+        self._track(d)
+        return d
 
 
 def _preferOutgoing(links: Sequence[Link]) -> Link:
