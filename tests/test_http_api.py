@@ -93,7 +93,11 @@ class FakeCrawler:
         except ValueError as e:
             raise InvalidDomainName(str(e)) from None
         self.submitted.append(name)
-        status = self.statuses.setdefault(name, CrawlStatus(name, "queued", "submission"))
+        status = self.statuses.get(name)
+        status = attrs.evolve(status, submitted=True) if status else None
+        status = self.statuses[name] = status or CrawlStatus(
+            name, "queued", "submission", submitted=True
+        )
         return SubmitOutcome(name, True, f"{name} will be crawled soon", status)
 
     def status(self, domain: str) -> CrawlStatus | None:
@@ -393,11 +397,21 @@ class DomainTests(APIFixture, TestCase):
 
     async def test_noConsent(self) -> None:
         """
-        A domain that did not consent: the page says so in the crawler's
-        words and shows none of its links.
+        A domain that did not consent is not confirmed to exist until it is
+        submitted; then the page says why in the crawler's words and shows
+        none of its links.
         """
         self.makeAPI()
         await self.fill()
+        # Until its admin submits it, the answer is that of a domain nobody
+        # knows: it does not confirm that the store holds the name.
+        hidden = await self.getJSON("/api/domains/hidden.example", 404)
+        unknown = await self.getJSON("/api/domains/nobody.example", 404)
+        self.assertEqual(
+            hidden["error"]["message"].replace("hidden", "X"),
+            unknown["error"]["message"].replace("nobody", "X"),
+        )
+        self.crawler.submit("hidden.example")
         page = await self.getJSON("/api/domains/hidden.example")
         schemaOf("/api/domains/{domain}").validate(page)
         self.assertFalse(page["on_graph"])

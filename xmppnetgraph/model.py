@@ -587,6 +587,8 @@ class CrawlStatus:
         L{None} (no node known).
     @ivar service: the pub-sub service of its node, or L{None}.
     @ivar node: its node, or L{None}.
+    @ivar submitted: whether someone submitted it (the API then shows what
+        we found even while it may not be named).
     """
 
     domain: str
@@ -598,6 +600,7 @@ class CrawlStatus:
     subscription: str | None = None
     service: str | None = None
     node: str | None = None
+    submitted: bool = False
 
 
 @attrs.frozen

@@ -152,6 +152,7 @@ class _Domain:
     subscription: str | None = None
     heard: float | None = None
     hasReport: bool = False
+    submitted: bool = False
 
 
 @attrs.define
@@ -331,7 +332,9 @@ class Crawler(service.Service):
                 return SubmitOutcome(
                     name, False, "The crawler knows as many domains as it may; try later."
                 )
+            state.submitted = True
             return SubmitOutcome(name, True, f"{name} is queued for a crawl.", self._status(state))
+        state.submitted = True
         if state.state == "fetching":
             message = f"{name} is being fetched now."
         elif state.lastFetch is not None and now - state.lastFetch < self.settings.recentFetch:
@@ -361,6 +364,7 @@ class Crawler(service.Service):
             subscription=state.subscription,
             service=state.service,
             node=state.node,
+            submitted=state.submitted,
         )
 
     # Queue

@@ -203,14 +203,20 @@ class DomainPages:
         limit = min(params.integer(params.query(request), "history", 200), MAX_HISTORY)
         if self.store is None or self.tail is None:
             raise Unavailable("this node keeps no graph store")
-        status = self.crawler.status(name) if self.crawler is not None else None
-        record = await self.store.domain(name)
-        if record is None and status is None:
-            raise UnknownDomain(
-                f"{name} is not known here: no report names it and nobody submitted it"
-            )
-        await self.tail.ready()
         excluded = self.naming.excluded(name)
+        status = self.crawler.status(name) if self.crawler is not None else None
+        await self.tail.ready()
+        # A domain that may not be named is answered exactly like one
+        # nobody knows (whether the store holds it would confirm a guessed
+        # hidden name), unless it was submitted: then its admin asks.
+        hidden = not self.naming.nameable(name) and not (status is not None and status.submitted)
+        record = None if excluded or hidden else await self.store.domain(name)
+        if not excluded and record is None and (hidden or status is None):
+            raise UnknownDomain(
+                f"{name} is not on the graph here: no report names it, or it has not consented"
+                " to be named (urn:xmpp:serverinfo:0); submit it (POST /api/submit) to see what"
+                " the crawler finds"
+            )
         onGraph, why = explain(name, record, status, excluded, self.namePolicy)
         body: dict[str, object] = {
             "domain": name,
