@@ -14,13 +14,15 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent
 from twisted.web.server import Site
 
 from tests.test_http import DOCUMENT
 from tests.test_http_api import NO_CONSENT, APIFixture, publishes
 from xmppnetgraph.http.events import HEARTBEAT
+from xmppnetgraph.http.naming import Naming
+from xmppnetgraph.model import GraphEvent
 from xmppnetgraph.serverinfo.payload import RemoteDomain
 
 EVENT = Draft202012Validator({**DOCUMENT, "$ref": "#/components/schemas/Event"})
@@ -198,3 +200,25 @@ class RealSocketTests(APIFixture, TestCase):
         self.api.stop()
         await collect.done
         self.assertEqual(self.api.events.clients, [])
+
+
+class NamingTests(SynchronousTestCase):
+    """
+    L{Naming} keeps what newer events said over an older snapshot.
+    """
+
+    def test_snapshotOlderThanEvents(self) -> None:
+        """
+        A snapshot read after an event that withdrew consent, but as of an
+        earlier state, does not make the domain nameable again.
+        """
+        naming = Naming()
+        withdrawn = GraphEvent(
+            5, 0.0, "domain-changed", "x.example", None, {"facts": {"consents": False}}
+        )
+        naming.apply([withdrawn])
+        naming.load({"x.example": True, "y.example": True}, 3)
+        self.assertFalse(naming.nameable("x.example"))
+        self.assertTrue(naming.nameable("y.example"))
+        naming.load({"x.example": True}, 6)
+        self.assertTrue(naming.nameable("x.example"))

@@ -48,14 +48,21 @@ class Naming:
         self._policy = namePolicy
         self._excluded = excluded or _never
         self._consents: dict[str, bool] = {}
+        # The id of the event that last set each domain's consent: a
+        # snapshot older than it does not undo it.
+        self._setBy: dict[str, int] = {}
         self.loaded = False
         self.position = 0
 
     def load(self, consents: Mapping[str, bool | None], position: int) -> None:
         """
-        Start from a snapshot's consents (as of event C{position}).
+        Start from a snapshot's consents (as of event C{position}); what
+        newer events applied already stays (with a pool of database
+        connections, the snapshot may be read after them).
         """
-        self._consents = {name: value is True for name, value in consents.items()}
+        for name, value in consents.items():
+            if self._setBy.get(name, 0) <= position:
+                self._consents[name] = value is True
         self.position = max(self.position, position)
         self.loaded = True
 
@@ -71,6 +78,7 @@ class Naming:
                 facts = event.data.get("facts")
                 consents = facts.get("consents") if isinstance(facts, Mapping) else None
                 self._consents[event.domain] = consents is True
+                self._setBy[event.domain] = event.id
 
     def excluded(self, domain: str) -> bool:
         """
