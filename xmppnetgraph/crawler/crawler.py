@@ -619,8 +619,6 @@ class Crawler(service.Service):
                 else:
                     budget.used += 1
                     new.append(name)
-            elif name is not None and self._excluded(name):
-                continue
             remotes.append(remote)
         if len(report) > self.settings.maxReportDomains:
             self._log.warn(

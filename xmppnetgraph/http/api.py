@@ -6,6 +6,7 @@ and the OpenAPI document.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from importlib import resources
 
@@ -116,10 +117,11 @@ def _optionalTimestamp(seconds: float | None) -> str | None:
     return formatTimestamp(seconds) if seconds is not None else None
 
 
+@functools.cache
 def openAPIDocument() -> bytes:
     """
     @return: the OpenAPI description of this API (C{openapi.json}, shipped
-        with the package).
+        with the package; read once).
     """
     return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
