@@ -232,6 +232,7 @@ class Crawler(service.Service):
         self._sequence = itertools.count()
         self._inFlight: dict[str, defer.Deferred[None]] = {}
         self._timer: IDelayedCall | None = None
+        self._timerAt: float | None = None
         self._bySubscription: dict[tuple[str, str], str] = {}
         self._budgets: dict[str, _Budget] = {}
         self._ignoredSenders: set[tuple[str, str]] = set()
@@ -484,13 +485,17 @@ class Crawler(service.Service):
             if state is None or state.generation != generation or name in self._inFlight:
                 continue
             self._start(state)
+        # One timer, for the earliest waiting fetch; left alone while that
+        # does not change (a start queues every stored domain).
+        earliest = self._waiting[0][0] if self._waiting else None
         if self._timer is not None and self._timer.active():
+            if self._timerAt == earliest:
+                return
             self._timer.cancel()
         self._timer = None
-        if self._waiting:
-            self._timer = self._clock.callLater(
-                max(0.0, self._waiting[0][0] - now), self._timerFired
-            )
+        self._timerAt = earliest
+        if earliest is not None:
+            self._timer = self._clock.callLater(max(0.0, earliest - now), self._timerFired)
 
     def _timerFired(self) -> None:
         self._timer = None
@@ -605,11 +610,16 @@ class Crawler(service.Service):
         """
         budget = self._budget(reporter)
         remotes: list[RemoteDomain] = []
-        new: list[str] = []
+        new: dict[str, None] = {}
         cut = 0
         for remote in report[: self.settings.maxReportDomains]:
             name = remote.name
-            if name is not None and name != reporter and name not in self._domains:
+            if (
+                name is not None
+                and name != reporter
+                and name not in self._domains
+                and name not in new
+            ):
                 if self._excluded(name):
                     continue
                 full = len(self._domains) + len(new) >= self.settings.maxDomains
@@ -618,7 +628,7 @@ class Crawler(service.Service):
                     cut += 1
                 else:
                     budget.used += 1
-                    new.append(name)
+                    new[name] = None
             remotes.append(remote)
         if len(report) > self.settings.maxReportDomains:
             self._log.warn(
@@ -637,7 +647,7 @@ class Crawler(service.Service):
                 max=self.settings.maxNewDomainsPerReporter,
                 cut=cut,
             )
-        return remotes, new
+        return remotes, list(new)
 
     def _budget(self, reporter: str) -> _Budget:
         now = self._clock.seconds()
