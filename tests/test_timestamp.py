@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from xmppnetgraph.timestamp import formatTimestamp
+from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
 
 class FormatTimestampTests(SynchronousTestCase):
@@ -32,3 +32,14 @@ class FormatTimestampTests(SynchronousTestCase):
         A leap day is written as such, in UTC whatever the local zone.
         """
         self.assertEqual(formatTimestamp(1709208000), "2024-02-29T12:00:00Z")
+
+
+class FormatOptionalTimestampTests(SynchronousTestCase):
+    """
+    L{formatOptionalTimestamp} writes a moment as L{formatTimestamp} does,
+    and keeps an unknown one unknown.
+    """
+
+    def test_values(self) -> None:
+        self.assertEqual(formatOptionalTimestamp(0.9), "1970-01-01T00:00:00Z")
+        self.assertIsNone(formatOptionalTimestamp(None))

@@ -16,3 +16,11 @@ def formatTimestamp(seconds: float) -> str:
     @return: the moment as an RFC 3339 (XEP-0082) UTC timestamp.
     """
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(seconds)))
+
+
+def formatOptionalTimestamp(seconds: float | None) -> str | None:
+    """
+    @return: C{seconds} as L{formatTimestamp} writes it, or L{None} for
+        L{None} (a moment not known).
+    """
+    return None if seconds is None else formatTimestamp(seconds)

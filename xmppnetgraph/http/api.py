@@ -15,7 +15,7 @@ from twisted.web.server import Request
 from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.interfaces import ILinkTable
 from xmppnetgraph.model import Link, PublishedServerInfo
-from xmppnetgraph.timestamp import formatTimestamp
+from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
 
 def linkJSON(link: Link) -> dict[str, object]:
@@ -92,14 +92,14 @@ class ServerInfo:
                 "service": self.service,
                 "node": self.node,
                 "item_id": self.itemId,
-                "published": _optionalTimestamp(status.published),
+                "published": formatOptionalTimestamp(status.published),
                 "item": status.xml,
                 "remote_domains": remotes,
                 "peers": [
                     {
                         "domain": domain,
                         "consents": state.consents,
-                        "checked": _optionalTimestamp(state.checkedAt),
+                        "checked": formatOptionalTimestamp(state.checkedAt),
                         "error": state.error,
                         "allowlisted": state.allowlisted,
                         "pending": state.pending,
@@ -108,13 +108,6 @@ class ServerInfo:
                 ],
             }
         )
-
-
-def _optionalTimestamp(seconds: float | None) -> str | None:
-    """
-    @return: C{seconds} as an RFC 3339 timestamp, or L{None}.
-    """
-    return formatTimestamp(seconds) if seconds is not None else None
 
 
 @functools.cache

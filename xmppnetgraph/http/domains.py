@@ -25,14 +25,10 @@ from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.http.naming import EventTail, Naming
 from xmppnetgraph.interfaces import ICrawler, IGraphStore
 from xmppnetgraph.model import CrawlStatus, DomainFacts, DomainRecord, NamePolicy, ReportedLink
-from xmppnetgraph.timestamp import formatTimestamp
+from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
 #: The most history events shown.
 MAX_HISTORY = 1000
-
-
-def _time(seconds: float | None) -> str | None:
-    return None if seconds is None else formatTimestamp(seconds)
 
 
 def crawlJSON(status: CrawlStatus | None) -> dict[str, object] | None:
@@ -44,8 +40,8 @@ def crawlJSON(status: CrawlStatus | None) -> dict[str, object] | None:
     return {
         "state": status.state,
         "source": status.source,
-        "next_fetch": _time(status.nextFetch),
-        "last_fetch": _time(status.lastFetch),
+        "next_fetch": formatOptionalTimestamp(status.nextFetch),
+        "last_fetch": formatOptionalTimestamp(status.lastFetch),
         "failures": status.failures,
         "subscription": status.subscription,
         "service": status.service,
@@ -83,11 +79,11 @@ def recordJSON(record: DomainRecord) -> dict[str, object]:
     return {
         "first_seen": formatTimestamp(record.firstSeen),
         "last_seen": formatTimestamp(record.lastSeen),
-        "last_fetch": _time(record.lastFetch),
-        "facts_since": _time(record.factsSince),
+        "last_fetch": formatOptionalTimestamp(record.lastFetch),
+        "facts_since": formatOptionalTimestamp(record.factsSince),
         "stale": record.stale,
-        "report_changed": _time(record.reportChanged),
-        "report_confirmed": _time(record.reportConfirmed),
+        "report_changed": formatOptionalTimestamp(record.reportChanged),
+        "report_confirmed": formatOptionalTimestamp(record.reportConfirmed),
     }
 
 

@@ -32,12 +32,13 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from xmppnetgraph.error import Unavailable
+from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.graphview import GraphView, ViewEdge, ViewNode, viewGraph
 from xmppnetgraph.http import params
 from xmppnetgraph.http.errors import JSON_TYPE, Response, encodeJSON
 from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
 from xmppnetgraph.model import GraphChanged, GraphSnapshot, NamePolicy
-from xmppnetgraph.timestamp import formatTimestamp
+from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
 _T = TypeVar("_T")
 
@@ -73,10 +74,6 @@ class ViewParameters:
             fold=params.flag(args, "fold", True),
             at=params.timestamp(args, "at"),
         )
-
-
-def _time(seconds: float | None) -> str | None:
-    return None if seconds is None else formatTimestamp(seconds)
 
 
 def nodeJSON(node: ViewNode) -> dict[str, object]:
@@ -118,7 +115,7 @@ def graphJSON(view: GraphView) -> dict[str, object]:
     named = sum(1 for node in view.nodes if node.label is not None)
     return {
         "at": formatTimestamp(view.at),
-        "last_change": _time(view.lastChange),
+        "last_change": formatOptionalTimestamp(view.lastChange),
         "last_event_id": view.lastEventId,
         "counts": {
             "nodes": len(view.nodes),
@@ -188,10 +185,6 @@ ENCODINGS: Mapping[str, Callable[[GraphView], dict[str, object]]] = {
 }
 
 
-def _never(domain: str) -> bool:
-    return False
-
-
 class GraphViews:
     """
     The graph answers, cached.
@@ -223,7 +216,7 @@ class GraphViews:
         self._clock = reactor
         self._threads = threads
         self._namePolicy = namePolicy
-        self._excluded = excluded or _never
+        self._excluded = excluded or Exclusions.empty().excluded
         self._anonymousKey = anonymousKey
         self.freshFor = freshFor
         self.maxEntries = maxEntries

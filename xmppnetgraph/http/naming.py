@@ -21,15 +21,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
 from xmppnetgraph.model import GraphChanged, GraphEvent, GraphSnapshot, NamePolicy
 
 #: Events read from the store at once.
 BATCH = 500
-
-
-def _never(domain: str) -> bool:
-    return False
 
 
 class Naming:
@@ -46,7 +43,7 @@ class Naming:
         excluded: Callable[[str], bool] | None = None,
     ) -> None:
         self._policy = namePolicy
-        self._excluded = excluded or _never
+        self._excluded = excluded or Exclusions.empty().excluded
         self._consents: dict[str, bool] = {}
         # The id of the event that last set each domain's consent: a
         # snapshot older than it does not undo it.
