@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from xmppnetgraph.names import (
     domainToASCII,
     isValidJID,
+    listEntries,
     normalizeBareJID,
     normalizeDomain,
     normalizeHost,
@@ -331,3 +332,14 @@ class ParseJIDTests(SynchronousTestCase):
         """
         for good in ["a.example", "u@a.example", "u@a.example/r/s", "b\u00fccher.example"]:
             self.assertTrue(isValidJID(good), good)
+
+
+class ListEntriesTests(SynchronousTestCase):
+    """
+    L{listEntries} gives the entries of a domain list file with their line
+    numbers, without comments and blank lines.
+    """
+
+    def test_entries(self) -> None:
+        lines = ["# a comment\n", "a.example\n", "\n", "  b.example  # why\n", "#\n"]
+        self.assertEqual(list(listEntries(lines)), [(2, "a.example"), (4, "b.example")])

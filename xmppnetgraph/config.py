@@ -326,43 +326,34 @@ def _certificate(config: Config, option: str, value: Path | None) -> None:
     _file(config, option, value)
 
 
-def _allowlist(config: Config, option: str, value: Path | None) -> None:
+def _listFile(load: Callable[[Path], object]) -> Check:
     """
-    @raise ValueError: unless C{value} is a readable allowlist file (see
-        L{loadAllowlist}) or L{None}.
+    @param load: reads a domain list file, raising L{ValueError} (naming
+        the file and line) for a bad entry.
+    @return: the check that a list file option is L{None} or a readable
+        file that C{load} accepts.
     """
-    if value is None:
-        return
-    _file(config, option, value)
-    try:
-        loadAllowlist(value)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{option}: {str(value)!r} is not UTF-8 text: {e}") from None
-    except ValueError as e:
-        raise ValueError(f"{option}: {e}") from None
-    except OSError as e:
-        raise ValueError(f"{option}: cannot read {str(value)!r}: {e.strerror or e}") from None
+
+    def check(config: Config, option: str, value: Path | None) -> None:
+        if value is None:
+            return
+        _file(config, option, value)
+        try:
+            load(value)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{option}: {str(value)!r} is not UTF-8 text: {e}") from None
+        except ValueError as e:
+            raise ValueError(f"{option}: {e}") from None
+        except OSError as e:
+            raise ValueError(f"{option}: cannot read {str(value)!r}: {e.strerror or e}") from None
+
+    return check
 
 
-def _exclusionFile(config: Config, option: str, value: Path | None) -> None:
-    """
-    @raise ValueError: unless C{value} is a readable exclusion list (see
-        L{Exclusions.load<xmppnetgraph.exclusions.Exclusions.load>}) or
-        L{None}; the message names the file and the bad line.
-    """
-    if value is None:
-        return
+def _loadExclusions(path: Path) -> object:
     from xmppnetgraph.exclusions import Exclusions
 
-    _file(config, option, value)
-    try:
-        Exclusions.load(value)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{option}: {str(value)!r} is not UTF-8 text: {e}") from None
-    except ValueError as e:
-        raise ValueError(f"{option}: {e}") from None
-    except OSError as e:
-        raise ValueError(f"{option}: cannot read {str(value)!r}: {e.strerror or e}") from None
+    return Exclusions.load(path)
 
 
 def _secret(option: str, value: object) -> str | None:
@@ -809,7 +800,7 @@ class Config:
                 "(*.suffix for the suffix and all its subdomains; # starts a comment).",
             ),
             convert=_optionalPath,
-            check=_exclusionFile,
+            check=_listFile(_loadExclusions),
         ),
     )
     staleAfter: float = attrs.field(
@@ -1102,7 +1093,7 @@ class Config:
                 "information without being asked.",
             ),
             convert=_optionalPath,
-            check=_allowlist,
+            check=_listFile(lambda path: loadAllowlist(path)),
         ),
     )
     consentTTL: float = attrs.field(

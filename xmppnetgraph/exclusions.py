@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterable
 
 from xmppnetgraph.error import ExclusionFileError
-from xmppnetgraph.names import domainToASCII, normalizeDomain
+from xmppnetgraph.names import domainToASCII, listEntries, normalizeDomain
 
 __all__ = ["Exclusions"]
 
@@ -71,10 +71,7 @@ class Exclusions:
         """
         exact: set[str] = set()
         suffixes: set[str] = set()
-        for number, line in enumerate(lines, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
+        for number, text in listEntries(lines):
             wildcard = text.startswith("*.")
             name = text[2:] if wildcard else text
             try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import idna
 from twisted.words.protocols.jabber import jid
@@ -279,3 +279,17 @@ def _isIPAddress(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def listEntries(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """
+    The entries of a domain list file (an allowlist, an exclusion list):
+    one per line; blank lines and everything after a C{#} are ignored.
+
+    @param lines: the file's lines.
+    @return: C{(line number, entry)} for each entry, stripped.
+    """
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            yield number, text

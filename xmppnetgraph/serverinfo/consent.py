@@ -24,7 +24,7 @@ from wokkel.disco import DiscoClientProtocol, DiscoInfo
 from xmppnetgraph.error import QueueFull, SchedulerStopped, XmppNetGraphError
 from xmppnetgraph.interfaces import IChangeFeed
 from xmppnetgraph.model import ConsentChanged, ConsentState
-from xmppnetgraph.names import normalizeDomain
+from xmppnetgraph.names import listEntries, normalizeDomain
 from xmppnetgraph.scheduler import Answer, QueryScheduler
 from xmppnetgraph.serverinfo.payload import NS_SERVERINFO
 
@@ -310,10 +310,7 @@ def loadAllowlist(path: str | os.PathLike[str]) -> frozenset[str]:
     """
     domains = set()
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
+        for number, text in listEntries(f):
             try:
                 domains.add(normalizeDomain(text))
             except ValueError as e:
