@@ -133,15 +133,25 @@ def anonymousId(key: bytes, reporter: str, peer: str) -> str:
     return f"anon-{digest[:20]}"
 
 
+def serviceParent(domain: str, prefixes: frozenset[str] = FOLDED_PREFIXES) -> str | None:
+    """
+    @return: the domain C{domain} is a service subdomain of (C{a.example}
+        for C{conference.a.example}), or L{None} if its first label is not
+        a service's.
+    """
+    label, dot, rest = domain.partition(".")
+    return rest if dot and label in prefixes else None
+
+
 def _parent(domain: str, known: set[str], prefixes: frozenset[str]) -> str:
     """
     @return: the known domain that C{domain} folds into (itself if none).
     """
     while True:
-        label, dot, rest = domain.partition(".")
-        if not dot or label not in prefixes or rest not in known:
+        parent = serviceParent(domain, prefixes)
+        if parent is None or parent not in known:
             return domain
-        domain = rest
+        domain = parent
 
 
 def _any(values: Iterable[bool | None]) -> bool | None:

@@ -48,7 +48,7 @@ from zope.interface import implementer
 
 from xmppnetgraph.crawler.discovery import Discovery, reportFromItems
 from xmppnetgraph.error import InvalidDomainName, QueueFull, SchedulerStopped, XmppNetGraphError
-from xmppnetgraph.graphview import FOLDED_PREFIXES
+from xmppnetgraph.graphview import serviceParent
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import (
     CrawlSource,
@@ -383,14 +383,14 @@ class Crawler(service.Service):
         link = event.link
         domain = link.domain
         self._links.setdefault(domain, {})[link.id] = link
-        label, _, parent = domain.partition(".")
-        if not (label in FOLDED_PREFIXES and parent in self._domains):
+        service = serviceParent(domain)
+        if service is None or service not in self._domains:
             if self._add(domain, "link", _NEW) is None:
                 return
         if link.direction != "incoming":
             return
         now = self._clock.seconds()
-        for candidate in (domain, parent):
+        for candidate in (domain, domain.partition(".")[2]):
             state = self._domains.get(candidate)
             if (
                 state is not None

@@ -19,7 +19,7 @@ import attrs
 from twisted.web.server import Request
 
 from xmppnetgraph.error import Unavailable, UnknownDomain
-from xmppnetgraph.graphview import FOLDED_PREFIXES
+from xmppnetgraph.graphview import serviceParent
 from xmppnetgraph.http import params
 from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.http.naming import EventTail, Naming
@@ -174,11 +174,6 @@ def explain(
     )
 
 
-def _foldedInto(domain: str) -> str | None:
-    label, dot, rest = domain.partition(".")
-    return rest if dot and label in FOLDED_PREFIXES else None
-
-
 @attrs.define
 class DomainPages:
     """
@@ -224,7 +219,7 @@ class DomainPages:
             "facts": None,
             "peers": [],
             "history": [],
-            "folded_into": _foldedInto(name),
+            "folded_into": serviceParent(name),
         }
         if excluded or record is None:
             return jsonResponse(body)
