@@ -22,6 +22,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.postgres import postgresSkip, requirePostgres, temporaryDatabase
 from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
@@ -124,6 +125,12 @@ class APIFixture:
     mktemp: Any
     addCleanup: Any
 
+    def databaseURL(self) -> str | None:
+        """
+        @return: the store's database URL (L{None}: a SQLite file).
+        """
+        return None
+
     def makeAPI(self, **kw: Any) -> None:
         """
         Open the store and build the API (C{kw}: more L{WebAPI} arguments).
@@ -132,7 +139,7 @@ class APIFixture:
         base.mkdir(parents=True)
         self.clock = Clock()
         self.clock.advance(T0)
-        self.database = openDatabase(None, base, reactor)
+        self.database = openDatabase(self.databaseURL(), base, reactor)
         self.addCleanup(self.database.close)
         self.feed = ChangeFeed()
         self.store: IGraphStore = GraphStore(self.database, self.feed, self.clock)
@@ -583,3 +590,27 @@ class ErrorEdgeTests(APIFixture, TestCase):
         validator("Error").validate(error)
         self.assertNotIn("secret", json.dumps(error))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class PostgreSQLMixin:
+    """
+    The store on a database of its own on the test PostgreSQL server.
+    """
+
+    skip = postgresSkip()
+
+    def databaseURL(self) -> str | None:
+        requirePostgres()
+        return temporaryDatabase(self)  # type: ignore[arg-type]  # mixed into a TestCase
+
+
+class PostgreSQLGraphTests(PostgreSQLMixin, GraphTests):
+    """
+    L{GraphTests} with the store on PostgreSQL.
+    """
+
+
+class PostgreSQLDomainTests(PostgreSQLMixin, DomainTests):
+    """
+    L{DomainTests} with the store on PostgreSQL.
+    """
