@@ -387,3 +387,42 @@ def now() -> float:
     @return: a monotonic time in seconds.
     """
     return time.monotonic()
+
+
+async def waitEvent(
+    reactor: Any,
+    child: Child,
+    name: str,
+    timeout: float,
+    since: int = 0,
+    predicate: Callable[[dict[str, Any]], bool] = lambda e: True,
+) -> dict[str, Any]:
+    """
+    @return: the first event C{name} of C{child} at index C{since} or later
+        that satisfies C{predicate}.
+    @raise RuntimeError: if the child reports an error, exits, or sends no
+        such event within C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for event in child.events[since:]:
+            if event.get("event") == "error":
+                raise RuntimeError(f"{child.name} failed:\n{event.get('message')}")
+            if event.get("event") == name and predicate(event):
+                return event
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited; see {child.stderrPath} and its node.log")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{child.name}: no {name!r} within {timeout:g} s; see its node.log")
+        await sleep(reactor, 0.005)
+
+
+async def ask(
+    reactor: Any, child: Child, command: dict[str, Any], answer: str, timeout: float = 30
+) -> dict[str, Any]:
+    """
+    Send C{command} and wait for the C{answer} event that follows it.
+    """
+    since = len(child.events)
+    child.writeLine(command)
+    return await waitEvent(reactor, child, answer, timeout, since)

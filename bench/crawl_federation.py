@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-from _common import Child, cpuSeconds, freePort, printTable, sleep
+from _common import Child, ask, cpuSeconds, freePort, printTable, sleep, waitEvent
 from _prosody import quietLoopbackAddresses
 from _simfed import domainName
 
@@ -55,39 +55,6 @@ def peakKiB(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmHWM for {pid}")
-
-
-async def waitEvent(
-    reactor: Any, child: Child, name: str, timeout: float, since: int = 0
-) -> dict[str, Any]:
-    """
-    @return: the first event C{name} of C{child} at index C{since} or later.
-    @raise RuntimeError: if the child reports an error, exits, or sends no
-        such event within C{timeout} seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        for event in child.events[since:]:
-            if event.get("event") == "error":
-                raise RuntimeError(f"{child.name} failed:\n{event.get('message')}")
-            if event.get("event") == name:
-                return event
-        if not child.alive():
-            raise RuntimeError(f"{child.name} exited; see {child.stderrPath} and its node.log")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{child.name}: no {name!r} within {timeout:g} s; see its node.log")
-        await sleep(reactor, 0.01)
-
-
-async def ask(
-    reactor: Any, child: Child, command: dict[str, Any], answer: str, timeout: float = 30
-) -> dict[str, Any]:
-    """
-    Send C{command} and wait for the C{answer} event that follows it.
-    """
-    since = len(child.events)
-    child.writeLine(command)
-    return await waitEvent(reactor, child, answer, timeout, since)
 
 
 def spawn(reactor: Any, name: str, work: Path, *args: str) -> Child:

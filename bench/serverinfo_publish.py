@@ -41,14 +41,14 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-from _common import Child, freePort, printTable, sleep
+from _common import Child, ask, freePort, printTable, sleep, waitEvent
 from _prosody import quietLoopbackAddresses
 
 NODE = str(Path(__file__).resolve().parent / "_serverinfo_node.py")
@@ -78,45 +78,6 @@ def spawn(reactor: Any, name: str, role: str, work: Path, *args: str) -> Child:
     )
     _common.addCleanup(lambda: child.stop(reactor))
     return child
-
-
-async def waitEvent(
-    reactor: Any,
-    child: Child,
-    name: str,
-    timeout: float,
-    since: int = 0,
-    predicate: Callable[[dict[str, Any]], bool] = lambda e: True,
-) -> dict[str, Any]:
-    """
-    @return: the first event C{name} of C{child} at index C{since} or later
-        that satisfies C{predicate}.
-    @raise RuntimeError: if the child reports an error, exits, or sends no
-        such event within C{timeout} seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        for event in child.events[since:]:
-            if event.get("event") == "error":
-                raise RuntimeError(f"{child.name} failed:\n{event.get('message')}")
-            if event.get("event") == name and predicate(event):
-                return event
-        if not child.alive():
-            raise RuntimeError(f"{child.name} exited; see {child.stderrPath} and its node.log")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{child.name}: no {name!r} within {timeout:g} s; see its node.log")
-        await sleep(reactor, 0.005)
-
-
-async def ask(
-    reactor: Any, child: Child, command: dict[str, Any], answer: str, timeout: float
-) -> dict[str, Any]:
-    """
-    Send C{command} and wait for the C{answer} event that follows it.
-    """
-    since = len(child.events)
-    child.writeLine(command)
-    return await waitEvent(reactor, child, answer, timeout, since)
 
 
 def ms(seconds: float) -> str:
