@@ -6,6 +6,7 @@ reactor, and talk to them.
 from __future__ import annotations
 
 import json
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,37 @@ from xmppnetgraph.node import buildService
 from xmppnetgraph.s2s.service import S2SService
 
 
+def _ephemeralPorts() -> range:
+    """
+    @return: the ports the system gives outgoing connections (and bind to
+        port 0) on this machine.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def freePort(address: str = "127.0.0.1") -> int:
     """
-    @return: a TCP port that is free on C{address} right now.
+    @return: a TCP port that is free on C{address} right now, taken from
+        below the system's ephemeral range: a port from that range may be
+        given to an outgoing connection before the test listens on it.
     """
+    ephemeral = _ephemeralPorts()
+    for _ in range(1000):
+        port = random.randrange(10_000, max(10_001, ephemeral.start))
+        if port in ephemeral:
+            break
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((address, 0))
         return int(s.getsockname()[1])
@@ -83,7 +111,6 @@ class RunningNode:
         self.domain = domain
         self.address = address
         self.s2sPort = s2sPort or freePort(address)
-        self.webPort = freePort(address)
 
     def build(self, resolver: Any = None, **config: Any) -> None:
         """
@@ -100,12 +127,23 @@ class RunningNode:
             domain=self.domain,
             dataDir=self.directory / self.domain,
             s2s=f"tcp:{self.s2sPort}:interface={self.address}",
-            web=f"tcp:{self.webPort}:interface={self.address}",
+            # Port 0: the system picks a free one when the node starts (a
+            # port picked beforehand may be taken by then; see webPort).
+            web=f"tcp:0:interface={self.address}",
             **config,
         )
         self.service = buildService(self.config, reactor, resolver=resolver or NoDNS())
         self.disco = DiscoClientProtocol()
         self.disco.setHandlerParent(self.domainHost)
+
+    @property
+    def webPort(self) -> int:
+        """
+        The port the started node's web endpoint listens on.
+        """
+        web = self.service.web
+        assert web is not None and web.port is not None, "the web endpoint is not listening"
+        return int(web.port.getHost().port)
 
     @property
     def s2s(self) -> S2SService:
