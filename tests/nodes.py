@@ -37,23 +37,31 @@ def _ephemeralPorts() -> range:
     return range(low, high + 1)
 
 
+_handedOut: set[int] = set()
+
+
 def freePort(address: str = "127.0.0.1") -> int:
     """
     @return: a TCP port that is free on C{address} right now, taken from
-        below the system's ephemeral range: a port from that range may be
-        given to an outgoing connection before the test listens on it.
+        below the system's ephemeral range (a port from that range may be
+        given to an outgoing connection before the test listens on it) and
+        never handed out twice in one run (two picks before either listens,
+        or a node from an earlier test still holding its port, would clash).
     """
     ephemeral = _ephemeralPorts()
     for _ in range(1000):
         port = random.randrange(10_000, max(10_001, ephemeral.start))
         if port in ephemeral:
             break
+        if port in _handedOut:
+            continue
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((address, port))
             except OSError:
                 continue
+            _handedOut.add(port)
             return port
     with socket.socket() as s:
         s.bind((address, 0))
