@@ -293,6 +293,12 @@ class UnknownDomain(XmppNetGraphError):
     """
 
 
+class UnknownPath(XmppNetGraphError):
+    """
+    The web endpoint serves nothing under the path asked for.
+    """
+
+
 class RateLimited(XmppNetGraphError):
     """
     A client asked more often than it may.

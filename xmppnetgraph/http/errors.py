@@ -23,6 +23,7 @@ from xmppnetgraph.error import (
     StorageFull,
     Unavailable,
     UnknownDomain,
+    UnknownPath,
     XmppNetGraphError,
 )
 
@@ -34,6 +35,7 @@ _errorMap: tuple[tuple[type[XmppNetGraphError], int], ...] = (
     (InvalidDomainName, 400),
     (BadParameter, 400),
     (UnknownDomain, 404),
+    (UnknownPath, 404),
     (RateLimited, 429),
     (Unavailable, 503),
     (StorageFull, 503),

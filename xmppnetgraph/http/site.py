@@ -16,6 +16,7 @@ from xmppnetgraph.http.events import EventStream
 from xmppnetgraph.http.graph import GraphEndpoints, GraphViews
 from xmppnetgraph.http.naming import EventTail, Naming
 from xmppnetgraph.http.routes import Route, Router
+from xmppnetgraph.http.static import PAGE_PATHS, StaticPage
 from xmppnetgraph.http.stats import Stats
 from xmppnetgraph.http.submit import RateLimiter, Submissions
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
@@ -29,6 +30,7 @@ class WebAPI:
     @ivar views: the cached graph answers (L{None} without a graph store).
     @ivar events: the server-sent events endpoint and its clients.
     @ivar submissions: the submission endpoint and its rate limit.
+    @ivar page: the page and its built files.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class WebAPI:
         excluded: Callable[[str], bool] | None = None,
         anonymousKey: bytes = b"",
         submitRate: int = 10,
+        page: StaticPage | None = None,
     ) -> None:
         """
         @param threads: where graph views are computed (L{None}: in the
@@ -57,6 +60,7 @@ class WebAPI:
         @param serverInfo: C{/api/serverinfo}, or L{None} (C{--no-publish}).
         @param excluded: tells whether a domain is on the exclusion list.
         @param submitRate: submissions per client address per hour.
+        @param page: the page's files (default: the package's build).
         """
         self.naming = Naming(namePolicy, excluded)
         self.tail = EventTail(graph, feed, self.naming) if graph is not None else None
@@ -80,6 +84,7 @@ class WebAPI:
         self.stats = Stats(graph, self.views, clock)
         self.events = EventStream(graph, self.tail, self.naming, clock)
         self.submissions = Submissions(crawler, RateLimiter(clock, submitRate))
+        self.page = StaticPage() if page is None else page
 
     def routes(self) -> list[Route]:
         """
@@ -94,7 +99,9 @@ class WebAPI:
             Route("POST", "/api/submit", self.submissions.submit),
             Route("GET", "/api/links", self.links.links),
             Route("GET", "/api/openapi.json", openAPI),
+            Route("GET", "/assets/{name}", self.page.asset),
         ]
+        table += [Route("GET", path, self.page.page) for path in PAGE_PATHS]
         if self.serverInfo is not None:
             table.append(Route("GET", "/api/serverinfo", self.serverInfo.serverInfo))
         return table

@@ -1,0 +1,16 @@
+// The node's JSON API, as the page uses it.
+
+/**
+ * GET a JSON document of the API.
+ * @param {string} path e.g. "/api/graph?skipAnon"
+ * @returns {Promise<any>}
+ */
+export async function getJSON(path) {
+  const response = await fetch(path, { headers: { accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && body.error ? body.error : `${response.status} ${response.statusText}`;
+    throw new Error(message);
+  }
+  return body;
+}
