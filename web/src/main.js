@@ -1,46 +1,11 @@
-// The page: load the graph, draw it, keep it current.
+// The page's entry point: one bundle, one view per path (the server answers
+// each path of xmppnetgraph.http.static.PAGE_PATHS with the same page).
 import "./style.css";
-import Sigma from "sigma";
-import { getJSON } from "./api.js";
-import { toGraph } from "./graph.js";
+import { showMap } from "./map.js";
 
-/** @param {string} text shown instead of the map (always as text) */
-function showMessage(text) {
-  const message = document.getElementById("message");
-  message.textContent = text;
-  message.hidden = false;
-}
+/** path -> the function that shows that view */
+const VIEWS = {
+  "/": showMap,
+};
 
-function webGLAvailable() {
-  const canvas = document.createElement("canvas");
-  return Boolean(canvas.getContext("webgl2") || canvas.getContext("webgl"));
-}
-
-async function start() {
-  if (!webGLAvailable()) {
-    showMessage("This map needs WebGL, which this browser does not offer. The data is at /api/graph.");
-    return;
-  }
-  let answer;
-  try {
-    answer = await getJSON("/api/graph");
-  } catch (error) {
-    showMessage(`The graph could not be loaded: ${error.message}`);
-    return;
-  }
-  const graph = toGraph(answer);
-  const counts = answer.counts;
-  document.getElementById("counts").textContent =
-    `${counts.named} named domains, ${counts.anonymous} anonymous, ${counts.edges} links`;
-  if (graph.order === 0) {
-    showMessage("The graph is empty so far: the crawler has not stored any server information yet.");
-  }
-  const renderer = new Sigma(graph, document.getElementById("map"), {
-    renderEdgeLabels: false,
-    labelRenderedSizeThreshold: 8,
-  });
-  window.xmppnetgraph = { graph, renderer };
-  document.documentElement.dataset.state = "drawn";
-}
-
-start();
+(VIEWS[location.pathname] ?? showMap)();
