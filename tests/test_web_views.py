@@ -173,7 +173,28 @@ class AddViewTests(PageFixture, TestCase):
             self.assertIn(step["detail"], shown)
         self.assertFalse(expected[-1]["ok"])
         self.assertIn("/badge/new.example.svg", badge)
+        again = await self.submit(page, "new.example", "[data-state=done]")
+        self.assertIn("new.example was fetched", again["submitted"])
+        self.assertEqual(again["why"], api["why"])
         self.assertEqual(page.errors, [])
+
+    async def test_rateLimited(self) -> None:
+        """
+        Past the submissions one address may make in an hour, the form
+        shows the 429's message and how long to wait.
+        """
+        page = await self.openPage("/add")
+        statuses = await self.browser.run(
+            page.evaluate,
+            "Promise.all([...Array(10).keys()].map((i) => fetch('/api/submit', {method: 'POST',"
+            " headers: {'content-type': 'application/json'},"
+            " body: JSON.stringify({domain: `d${i}.example`})}).then((r) => r.status)))",
+        )
+        self.assertEqual(statuses, [202] * 10)
+        result = await self.submit(page, "more.example", "[data-result=error]")
+        self.assertIn("Too many submissions from your address: at most 10", result["error"])
+        self.assertIn("(wait 60 minutes)", result["error"])
+        self.assertEqual([e for e in page.errors if "status of 429" not in e], [], page.errors)
 
     async def test_invalid(self) -> None:
         """

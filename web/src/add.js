@@ -106,7 +106,10 @@ async function check(domain, result, run, showBadge) {
   const progress = h("p.note", { "data-result": "progress" });
   const found = h("div.found");
   result.replaceChildren(queued, progress, found);
+  // A fetch is awaited unless none was queued (refused, or fetched a
+  // moment ago): then what is known is the answer.
   const before = outcome.status?.last_fetch ?? null;
+  const known = !outcome.accepted || SETTLED.has(outcome.status?.state);
   for (let attempt = 0; attempt < POLL.times; attempt++) {
     if (run.cancelled) return;
     let page = null;
@@ -121,7 +124,7 @@ async function check(domain, result, run, showBadge) {
     if (run.cancelled) return;
     if (page) found.replaceChildren(...describe(page));
     const crawl = page?.crawl;
-    const settled = crawl && SETTLED.has(crawl.state) && (crawl.last_fetch !== before || crawl.state === "excluded");
+    const settled = crawl && SETTLED.has(crawl.state) && (known || crawl.last_fetch !== before);
     if (page && (settled || !crawl)) {
       progress.textContent = "The crawl is done; this is what it found.";
       progress.dataset.state = "done";
