@@ -485,6 +485,49 @@ class StatsTests(APIFixture, TestCase):
             {("Prosody", "13.0.1"), ("ejabberd", "25.07")},
         )
 
+    async def test_security(self) -> None:
+        """
+        The security posture counts the named domains our streams reached:
+        their TLS versions, SASL EXTERNAL or dialback, valid certificates
+        and direct TLS; a domain that may not be named counts not, nor
+        does one we had no stream with.
+        """
+        self.makeAPI()
+        await self.fill()
+        await self.store.recordFetch(
+            "c.example",
+            attrs.evolve(
+                publishes(),
+                tlsVersion="TLSv1.2",
+                auth="dialback",
+                certValid=False,
+                directTLS=True,
+            ),
+        )
+        await self.store.recordFetch("d.example", attrs.evolve(publishes(), auth=None))
+        await self.store.recordFetch(
+            "hidden.example", attrs.evolve(NO_CONSENT, tlsVersion="TLSv1.3", auth="dialback")
+        )
+        await self.store.storeReport("a.example", [RemoteDomain("c.example", ("outgoing",))])
+        stats = await self.getJSON("/api/stats")
+        schemaOf("/api/stats").validate(stats)
+        self.assertEqual(
+            stats["security"],
+            {
+                "domains": 3,
+                "tls_versions": [
+                    {"version": "TLSv1.3", "domains": 2},
+                    {"version": "TLSv1.2", "domains": 1},
+                ],
+                "auth": [
+                    {"method": "sasl-external", "domains": 2},
+                    {"method": "dialback", "domains": 1},
+                ],
+                "cert_valid": 2,
+                "direct_tls": 1,
+            },
+        )
+
 
 class SubmitTests(APIFixture, TestCase):
     """
@@ -607,6 +650,12 @@ class PostgreSQLMixin:
 class PostgreSQLGraphTests(PostgreSQLMixin, GraphTests):
     """
     L{GraphTests} with the store on PostgreSQL.
+    """
+
+
+class PostgreSQLStatsTests(PostgreSQLMixin, StatsTests):
+    """
+    L{StatsTests} with the store on PostgreSQL.
     """
 
 

@@ -31,16 +31,19 @@ class PageFixture:
     mktemp: Any
     addCleanup: Any
 
-    async def startAll(self) -> None:
+    async def startAll(self, **config: Any) -> None:
         """
-        Start the node (not crawling) and the browser.
+        Start the node (not crawling, unless C{config} says) and the
+        browser.
+
+        @param config: more L{Config} fields for the node.
         """
         if not StaticPage().built:
             raise RuntimeError("the page is not built: scripts/build-web")
         base = Path(self.mktemp()).absolute()
         base.mkdir(parents=True)
         self.node = RunningNode(base, "agg.example", ADDRESS)
-        self.node.build()
+        self.node.build(**config)
         self.node.start()
         self.addCleanup(self.node.stop)
         self.browser = Browser()
