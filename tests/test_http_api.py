@@ -569,10 +569,10 @@ class ErrorEdgeTests(APIFixture, TestCase):
         validator("Error").validate(error)
         code, headers, body = await self.request("POST", "/api/graph")
         self.assertEqual(code, 405)
-        self.assertEqual(headers[b"allow"], [b"GET, HEAD"])
+        self.assertEqual(headers[b"allow"], [b"GET, HEAD, OPTIONS"])
         validator("Error").validate(json.loads(body))
         code, headers, body = await self.request("GET", "/api/submit")
-        self.assertEqual((code, headers[b"allow"]), (405, [b"POST"]))
+        self.assertEqual((code, headers[b"allow"]), (405, [b"POST, OPTIONS"]))
 
     async def test_unexpectedException(self) -> None:
         """

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 
 from xmppnetgraph.http.api import Links, ServerInfo, openAPI
+from xmppnetgraph.http.badge import Badges
 from xmppnetgraph.http.domains import DomainPages
 from xmppnetgraph.http.events import EventStream
 from xmppnetgraph.http.graph import GraphEndpoints, GraphViews
@@ -82,6 +83,7 @@ class WebAPI:
         self.graphs = GraphEndpoints(self.views)
         self.domains = DomainPages(graph, crawler, self.tail, self.naming, namePolicy)
         self.stats = Stats(graph, self.views, clock)
+        self.badges = Badges(self.views, clock)
         self.events = EventStream(graph, self.tail, self.naming, clock)
         self.submissions = Submissions(crawler, RateLimiter(clock, submitRate))
         self.page = StaticPage() if page is None else page
@@ -92,6 +94,8 @@ class WebAPI:
         """
         table = [
             Route("GET", "/api/graph", self.graphs.graph),
+            Route("GET", "/api/graph.graphml", self.graphs.graphML),
+            Route("GET", "/api/graph.gexf", self.graphs.gexf),
             Route("GET", "/data.json", self.graphs.data),
             Route("GET", "/api/domains/{domain}", self.domains.domain),
             Route("GET", "/api/stats", self.stats.stats),
@@ -99,6 +103,7 @@ class WebAPI:
             Route("POST", "/api/submit", self.submissions.submit),
             Route("GET", "/api/links", self.links.links),
             Route("GET", "/api/openapi.json", openAPI),
+            Route("GET", "/badge/{domain}.svg", self.badges.badge),
             Route("GET", "/assets/{name}", self.page.asset),
         ]
         table += [Route("GET", path, self.page.page) for path in PAGE_PATHS]

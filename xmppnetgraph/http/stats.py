@@ -144,6 +144,8 @@ class Stats:
         view = await self._views.currentView(ViewParameters())
         counts = await self._store.counts()
         software = await self._software(view)
-        response = jsonResponse(statsJSON(view, counts, software))
+        response = jsonResponse(
+            statsJSON(view, counts, software), headers={b"cache-control": b"no-cache"}
+        ).tagged()
         self._cached = (view.lastEventId, now, response)
         return response
