@@ -26,6 +26,7 @@ from tests.postgres import postgresSkip, requirePostgres, temporaryDatabase
 from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.http.api import ServerInfo
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import CrawlStatus, DiscoveryStep, DomainFacts, Link, SubmitOutcome
@@ -590,6 +591,55 @@ class ErrorEdgeTests(APIFixture, TestCase):
         validator("Error").validate(error)
         self.assertNotIn("secret", json.dumps(error))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class DocumentCoverageTests(APIFixture, TestCase):
+    """
+    The OpenAPI document describes every route, and what the routes
+    answer.
+    """
+
+    def test_everyRoute(self) -> None:
+        """
+        Every route of the table (C{/api/serverinfo} too) is a path and
+        method of the document, and the document has no path that is not
+        a route.
+        """
+        info = ServerInfo(lambda: None, "pubsub.agg.example", "serverinfo", "current")  # type: ignore[arg-type, return-value]
+        self.makeAPI(serverInfo=info)
+        routes = {(route.pattern, route.method.lower()) for route in self.api.routes()}
+        documented = {(path, method) for path, item in DOCUMENT["paths"].items() for method in item}
+        self.assertEqual(routes, documented)
+
+    async def test_answersDocumented(self) -> None:
+        """
+        The content type and status of live answers, and the 304 of those
+        with an ETag, are documented for their path.
+        """
+        self.makeAPI()
+        await self.fill()
+        for path, status in [
+            ("/api/graph", 200),
+            ("/api/graph.graphml", 200),
+            ("/api/graph.gexf?at=yesterday", 400),
+            ("/data.json", 200),
+            ("/api/domains/a.example", 200),
+            ("/api/domains/nobody.example", 404),
+            ("/api/stats", 200),
+            ("/badge/a.example.svg", 200),
+            ("/badge/a..example.svg", 400),
+            ("/api/openapi.json", 200),
+        ]:
+            code, headers, _ = await self.request("GET", path)
+            self.assertEqual(code, status, path)
+            route = next(
+                r for r in self.api.routes() if r.match(path.partition("?")[0]) is not None
+            )
+            answers = DOCUMENT["paths"][route.pattern]["get"]["responses"]
+            contentType = headers[b"content-type"][0].split(b";")[0].decode()
+            self.assertIn(contentType, answers[str(code)]["content"], path)
+            if b"etag" in headers:
+                self.assertIn("304", answers, path)
 
 
 class PostgreSQLMixin:
