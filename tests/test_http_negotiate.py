@@ -15,11 +15,13 @@ from typing import Any
 from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, ContentDecoderAgent, GzipDecoder, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
+from zope.interface import implementer
 
 from tests.test_http_api import APIFixture
 from xmppnetgraph.http.negotiate import (
@@ -43,6 +45,30 @@ CACHEABLE = (
     "/badge/a.example.svg",
     "/api/openapi.json",
 )
+
+
+@implementer(IReactorThreads, IReactorFromThreads)
+class FakeThreads:
+    """
+    A reactor's threads that run their work when told: a thread pool
+    whose calls wait in a list, answered through L{callFromThread} at once.
+    """
+
+    def __init__(self) -> None:
+        self.queued: list[Any] = []
+
+    def getThreadPool(self) -> Any:
+        return self
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kw: Any) -> None:
+        self.queued.append(lambda: onResult(True, f(*args, **kw)))
+
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+    def runAll(self) -> None:
+        while self.queued:
+            self.queued.pop(0)()
 
 
 def requestWith(**headers: bytes) -> DummyRequest:
@@ -111,9 +137,9 @@ class HelperTests(SynchronousTestCase):
         """
         cache = GzipCache(maxBytes=100)
         body = b"x" * 1000
-        first = cache.compress(body, b'"a"')
+        first = self.successResultOf(cache.compress(body, b'"a"'))
         self.assertEqual(gzip.decompress(first), body)
-        self.assertIs(cache.compress(body, b'"a"'), first)
+        self.assertIs(self.successResultOf(cache.compress(body, b'"a"')), first)
         cache.compress(body, None)
         cache.compress(body, None)
         self.assertEqual(cache.compressions, 3)
@@ -121,6 +147,26 @@ class HelperTests(SynchronousTestCase):
             cache.compress(body, f'"{n}"'.encode())
         self.assertLessEqual(sum(len(v) for v in cache._kept.values()), 100)
         self.assertNotIn(b'"a"', cache._kept)
+
+    def test_gzipInThread(self) -> None:
+        """
+        A large body is compressed in the thread pool, once for every
+        request that asks meanwhile; a small one at once.
+        """
+        threads = FakeThreads()
+        cache = GzipCache(threads, inlineBelow=100)
+        large = b"y" * 1000
+        waiting = [cache.compress(large, b'"big"') for _ in range(3)]
+        self.assertEqual([d.called for d in waiting], [False] * 3)
+        self.assertEqual(cache.compressions, 1)
+        threads.runAll()
+        results = [self.successResultOf(d) for d in waiting]
+        self.assertEqual({gzip.decompress(r) for r in results}, {large})
+        self.assertIs(self.successResultOf(cache.compress(large, b'"big"')), results[0])
+        self.assertEqual(
+            gzip.decompress(self.successResultOf(cache.compress(b"z" * 50, None))), b"z" * 50
+        )
+        self.assertEqual(cache.compressions, 2)
 
 
 class RouterTests(APIFixture, TestCase):

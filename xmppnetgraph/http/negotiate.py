@@ -7,7 +7,8 @@ headers of read-only answers (the Fetch standard).
 
 Gzip copies are kept by entity tag (L{GzipCache}): an answer with an ETag
 (the graph, its exports, a badge) is compressed once per body, however
-many clients fetch it; an answer without one is compressed each time.
+many clients fetch it, and a large one in a thread; an answer without an
+ETag is compressed each time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 #: Content types (without parameters) that are worth compressing.
@@ -104,35 +109,85 @@ def compressible(contentType: bytes) -> bool:
 class GzipCache:
     """
     The gzip copies of answers with entity tags, the most recently used
-    kept up to L{maxBytes} in all.
+    kept up to L{maxBytes} in all. A large body is compressed in the
+    reactor's thread pool (zlib lets go of the GIL), so that compressing
+    a graph of 100,000 nodes does not stall the reactor; concurrent
+    requests for one entity tag share one compression.
 
     @ivar compressions: how many bodies were compressed (for tests).
     """
 
-    def __init__(self, maxBytes: int = 64 * 1024 * 1024, level: int = 6) -> None:
+    def __init__(
+        self,
+        threads: IReactorThreads | None = None,
+        *,
+        maxBytes: int = 64 * 1024 * 1024,
+        level: int = 6,
+        inlineBelow: int = 256 * 1024,
+    ) -> None:
         """
+        @param threads: where large bodies are compressed (L{None}: in the
+            calling thread).
         @param maxBytes: the most bytes of gzip copies kept.
         @param level: the compression level (1 fastest, 9 smallest).
+        @param inlineBelow: bodies shorter than this are compressed in the
+            calling thread anyway.
         """
+        self._threads = threads
         self.maxBytes = maxBytes
         self.level = level
+        self.inlineBelow = inlineBelow
         self.compressions = 0
         self._kept: OrderedDict[bytes, bytes] = OrderedDict()
         self._size = 0
+        self._pending: dict[bytes, list[Deferred[bytes]]] = {}
 
-    def compress(self, body: bytes, etag: bytes | None) -> bytes:
+    def compress(self, body: bytes, etag: bytes | None) -> Deferred[bytes]:
         """
-        @param etag: the entity tag of C{body}, or L{None} (then it is not
-            kept).
+        @param etag: the entity tag of C{body}, or L{None} (then the copy is
+            not kept).
         @return: C{body} gzipped.
         """
         if etag is not None:
             kept = self._kept.get(etag)
             if kept is not None:
                 self._kept.move_to_end(etag)
-                return kept
+                return succeed(kept)
+            waiting = self._pending.get(etag)
+            if waiting is not None:
+                d: Deferred[bytes] = Deferred()
+                waiting.append(d)
+                return d
         self.compressions += 1
-        compressed = gzip.compress(body, self.level, mtime=0)
+        if self._threads is None or len(body) < self.inlineBelow:
+            return succeed(self._keep(etag, gzip.compress(body, self.level, mtime=0)))
+        pool = self._threads.getThreadPool()
+        assert IReactorFromThreads.providedBy(self._threads)
+        working = deferToThreadPool(self._threads, pool, gzip.compress, body, self.level, mtime=0)
+        if etag is None:
+            return working
+        first: Deferred[bytes] = Deferred()
+        self._pending[etag] = [first]
+        working.addBoth(self._compressed, etag)
+        return first
+
+    def _compressed(self, result: bytes | Failure, etag: bytes) -> None:
+        """
+        Keep a copy compressed in a thread and hand it to every waiter.
+        """
+        waiting = self._pending.pop(etag, [])
+        if isinstance(result, bytes):
+            result = self._keep(etag, result)
+        for d in waiting:
+            d.callback(result)
+
+    def _keep(self, etag: bytes | None, compressed: bytes) -> bytes:
+        """
+        Keep C{compressed} as the copy of C{etag}, dropping the least
+        recently used beyond L{maxBytes}.
+
+        @return: C{compressed}.
+        """
         if etag is not None and len(compressed) <= self.maxBytes:
             self._kept[etag] = compressed
             self._size += len(compressed)

@@ -36,6 +36,7 @@ from urllib.parse import unquote
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import resource, server
@@ -140,13 +141,15 @@ class Router(resource.Resource):
     isLeaf = True
     _log = Logger()
 
-    def __init__(self, routes: Sequence[Route]) -> None:
+    def __init__(self, routes: Sequence[Route], threads: IReactorThreads | None = None) -> None:
         """
         @param routes: the table; the first matching route wins.
+        @param threads: where large answers are compressed (L{None}: in
+            the reactor's thread).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         self.routes = tuple(routes)
-        self.gzipped = GzipCache()
+        self.gzipped = GzipCache(threads)
 
     def render(self, request: Request) -> int:
         """
@@ -173,7 +176,7 @@ class Router(resource.Resource):
             result = await self._dispatch(request)
         except Exception:
             result = self._failed(Failure(), request)
-        self._write(result, request, finished)
+        await self._write(result, request, finished)
 
     async def _dispatch(self, request: Request) -> HandlerResult:
         """
@@ -219,7 +222,7 @@ class Router(resource.Resource):
             )
         return response
 
-    def _write(self, result: HandlerResult, request: Request, finished: list[bool]) -> None:
+    async def _write(self, result: HandlerResult, request: Request, finished: list[bool]) -> None:
         """
         Write C{result} to C{request} and finish it, unless the handler
         streams or the client has gone.
@@ -236,8 +239,10 @@ class Router(resource.Resource):
             if acceptsGzip(request) and len(result.body) >= MIN_GZIP:
                 etag = None if etag is None else weak(etag)
                 if status != 304:
-                    body = self.gzipped.compress(body, result.etag)
+                    body = await self.gzipped.compress(body, result.etag)
                     headers[b"content-encoding"] = b"gzip"
+                    if finished[0]:
+                        return
         request.setResponseCode(status)
         if status != 204:
             request.setHeader(b"content-type", result.contentType)

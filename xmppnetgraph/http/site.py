@@ -63,6 +63,7 @@ class WebAPI:
         @param submitRate: submissions per client address per hour.
         @param page: the page's files (default: the package's build).
         """
+        self._threads = threads
         self.naming = Naming(namePolicy, excluded)
         self.tail = EventTail(graph, feed, self.naming) if graph is not None else None
         self.views = (
@@ -115,7 +116,7 @@ class WebAPI:
         """
         @return: the root resource serving L{routes}.
         """
-        return Router(self.routes())
+        return Router(self.routes(), self._threads)
 
     def stop(self) -> None:
         """
