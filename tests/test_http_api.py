@@ -546,6 +546,29 @@ class SubmitTests(APIFixture, TestCase):
         self.clock.advance(3540)
         await self.post(202, data={"domain": "c.example"})
 
+    async def test_rateLimitBehindProxy(self) -> None:
+        """
+        Behind a trusted proxy (the in-memory client's address), each
+        client named by X-Forwarded-For has a limit of its own; a client
+        that sends the header itself, not through a trusted proxy, is
+        counted by its own address.
+        """
+        self.makeAPI(submitRate=1, trustedProxies=("127.0.0.0/8",))
+        for client in (b"192.0.2.1", b"192.0.2.2"):
+            await self.post(
+                202, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [client]}
+            )
+        await self.post(
+            429, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"192.0.2.1"]}
+        )
+        self.makeAPI(submitRate=1, trustedProxies=("10.0.0.1",))
+        await self.post(
+            202, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"1.1.1.1"]}
+        )
+        await self.post(
+            429, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"2.2.2.2"]}
+        )
+
     async def test_noCrawl(self) -> None:
         """
         Without a crawler (--no-crawl) submissions are a 503.

@@ -49,6 +49,7 @@ class WebAPI:
         excluded: Callable[[str], bool] | None = None,
         anonymousKey: bytes = b"",
         submitRate: int = 10,
+        trustedProxies: tuple[str, ...] = (),
         page: StaticPage | None = None,
     ) -> None:
         """
@@ -61,6 +62,8 @@ class WebAPI:
         @param serverInfo: C{/api/serverinfo}, or L{None} (C{--no-publish}).
         @param excluded: tells whether a domain is on the exclusion list.
         @param submitRate: submissions per client address per hour.
+        @param trustedProxies: reverse proxies (addresses or networks)
+            whose C{X-Forwarded-For} names the client.
         @param page: the page's files (default: the package's build).
         """
         self._threads = threads
@@ -86,7 +89,7 @@ class WebAPI:
         self.stats = Stats(graph, self.views, clock)
         self.badges = Badges(self.views, clock)
         self.events = EventStream(graph, self.tail, self.naming, clock)
-        self.submissions = Submissions(crawler, RateLimiter(clock, submitRate))
+        self.submissions = Submissions(crawler, RateLimiter(clock, submitRate), trustedProxies)
         self.page = StaticPage() if page is None else page
 
     def routes(self) -> list[Route]:
