@@ -68,7 +68,7 @@ class _Writer:
         self._xml.startElement(name, AttributesImpl(attributes or {}))
         yield
         self._xml.endElement(name)
-        self._xml.characters("\n")
+        self._xml.ignorableWhitespace("\n")
 
     def leaf(self, name: str, attributes: dict[str, str], text: str | None = None) -> None:
         """
@@ -78,10 +78,10 @@ class _Writer:
         if text is not None:
             self._xml.characters(text)
         self._xml.endElement(name)
-        self._xml.characters("\n")
+        self._xml.ignorableWhitespace("\n")
 
     def newline(self) -> None:
-        self._xml.characters("\n")
+        self._xml.ignorableWhitespace("\n")
 
     def done(self) -> bytes:
         """

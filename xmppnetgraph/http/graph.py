@@ -10,9 +10,9 @@ C{/api/}, take its parameters, and are named by their file extension.
 
 The answers are cached by (the encoding, the store's newest event id, the
 parameters): the newest event id comes from the change feed
-(L{GraphChanged}), so a cache hit costs no database query. A cached answer of the current graph is
-also dropped after L{GraphViews.freshFor} seconds, because an unchanged
-refresh moves C{last_seen} without an event. Each answer carries an ETag
+(L{GraphChanged}), so a cache hit costs no database query. A cached answer
+of the current graph is also dropped after L{GraphViews.freshFor} seconds,
+because an unchanged refresh moves C{last_seen} without an event. Each answer carries an ETag
 (a hash of its body), with which the router answers a matching
 C{If-None-Match} with a 304.
 
@@ -380,7 +380,7 @@ async def _value(entry: Encoded) -> Encoded:
 
 class GraphEndpoints:
     """
-    The handlers of C{/api/graph} and C{/data.json}.
+    The handlers of C{/api/graph}, C{/data.json} and the exports.
     """
 
     def __init__(self, views: GraphViews | None) -> None:
