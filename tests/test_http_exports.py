@@ -28,9 +28,11 @@ def readGraphML(body: bytes) -> Any:
 
 def readGEXF(body: bytes) -> Any:
     """
-    @return: C{body} read by networkx as GEXF 1.3.
+    @return: C{body} read by networkx as a user would (C{read_gexf}'s
+        default version is 1.2draft: it finds the 1.3 document's version
+        itself).
     """
-    return networkx.read_gexf(io.BytesIO(body), version="1.3")
+    return networkx.read_gexf(io.BytesIO(body))
 
 
 READERS = {"graphml": readGraphML, "gexf": readGEXF}
