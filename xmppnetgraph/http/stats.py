@@ -174,6 +174,8 @@ class Stats:
         view = await self._views.currentView(ViewParameters())
         counts = await self._store.counts()
         profiles = await self._store.profiles()
-        response = jsonResponse(statsJSON(view, counts, profiles))
+        response = jsonResponse(
+            statsJSON(view, counts, profiles), headers={b"cache-control": b"no-cache"}
+        ).tagged()
         self._cached = (view.lastEventId, now, response)
         return response
