@@ -19,6 +19,7 @@ from xmppnetgraph.http.routes import Route, Router
 from xmppnetgraph.http.stats import Stats
 from xmppnetgraph.http.submit import RateLimiter, Submissions
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
+from xmppnetgraph.layout.service import Layout
 from xmppnetgraph.model import NamePolicy
 
 
@@ -46,6 +47,7 @@ class WebAPI:
         excluded: Callable[[str], bool] | None = None,
         anonymousKey: bytes = b"",
         submitRate: int = 10,
+        layout: Layout | None = None,
     ) -> None:
         """
         @param threads: where graph views are computed (L{None}: in the
@@ -57,6 +59,8 @@ class WebAPI:
         @param serverInfo: C{/api/serverinfo}, or L{None} (C{--no-publish}).
         @param excluded: tells whether a domain is on the exclusion list.
         @param submitRate: submissions per client address per hour.
+        @param layout: the positions of the graph's nodes (default: none
+            stored; every node placed next to its neighbours).
         """
         self.naming = Naming(namePolicy, excluded)
         self.tail = EventTail(graph, feed, self.naming) if graph is not None else None
@@ -69,6 +73,7 @@ class WebAPI:
                 namePolicy=namePolicy,
                 excluded=excluded,
                 anonymousKey=anonymousKey,
+                layout=layout,
             )
             if graph is not None
             else None
