@@ -108,9 +108,12 @@ def layout(
     @param parentOf: see L{place<xmppnetgraph.layout.place.place>}.
     @param seed: the random seed of a first layout.
     @return: a position for each of C{ids}, in order.
+    @raise ValueError: if an edge names an index outside C{ids}.
     """
     if not ids:
         return []
+    if any(not (0 <= a < len(ids) and 0 <= b < len(ids)) for a, b in edges):
+        raise ValueError("an edge names a node that is not in the graph")
     graph = igraph.Graph(n=len(ids), edges=list(edges))
     known = [node for node in ids if node in previous]
     if len(known) < SEEDED_SHARE * len(ids) or len(known) < 2:

@@ -239,6 +239,7 @@ class LayoutService(Service):
     @ivar relayouts: relayouts applied since start (for tests and
         figures).
     @ivar underway: the relayout under way, or L{None}.
+    @ivar loaded: fires when the stored layout was loaded (after start).
     """
 
     def __init__(
@@ -275,7 +276,7 @@ class LayoutService(Service):
         self._timer: IDelayedCall | None = None
         self._dirty = False
         self._stopObserving: Callable[[], None] | None = None
-        self._loaded: Deferred[None] | None = None
+        self.loaded: Deferred[None] | None = None
 
     def startService(self) -> None:
         """
@@ -283,7 +284,8 @@ class LayoutService(Service):
         """
         super().startService()
         self._stopObserving = self._feed.observe(GraphChanged, self._changed)
-        self._loaded = Deferred.fromCoroutine(self._load())
+        self.loaded = Deferred.fromCoroutine(self._load())
+        self.loaded.addErrback(lambda f: _log.failure("Loading the stored layout failed", f))
 
     async def _load(self) -> None:
         stored = await self._store.load()
