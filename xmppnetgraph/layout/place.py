@@ -2,8 +2,9 @@
 """
 Placing nodes that have no stored position yet, next to what they are
 linked to, without a layout run: pure Python, cheap enough for every
-answer of C{/api/graph} (a 50,000-node graph with nothing placed takes
-about a tenth of a second).
+answer of C{/api/graph} (which computes it in a thread): for 50,000 nodes
+and 150,000 edges, 13 ms when all are placed, 0.17 s with 1 % new, 0.5 s
+with nothing placed yet.
 
 The rules, in order, for a node without a position:
 
