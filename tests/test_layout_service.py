@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.test_http_api import NoLinks, publishes
 from tests.test_layout_compute import scaleFree
 from tests.test_store_database import asyncTest
+from xmppnetgraph.error import LayoutFailed
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.graphview import GraphView, ViewEdge, ViewNode
 from xmppnetgraph.http.graph import ViewParameters
@@ -30,7 +31,6 @@ from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.layout.place import EXTENT, Point
 from xmppnetgraph.layout.service import (
     Layout,
-    LayoutFailed,
     LayoutService,
     decodeResponse,
     encodeRequest,

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_layout_service -*-
 """
 Positions for the graph's nodes, computed on the server so that the page
 draws a settled picture at its first frame: a new node is placed next to

@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import xmppnetgraph
-from xmppnetgraph.error import XmppNetGraphError
+from xmppnetgraph.error import LayoutFailed
 from xmppnetgraph.graphview import GraphView, serviceParent
 from xmppnetgraph.interfaces import IChangeFeed
 from xmppnetgraph.layout.place import Point, place
@@ -43,13 +43,6 @@ from xmppnetgraph.model import GraphChanged
 from xmppnetgraph.store.layout import LayoutStore
 
 _log = Logger()
-
-
-class LayoutFailed(XmppNetGraphError):
-    """
-    The layout worker failed (its exit status and the end of its stderr
-    say why).
-    """
 
 
 @attrs.frozen
@@ -165,6 +158,9 @@ class _Collect(ProcessProtocol):
         self.stderr = (self.stderr + data)[-4000:]
 
     def processEnded(self, reason: Failure) -> None:
+        if self.ended.called:
+            # Cancelled (the worker was killed for it).
+            return
         if reason.check(ProcessDone):
             self.ended.callback(b"".join(self.stdout))
         else:
