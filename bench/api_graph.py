@@ -36,6 +36,7 @@ from xmppnetgraph.http.errors import encodeJSON
 from xmppnetgraph.http.exports import gexf, graphML
 from xmppnetgraph.http.graph import graphJSON
 from xmppnetgraph.http.site import WebAPI
+from xmppnetgraph.layout.service import Positions
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.serverinfo.payload import RemoteDomain
 from xmppnetgraph.store.database import openDatabase
@@ -110,7 +111,7 @@ async def measure(nodes: int) -> None:
         view = viewGraph(snapshot, namePolicy="reported")
         rules = time.perf_counter() - start
         start = time.perf_counter()
-        body = encodeJSON(graphJSON(view))
+        body = encodeJSON(graphJSON(view, Positions(0, {})))
         encode = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -9,6 +9,7 @@ OpenAPI document.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.http.api import ServerInfo
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
+from xmppnetgraph.layout.place import JITTER
+from xmppnetgraph.layout.service import Layout
 from xmppnetgraph.model import CrawlStatus, DiscoveryStep, DomainFacts, Link, SubmitOutcome
 from xmppnetgraph.names import normalizeDomain
 from xmppnetgraph.serverinfo.payload import RemoteDomain
@@ -273,6 +276,91 @@ class GraphTests(APIFixture, TestCase):
         schemaOf("/api/graph").validate(past)
         self.assertEqual(past["edges"], [])
         self.assertEqual({n["id"] for n in past["nodes"]}, {"a.example", "b.example"})
+
+    async def test_positions(self) -> None:
+        """
+        Every node carries numbers C{x} and C{y}: the stored position when
+        the layout has one; C{/data.json} has none.
+        """
+        layout = Layout({"a.example": (-500.0, 250.0), "b.example": (400.0, -100.0)})
+        self.makeAPI(layout=layout)
+        await self.fill()
+        graph = await self.getJSON("/api/graph")
+        positions = {node["id"]: (node["x"], node["y"]) for node in graph["nodes"]}
+        self.assertEqual(positions["a.example"], (-500.0, 250.0))
+        self.assertEqual(positions["b.example"], (400.0, -100.0))
+        for x, y in positions.values():
+            self.assertIsInstance(x, float)
+            self.assertIsInstance(y, float)
+        data = await self.getJSON("/data.json")
+        self.assertEqual({key for node in data["nodes"] for key in node}, {"id", "label"})
+
+    async def test_newDomainNextToNeighbour(self) -> None:
+        """
+        A domain that a report adds appears in the next answer next to the
+        domain that reports it (within the placement's jitter), not
+        somewhere at random; the anonymous peers sit next to their
+        reporter too.
+        """
+        layout = Layout({"a.example": (-500.0, 250.0), "b.example": (400.0, -100.0)})
+        self.makeAPI(layout=layout)
+        await self.fill()
+        await self.getJSON("/api/graph")
+        await self.store.recordFetch("new.example", publishes())
+        await self.store.storeReport(
+            "b.example",
+            [
+                RemoteDomain("a.example", ("incoming", "outgoing")),
+                RemoteDomain("conference.a.example", ("outgoing",)),
+                RemoteDomain("new.example", ("outgoing",)),
+            ],
+        )
+        graph = await self.getJSON("/api/graph")
+        nodes = {node["id"]: node for node in graph["nodes"]}
+        near = JITTER * 500.0
+        self.assertLessEqual(
+            math.dist((nodes["new.example"]["x"], nodes["new.example"]["y"]), (400.0, -100.0)),
+            near + 0.1,
+        )
+        for node in graph["nodes"]:
+            if "label" not in node:
+                self.assertLessEqual(math.dist((node["x"], node["y"]), (-500.0, 250.0)), near + 0.1)
+
+    async def test_otherViewsReusePositions(self) -> None:
+        """
+        C{?fold=0} puts the service subdomain next to its parent,
+        C{?combineAnon} the combined node next to the reporter of the
+        anonymous peers, and both keep the stored positions of the rest.
+        """
+        layout = Layout({"a.example": (-500.0, 250.0), "b.example": (400.0, -100.0)})
+        self.makeAPI(layout=layout)
+        await self.fill()
+        for query, node in [("fold=0", "conference.a.example"), ("combineAnon", "anonymous")]:
+            graph = await self.getJSON(f"/api/graph?{query}")
+            nodes = {n["id"]: (n["x"], n["y"]) for n in graph["nodes"]}
+            self.assertEqual(nodes["b.example"], (400.0, -100.0))
+            # conference.a.example: next to its parent; the combined node:
+            # at the centroid of its one reporter.
+            self.assertLessEqual(math.dist(nodes[node], (-500.0, 250.0)), JITTER * 500.0 + 0.1)
+
+    async def test_relayoutIsANewAnswer(self) -> None:
+        """
+        A relayout (new positions applied) changes C{/api/graph}'s answer
+        and ETag, though the store did not change; C{/data.json} stays.
+        """
+        layout = Layout({"a.example": (-500.0, 250.0), "b.example": (400.0, -100.0)})
+        self.makeAPI(layout=layout)
+        await self.fill()
+        code, headers, _ = await self.request("GET", "/api/graph")
+        _, dataHeaders, _ = await self.request("GET", "/data.json")
+        layout.apply({"a.example": (0.0, 0.0)})
+        graph = await self.getJSON("/api/graph")
+        a = next(node for node in graph["nodes"] if node["id"] == "a.example")
+        self.assertEqual((a["x"], a["y"]), (0.0, 0.0))
+        _, after, _ = await self.request("GET", "/api/graph")
+        self.assertNotEqual(after[b"etag"], headers[b"etag"])
+        _, dataAfter, _ = await self.request("GET", "/data.json")
+        self.assertEqual(dataAfter[b"etag"], dataHeaders[b"etag"])
 
     async def test_badParameters(self) -> None:
         """

@@ -35,13 +35,14 @@ class BuildServiceTests(TestCase):
 
     def test_children(self) -> None:
         """
-        The tree has the hosts first, then s2s, its listener, the publisher
-        and the web endpoint, by name; the node keeps what each module made.
+        The tree has the hosts first, then s2s, its listener, the publisher,
+        the crawler, the layout and the web endpoint, by name; the node keeps
+        what each module made.
         """
         node = self.build()
         self.assertEqual(
             [child.name for child in node],
-            ["components", "s2s", "s2s-listen", "publisher", "crawler", "web"],
+            ["components", "s2s", "s2s-listen", "publisher", "crawler", "layout", "web"],
         )
         self.assertEqual(
             sorted(child.name for child in node.core.components),

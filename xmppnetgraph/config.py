@@ -936,6 +936,19 @@ class Config:
             convert=_networks,
         ),
     )
+    layoutInterval: float = attrs.field(
+        default=600.0,
+        metadata=_declare(
+            Option(
+                "layout-interval",
+                "float",
+                "SECONDS at least between two full relayouts of the graph (each in a worker "
+                "process, seeded from the previous positions; new domains are placed next to "
+                "their neighbours at once in between).",
+            ),
+            convert=_positiveFloat,
+        ),
+    )
     enableWeb: bool = attrs.field(
         default=True,
         metadata=_declare(

@@ -316,3 +316,10 @@ class Unavailable(XmppNetGraphError):
     The part of the node that would answer is not running (no graph store,
     C{--no-crawl}).
     """
+
+
+class LayoutFailed(XmppNetGraphError):
+    """
+    The graph layout's worker process failed or answered nonsense (the
+    message says how, with the end of its stderr).
+    """

@@ -58,7 +58,8 @@ def buildService(config: Config, reactor: object, resolver: IResolver | None = N
     Children, by name: C{"components"} (the hosts of the local domains,
     by domain), C{"s2s"}, C{"s2s-listen"}, C{"s2s-direct-tls"} (if
     configured), C{"publisher"} (unless publishing is off), C{"crawler"}
-    (unless C{--no-crawl}) and C{"web"} (unless disabled). The database
+    (unless C{--no-crawl}), C{"layout"} (the graph's positions) and
+    C{"web"} (both unless the web is disabled). The database
     is closed after they all stopped.
 
     @param reactor: the reactor, for instance the global one.

@@ -9,15 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection
+from twisted.internet.interfaces import IReactorProcess
 from twisted.web.server import Site
 
 from xmppnetgraph.config import Config
 from xmppnetgraph.core import Core, attach
 from xmppnetgraph.http.api import ServerInfo
+from xmppnetgraph.http.graph import GraphViews, ViewParameters
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore
+from xmppnetgraph.layout.place import Point
+from xmppnetgraph.layout.service import Layout, LayoutService, runWorker
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.serverinfo.build import ServerInfoModule
+from xmppnetgraph.store.layout import LayoutStore
 
 
 class _APISite(Site):
@@ -38,6 +43,44 @@ class _APISite(Site):
         self.api.stop()
 
 
+def buildLayout(
+    core: Core,
+    config: Config,
+    parent: IServiceCollection,
+    views: GraphViews,
+    layout: Layout,
+) -> LayoutService | None:
+    """
+    Attach the service that keeps C{layout} up to date (named
+    C{"layout"}) to C{parent}: relayouts of C{views}' default view in a
+    worker process, kept in the node's database.
+
+    @return: the service, or L{None} if the reactor cannot start processes
+        (then new nodes are still placed next to their neighbours).
+    """
+    reactor = core.reactor
+    if not IReactorProcess.providedBy(reactor):
+        return None
+    processes: IReactorProcess = reactor
+
+    async def relayout(
+        ids: list[str], edges: list[tuple[int, int]], previous: dict[str, Point]
+    ) -> list[Point]:
+        return await runWorker(processes, reactor, ids, edges, previous)
+
+    service = LayoutService(
+        LayoutStore(core.database, reactor),
+        core.feed,
+        reactor,
+        lambda: views.currentView(ViewParameters()),
+        relayout,
+        layout=layout,
+        interval=config.layoutInterval,
+    )
+    attach(service, "layout", parent)
+    return service
+
+
 def buildWeb(
     core: Core,
     config: Config,
@@ -49,7 +92,8 @@ def buildWeb(
     anonymousKey: bytes = b"",
 ) -> Listener:
     """
-    Attach the web endpoint (named C{"web"}) to C{parent}.
+    Attach the web endpoint (named C{"web"}) to C{parent}, and with a
+    graph store the layout service (L{buildLayout}).
 
     @param serverInfo: what the XEP-0485 module made; with a publisher,
         C{/api/serverinfo} shows what it publishes.
@@ -71,6 +115,7 @@ def buildWeb(
             serverInfo.node,
             serverInfo.itemIdentifier,
         )
+    layout = Layout()
     api = WebAPI(
         config.domain,
         core.linkTable,
@@ -85,7 +130,10 @@ def buildWeb(
         anonymousKey=anonymousKey,
         submitRate=config.submitRate,
         trustedProxies=config.trustedProxies,
+        layout=layout,
     )
+    if graph is not None and api.views is not None:
+        buildLayout(core, config, parent, api.views, layout)
     web = Listener("the web endpoint", config.web, _APISite(api), core.reactor)
     attach(web, "web", parent)
     return web

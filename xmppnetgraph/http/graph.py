@@ -44,6 +44,8 @@ from xmppnetgraph.http.errors import JSON_TYPE, Response, encodeJSON
 from xmppnetgraph.http.exports import GEXF_TYPE, GRAPHML_TYPE, gexf, graphML
 from xmppnetgraph.http.negotiate import etagOf
 from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
+from xmppnetgraph.layout.place import Point
+from xmppnetgraph.layout.service import Layout, Positions
 from xmppnetgraph.model import GraphChanged, GraphSnapshot, NamePolicy
 from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
@@ -83,12 +85,15 @@ class ViewParameters:
         )
 
 
-def nodeJSON(node: ViewNode) -> dict[str, object]:
+def nodeJSON(node: ViewNode, position: Point) -> dict[str, object]:
     """
+    @param position: where the node is drawn.
     @return: a node as C{/api/graph} shows it.
     """
     value: dict[str, object] = {
         "id": node.id,
+        "x": round(position[0], 1),
+        "y": round(position[1], 1),
         "publishes": node.publishes,
         "first_seen": formatTimestamp(node.firstSeen),
         "last_seen": formatTimestamp(node.lastSeen),
@@ -115,10 +120,13 @@ def edgeJSON(edge: ViewEdge) -> dict[str, object]:
     }
 
 
-def graphJSON(view: GraphView) -> dict[str, object]:
+def graphJSON(view: GraphView, positions: Positions) -> dict[str, object]:
     """
+    @param positions: the layout the nodes are drawn at (nodes it lacks are
+        placed next to their neighbours).
     @return: C{/api/graph}'s body for C{view}.
     """
+    placed = positions.place(view)
     named = sum(1 for node in view.nodes if node.label is not None)
     return {
         "at": formatTimestamp(view.at),
@@ -131,13 +139,14 @@ def graphJSON(view: GraphView) -> dict[str, object]:
             "edges": len(view.edges),
             "confirmed": sum(1 for edge in view.edges if edge.confirmed),
         },
-        "nodes": [nodeJSON(node) for node in view.nodes],
+        "nodes": [nodeJSON(node, placed[node.id]) for node in view.nodes],
         "edges": [edgeJSON(edge) for edge in view.edges],
     }
 
 
-def dataJSON(view: GraphView) -> dict[str, object]:
+def dataJSON(view: GraphView, positions: Positions) -> dict[str, object]:
     """
+    @param positions: not shown (the public shape has no positions).
     @return: C{/data.json}'s body: the public graph site's exact shape.
     """
     return {
@@ -190,23 +199,23 @@ class Encoding:
     """
     One way of writing a view.
 
-    @ivar write: writes it.
+    @ivar write: writes it, with the positions of its nodes.
     @ivar contentType: the content type of what it writes.
     @ivar download: the file name it is offered as an attachment under,
         or L{None} (an API answer).
     """
 
-    write: Callable[[GraphView], bytes]
+    write: Callable[[GraphView, Positions], bytes]
     contentType: bytes = JSON_TYPE
     download: str | None = None
 
 
 #: The encodings: C{/api/graph}, C{/data.json} and the exports.
 ENCODINGS: Mapping[str, Encoding] = {
-    "graph": Encoding(lambda view: encodeJSON(graphJSON(view))),
-    "data": Encoding(lambda view: encodeJSON(dataJSON(view))),
-    "graphml": Encoding(graphML, GRAPHML_TYPE, "xmppnetgraph.graphml"),
-    "gexf": Encoding(gexf, GEXF_TYPE, "xmppnetgraph.gexf"),
+    "graph": Encoding(lambda view, positions: encodeJSON(graphJSON(view, positions))),
+    "data": Encoding(lambda view, positions: encodeJSON(dataJSON(view, positions))),
+    "graphml": Encoding(lambda view, positions: graphML(view), GRAPHML_TYPE, "xmppnetgraph.graphml"),
+    "gexf": Encoding(lambda view, positions: gexf(view), GEXF_TYPE, "xmppnetgraph.gexf"),
 }
 
 
@@ -232,11 +241,15 @@ class GraphViews:
         anonymousKey: bytes = b"",
         freshFor: float = 30.0,
         maxEntries: int = 32,
+        layout: Layout | None = None,
     ) -> None:
         """
         @param threads: where the view is computed (default: in the
             calling thread, as tests and benchmarks without a reactor want).
+        @param layout: the positions of the nodes (default: none stored,
+            every node placed next to its neighbours).
         """
+        self.layout = layout if layout is not None else Layout()
         self._store = store
         self._clock = reactor
         self._threads = threads
@@ -274,7 +287,9 @@ class GraphViews:
         @param encoding: C{"graph"} or C{"data"}.
         @return: the answer for C{parameters}, from the cache or computed.
         """
-        key = (encoding, parameters)
+        positions = self.layout.current
+        # A relayout changes /api/graph's answers, not /data.json's.
+        key = (encoding, parameters, positions.version if encoding == "graph" else 0)
         hit = self._usable(key, parameters.at)
         if hit is not None:
             return Deferred.fromCoroutine(_value(hit))
@@ -284,7 +299,7 @@ class GraphViews:
             waiting.append(d)
             return d
         self._pending[key] = [d]
-        computing = Deferred.fromCoroutine(self._compute(encoding, parameters))
+        computing = Deferred.fromCoroutine(self._compute(encoding, parameters, key, positions))
         computing.addBoth(self._computed, key)
         return d
 
@@ -295,7 +310,13 @@ class GraphViews:
         for waiter in self._pending.pop(key, []):
             waiter.callback(result)
 
-    async def _compute(self, encoding: str, parameters: ViewParameters) -> Encoded:
+    async def _compute(
+        self,
+        encoding: str,
+        parameters: ViewParameters,
+        key: tuple[object, ...],
+        positions: Positions,
+    ) -> Encoded:
         """
         Read the snapshot, apply the view rules, encode, and cache.
         """
@@ -311,30 +332,29 @@ class GraphViews:
             # may still land at or before a recent 'at'); unknown: never
             # reused until the feed has said where the store is.
             eventId = before if before is not None else -1
-        body = await self._inThread(self._encode, encoding, parameters, snapshot)
+        body = await self._inThread(
+            lambda: ENCODINGS[encoding].write(self.view(parameters, snapshot), positions)
+        )
         entry = Encoded(body, etagOf(body), self._clock.seconds(), eventId)
-        key = (encoding, parameters)
         self._cache[key] = entry
         self._cache.move_to_end(key)
         while len(self._cache) > self.maxEntries:
             self._cache.popitem(last=False)
         return entry
 
-    async def _inThread(
-        self,
-        work: Callable[[str, ViewParameters, GraphSnapshot], _T],
-        encoding: str,
-        parameters: ViewParameters,
-        snapshot: GraphSnapshot,
-    ) -> _T:
+    async def _inThread(self, work: Callable[[], _T]) -> _T:
+        """
+        @return: the result of C{work()}, run in the thread pool (or here,
+            without one).
+        """
         if self._threads is None:
-            return work(encoding, parameters, snapshot)
+            return work()
         from twisted.internet.interfaces import IReactorFromThreads
 
         pool = self._threads.getThreadPool()
         reactor = self._threads
         assert IReactorFromThreads.providedBy(reactor)
-        return await deferToThreadPool(reactor, pool, work, encoding, parameters, snapshot)
+        return await deferToThreadPool(reactor, pool, work)
 
     @property
     def latest(self) -> int | None:
@@ -351,9 +371,7 @@ class GraphViews:
         snapshot = await self._store.graph(parameters.at)
         if parameters.at is None:
             self._latest = max(self._latest or 0, snapshot.lastEventId)
-        return await self._inThread(
-            lambda encoding, p, s: self.view(p, s), "", parameters, snapshot
-        )
+        return await self._inThread(lambda: self.view(parameters, snapshot))
 
     def view(self, parameters: ViewParameters, snapshot: GraphSnapshot) -> GraphView:
         """
@@ -369,9 +387,6 @@ class GraphViews:
             focus=parameters.focus,
             anonymousKey=self._anonymousKey,
         )
-
-    def _encode(self, encoding: str, parameters: ViewParameters, snapshot: GraphSnapshot) -> bytes:
-        return ENCODINGS[encoding].write(self.view(parameters, snapshot))
 
 
 async def _value(entry: Encoded) -> Encoded:

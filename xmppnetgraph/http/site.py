@@ -21,6 +21,7 @@ from xmppnetgraph.http.static import PAGE_PATHS, StaticPage
 from xmppnetgraph.http.stats import Stats
 from xmppnetgraph.http.submit import RateLimiter, Submissions
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
+from xmppnetgraph.layout.service import Layout
 from xmppnetgraph.model import NamePolicy
 
 
@@ -51,6 +52,7 @@ class WebAPI:
         submitRate: int = 10,
         trustedProxies: tuple[str, ...] = (),
         page: StaticPage | None = None,
+        layout: Layout | None = None,
     ) -> None:
         """
         @param threads: where graph views are computed (L{None}: in the
@@ -65,6 +67,8 @@ class WebAPI:
         @param trustedProxies: reverse proxies (addresses or networks)
             whose C{X-Forwarded-For} names the client.
         @param page: the page's files (default: the package's build).
+        @param layout: the positions of the graph's nodes (default: none
+            stored; every node placed next to its neighbours).
         """
         self._threads = threads
         self.naming = Naming(namePolicy, excluded)
@@ -78,6 +82,7 @@ class WebAPI:
                 namePolicy=namePolicy,
                 excluded=excluded,
                 anonymousKey=anonymousKey,
+                layout=layout,
             )
             if graph is not None
             else None
