@@ -214,7 +214,9 @@ class Encoding:
 ENCODINGS: Mapping[str, Encoding] = {
     "graph": Encoding(lambda view, positions: encodeJSON(graphJSON(view, positions))),
     "data": Encoding(lambda view, positions: encodeJSON(dataJSON(view, positions))),
-    "graphml": Encoding(lambda view, positions: graphML(view), GRAPHML_TYPE, "xmppnetgraph.graphml"),
+    "graphml": Encoding(
+        lambda view, positions: graphML(view), GRAPHML_TYPE, "xmppnetgraph.graphml"
+    ),
     "gexf": Encoding(lambda view, positions: gexf(view), GEXF_TYPE, "xmppnetgraph.gexf"),
 }
 
