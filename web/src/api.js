@@ -9,7 +9,8 @@ export async function getJSON(path) {
   const response = await fetch(path, { headers: { accept: "application/json" } });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    const message = body && body.error ? body.error : `${response.status} ${response.statusText}`;
+    // The API's errors are {"error": {"status", "message"}}.
+    const message = body?.error?.message ?? `${response.status} ${response.statusText}`;
     throw new Error(message);
   }
   return body;
