@@ -106,7 +106,7 @@ class MapTests(PageFixture, TestCase):
 
         def look() -> Any:
             counts = {
-                kind: page.inner_text(f'.legend [data-kind="{kind}"]')
+                kind: page.inner_text(f'.map-legend [data-kind="{kind}"]')
                 for kind in ("publisher", "named", "anonymous", "links", "confirmed")
             }
             inside = page.evaluate(
@@ -193,7 +193,7 @@ class MapTests(PageFixture, TestCase):
             return first, second, state(page)["search"]
 
         first, second, search = await self.browser.run(look)
-        self.assertIn("On the graph", first)
+        self.assertIn("on the graph: it consents to be named", first.lower())
         self.assertIn("Prosody 13.0.1", first)
         self.assertIn("TLSv1.3", first)
         self.assertIn("SASL EXTERNAL", first)
@@ -287,7 +287,7 @@ class MapTests(PageFixture, TestCase):
             waitFor(page, "window.xmppnetgraph.graph.hasNode('c.example')", timeout=10)
             fresh = page.evaluate("[...window.xmppnetgraph.view.emphasis.fresh.keys()].sort()")
             colour = shownColour(page, "c.example")
-            return fresh, colour, page.inner_text('.legend [data-kind="publisher"]')
+            return fresh, colour, page.inner_text('.map-legend [data-kind="publisher"]')
 
         fresh, colour, publishers = await self.browser.run(look)
         self.assertIn("n:c.example", fresh)
@@ -448,6 +448,38 @@ class HistoryTests(PageFixture, TestCase):
         self.assertEqual(shown, moment)
         self.assertEqual(label, moment)
         self.assertEqual(back, "now")
+        self.assertEqual(page.errors, [])
+
+
+    async def test_play(self) -> None:
+        """
+        The play button runs the history from its oldest time (live
+        updates pause meanwhile, and the page says so); pressed again, it
+        stops.
+        """
+        store = self.node.service.graph
+        await store.recordFetch("a.example", publishes())
+        await store.storeReport("a.example", [RemoteDomain(None, ("bidi",))])
+        page = await self.openPage()
+
+        def play() -> Any:
+            page.wait_for_selector(".live-status[data-state=live]")
+            page.click(".map-timeline .play")
+            waitFor(page, "document.documentElement.dataset.shown !== 'now'")
+            playing = page.get_attribute(".map-timeline .play", "aria-pressed")
+            status = page.inner_text(".live-status")
+            page.click(".map-timeline .play")
+            stopped = page.get_attribute(".map-timeline .play", "aria-pressed")
+            page.focus("#timeline")
+            page.keyboard.press("End")
+            waitFor(page, "document.documentElement.dataset.shown === 'now'")
+            return playing, status, stopped, page.inner_text(".live-status")
+
+        playing, status, stopped, live = await self.browser.run(play)
+        self.assertEqual(playing, "true")
+        self.assertIn("paused", status)
+        self.assertEqual(stopped, "false")
+        self.assertEqual(live, "live")
         self.assertEqual(page.errors, [])
 
 

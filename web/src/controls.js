@@ -53,7 +53,9 @@ export function switchBox(switches, change) {
     item("fold", "Service subdomains apart", !switches.fold),
   );
   boxes.combineAnon.disabled = switches.skipAnon;
-  return box;
+  // Open where there is room; on a phone, one tap away.
+  const wide = window.matchMedia("(min-width: 641px)").matches;
+  return el("details", { class: "options", open: wide }, el("summary", {}, "Options"), box);
 }
 
 /**

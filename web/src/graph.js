@@ -5,9 +5,9 @@ import Graph from "graphology";
 
 /** Node colours by kind; the legend uses the same table. */
 export const KINDS = {
-  publisher: { color: "#1f6feb", label: "publishes server information" },
-  named: { color: "#2da44e", label: "named peer" },
-  anonymous: { color: "#9aa0a6", label: "anonymous peer" },
+  publisher: { color: "#1f6feb", label: "publish server information" },
+  named: { color: "#2da44e", label: "named peers (not publishing)" },
+  anonymous: { color: "#9aa0a6", label: "anonymous peers" },
 };
 
 const EDGE_COLORS = { confirmed: "#8b949e", unconfirmed: "#d0d7de" };

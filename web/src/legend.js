@@ -33,7 +33,7 @@ export class Legend {
       el("li", {}, el("span", { class: "swatch swatch-link", "aria-hidden": "true" }), this.numbers.links, " links, ", this.numbers.confirmed, " confirmed by both ends"),
     );
     rows.push(el("li", { class: "muted" }, "Bigger: more peers. ", el("span", { class: "fresh-sample", "aria-hidden": "true" }), " just arrived"));
-    this.element = el("section", { class: "legend", "aria-label": "Legend" }, el("ul", {}, ...rows));
+    this.element = el("section", { class: "map-legend", "aria-label": "Legend" }, el("ul", {}, ...rows));
     this.summary = document.getElementById("counts");
   }
 

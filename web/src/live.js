@@ -43,10 +43,20 @@ export class LiveUpdates {
   }
 
   async _flush() {
-    this._timer = 0;
-    if (this.pending === 0) return;
+    if (this.pending === 0) {
+      this._timer = 0;
+      return;
+    }
     this.pending = 0;
-    await this.apply();
+    const started = performance.now();
+    try {
+      await this.apply();
+    } finally {
+      // A big graph takes long to load and merge: then batches are
+      // longer, so that the page spends at most a quarter of its time on it.
+      const wait = Math.max(BATCH_MS, 3 * (performance.now() - started));
+      this._timer = window.setTimeout(() => this._flush(), wait);
+    }
   }
 
   close() {

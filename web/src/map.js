@@ -54,6 +54,8 @@ class MapView {
     /** @type {Map<string, {x: number, y: number}>} every position shown so far */
     this.positions = new Map();
     this.graph = emptyGraph();
+    /** @type {"live" | "reconnecting"} */
+    this.connection = "reconnecting";
     this._wanted = false;
     this._mark = false;
     /** @type {Promise<void> | null} */
@@ -71,6 +73,9 @@ class MapView {
       zIndex: true,
     });
     this._frame();
+    // sigma follows the window's size; the map's box also changes with the
+    // page (a phone's bottom sheet).
+    new ResizeObserver(() => this.renderer.resize()).observe(this.container);
     this.emphasis = new Emphasis(this.renderer);
     const focus = (id) => this.focus(id);
     this.panel = new Panel(this.graph, focus);
@@ -107,6 +112,11 @@ class MapView {
     this.renderer.on("clickStage", () => this.focus(null));
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.focused !== null) this.focus(null);
+      const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+      if (event.key === "/" && !typing) {
+        event.preventDefault();
+        document.getElementById("search").focus();
+      }
     });
     window.addEventListener("popstate", () => {
       this.focus(new URLSearchParams(location.search).get("focus"), { push: false });
@@ -115,8 +125,8 @@ class MapView {
       answer.last_event_id,
       () => this.changed(),
       (state) => {
-        this.status.textContent = state === "live" ? "live" : "reconnecting…";
-        this.status.dataset.state = state;
+        this.connection = state;
+        this._status();
       },
     );
     const wanted = new URLSearchParams(location.search).get("focus");
@@ -182,7 +192,15 @@ class MapView {
   /** @param {number | null} at a time to show, or null for now */
   async showAt(at) {
     this.at = at;
+    this._status();
     await this.reload(false);
+  }
+
+  /** Say whether the map follows the changes as they happen. */
+  _status() {
+    this.status.dataset.state = this.connection;
+    if (this.connection !== "live") this.status.textContent = "reconnecting…";
+    else this.status.textContent = this.at === null ? "live" : "live updates paused: showing the past";
   }
 
   /** @param {import("./controls.js").Switches} switches */

@@ -18,7 +18,7 @@ export class Panel {
     this.body = el("div", { class: "panel-body" });
     this.element = el(
       "aside",
-      { id: "panel", class: "panel", "aria-labelledby": "panel-title", tabindex: "-1" },
+      { id: "panel", class: "map-panel", "aria-labelledby": "panel-title", tabindex: "-1" },
       el("button", { type: "button", class: "panel-close", "aria-label": "Close", onclick: () => focus(null) }, "×"),
       this.body,
     );
@@ -69,10 +69,15 @@ export class Panel {
   _domain(answer) {
     const parts = [title(answer.domain)];
     parts.push(
-      el("p", { class: answer.on_graph ? "why on" : "why off" }, answer.on_graph ? "On the graph: " : "Not on the graph: ", answer.why),
+      // The API's words start with "on the graph:" when it is.
+      el("p", { class: answer.on_graph ? "why on" : "why off" }, answer.on_graph ? null : "Not on the graph: ", answer.why),
     );
     if (answer.folded_into) {
       parts.push(el("p", {}, "A service subdomain of ", this._peerButton(answer.folded_into), "; the map folds it into its parent."));
+    }
+    const members = this.graph.hasNode(answer.domain) ? this.graph.getNodeAttribute(answer.domain, "members") : undefined;
+    if (Array.isArray(members) && members.length > 0) {
+      parts.push(el("p", {}, "Its service subdomains are folded into it: ", members.join(", "), "."));
     }
     const facts = answer.facts;
     const record = answer.record;
@@ -87,7 +92,9 @@ export class Panel {
       rows.push(["First seen", ago(record.first_seen)]);
       rows.push(["Last seen", ago(record.last_seen)]);
       rows.push(["Last fetched", ago(record.last_fetch)]);
+      rows.push(["Facts unchanged since", ago(record.facts_since)]);
       rows.push(["Report last changed", ago(record.report_changed)]);
+      rows.push(["Report last confirmed", ago(record.report_confirmed)]);
       if (record.stale) rows.push(["Stale", "yes: it left the current graph"]);
     }
     if (answer.crawl !== null) {

@@ -90,7 +90,7 @@ export function searchBox(names, choose) {
   });
   return el(
     "form",
-    { class: "search", role: "search", onsubmit: (event) => event.preventDefault() },
+    { class: "map-search", role: "search", onsubmit: (event) => event.preventDefault() },
     el("label", { for: "search", class: "visually-hidden" }, "Find a domain"),
     input,
     list,

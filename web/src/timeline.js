@@ -26,7 +26,7 @@ export class Timeline {
     });
     this.output = el("output", { for: "timeline", class: "timeline-at" }, "now");
     this.play = el("button", { type: "button", class: "play", "aria-pressed": "false" }, "Play history");
-    this.element = el("div", { class: "timeline", role: "group", "aria-label": "History" }, this.play, this.input, this.output);
+    this.element = el("div", { class: "map-timeline", role: "group", "aria-label": "History" }, this.play, this.input, this.output);
     this._debounce = 0;
     this._playing = false;
     this.input.addEventListener("input", () => {
