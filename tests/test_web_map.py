@@ -450,7 +450,6 @@ class HistoryTests(PageFixture, TestCase):
         self.assertEqual(back, "now")
         self.assertEqual(page.errors, [])
 
-
     async def test_play(self) -> None:
         """
         The play button runs the history from its oldest time (live
