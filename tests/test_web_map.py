@@ -272,7 +272,7 @@ class MapTests(PageFixture, TestCase):
     async def test_liveLink(self) -> None:
         """
         A link stored while the page is open appears on it without a
-        reload, marked as new, and the counts follow.
+        reload, marked as new until the mark fades, and the counts follow.
         """
         page = await self.openPage()
         await self.browser.run(page.wait_for_selector, ".live-status[data-state=live]")
@@ -287,12 +287,15 @@ class MapTests(PageFixture, TestCase):
             waitFor(page, "window.xmppnetgraph.graph.hasNode('c.example')", timeout=10)
             fresh = page.evaluate("[...window.xmppnetgraph.view.emphasis.fresh.keys()].sort()")
             colour = shownColour(page, "c.example")
-            return fresh, colour, page.inner_text('.map-legend [data-kind="publisher"]')
+            publishers = page.inner_text('.map-legend [data-kind="publisher"]')
+            waitFor(page, "window.xmppnetgraph.view.emphasis.fresh.size === 0")
+            return fresh, colour, publishers, shownColour(page, "c.example")
 
-        fresh, colour, publishers = await self.browser.run(look)
+        fresh, colour, publishers, faded = await self.browser.run(look)
         self.assertIn("n:c.example", fresh)
         self.assertIn("e:b.example|c.example", fresh)
         self.assertNotEqual(colour, "#1f6feb")
+        self.assertEqual(faded, "#1f6feb")
         self.assertEqual(publishers, "3")
         self.assertEqual(page.errors, [])
 
