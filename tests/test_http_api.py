@@ -26,6 +26,7 @@ from tests.postgres import postgresSkip, requirePostgres, temporaryDatabase
 from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.http.api import ServerInfo
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import CrawlStatus, DiscoveryStep, DomainFacts, Link, SubmitOutcome
@@ -485,6 +486,49 @@ class StatsTests(APIFixture, TestCase):
             {("Prosody", "13.0.1"), ("ejabberd", "25.07")},
         )
 
+    async def test_security(self) -> None:
+        """
+        The security posture counts the named domains our streams reached:
+        their TLS versions, SASL EXTERNAL or dialback, valid certificates
+        and direct TLS; a domain that may not be named counts not, nor
+        does one we had no stream with.
+        """
+        self.makeAPI()
+        await self.fill()
+        await self.store.recordFetch(
+            "c.example",
+            attrs.evolve(
+                publishes(),
+                tlsVersion="TLSv1.2",
+                auth="dialback",
+                certValid=False,
+                directTLS=True,
+            ),
+        )
+        await self.store.recordFetch("d.example", attrs.evolve(publishes(), auth=None))
+        await self.store.recordFetch(
+            "hidden.example", attrs.evolve(NO_CONSENT, tlsVersion="TLSv1.3", auth="dialback")
+        )
+        await self.store.storeReport("a.example", [RemoteDomain("c.example", ("outgoing",))])
+        stats = await self.getJSON("/api/stats")
+        schemaOf("/api/stats").validate(stats)
+        self.assertEqual(
+            stats["security"],
+            {
+                "domains": 3,
+                "tls_versions": [
+                    {"version": "TLSv1.3", "domains": 2},
+                    {"version": "TLSv1.2", "domains": 1},
+                ],
+                "auth": [
+                    {"method": "sasl-external", "domains": 2},
+                    {"method": "dialback", "domains": 1},
+                ],
+                "cert_valid": 2,
+                "direct_tls": 1,
+            },
+        )
+
 
 class SubmitTests(APIFixture, TestCase):
     """
@@ -545,6 +589,29 @@ class SubmitTests(APIFixture, TestCase):
         self.clock.advance(3540)
         await self.post(202, data={"domain": "c.example"})
 
+    async def test_rateLimitBehindProxy(self) -> None:
+        """
+        Behind a trusted proxy (the in-memory client's address), each
+        client named by X-Forwarded-For has a limit of its own; a client
+        that sends the header itself, not through a trusted proxy, is
+        counted by its own address.
+        """
+        self.makeAPI(submitRate=1, trustedProxies=("127.0.0.0/8",))
+        for client in (b"192.0.2.1", b"192.0.2.2"):
+            await self.post(
+                202, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [client]}
+            )
+        await self.post(
+            429, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"192.0.2.1"]}
+        )
+        self.makeAPI(submitRate=1, trustedProxies=("10.0.0.1",))
+        await self.post(
+            202, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"1.1.1.1"]}
+        )
+        await self.post(
+            429, data={"domain": "a.example"}, headers={b"X-Forwarded-For": [b"2.2.2.2"]}
+        )
+
     async def test_noCrawl(self) -> None:
         """
         Without a crawler (--no-crawl) submissions are a 503.
@@ -569,10 +636,10 @@ class ErrorEdgeTests(APIFixture, TestCase):
         validator("Error").validate(error)
         code, headers, body = await self.request("POST", "/api/graph")
         self.assertEqual(code, 405)
-        self.assertEqual(headers[b"allow"], [b"GET, HEAD"])
+        self.assertEqual(headers[b"allow"], [b"GET, HEAD, OPTIONS"])
         validator("Error").validate(json.loads(body))
         code, headers, body = await self.request("GET", "/api/submit")
-        self.assertEqual((code, headers[b"allow"]), (405, [b"POST"]))
+        self.assertEqual((code, headers[b"allow"]), (405, [b"POST, OPTIONS"]))
 
     async def test_unexpectedException(self) -> None:
         """
@@ -592,6 +659,55 @@ class ErrorEdgeTests(APIFixture, TestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
+class DocumentCoverageTests(APIFixture, TestCase):
+    """
+    The OpenAPI document describes every route, and what the routes
+    answer.
+    """
+
+    def test_everyRoute(self) -> None:
+        """
+        Every route of the table (C{/api/serverinfo} too) is a path and
+        method of the document, and the document has no path that is not
+        a route.
+        """
+        info = ServerInfo(lambda: None, "pubsub.agg.example", "serverinfo", "current")  # type: ignore[arg-type, return-value]
+        self.makeAPI(serverInfo=info)
+        routes = {(route.pattern, route.method.lower()) for route in self.api.routes()}
+        documented = {(path, method) for path, item in DOCUMENT["paths"].items() for method in item}
+        self.assertEqual(routes, documented)
+
+    async def test_answersDocumented(self) -> None:
+        """
+        The content type and status of live answers, and the 304 of those
+        with an ETag, are documented for their path.
+        """
+        self.makeAPI()
+        await self.fill()
+        for path, status in [
+            ("/api/graph", 200),
+            ("/api/graph.graphml", 200),
+            ("/api/graph.gexf?at=yesterday", 400),
+            ("/data.json", 200),
+            ("/api/domains/a.example", 200),
+            ("/api/domains/nobody.example", 404),
+            ("/api/stats", 200),
+            ("/badge/a.example.svg", 200),
+            ("/badge/a..example.svg", 400),
+            ("/api/openapi.json", 200),
+        ]:
+            code, headers, _ = await self.request("GET", path)
+            self.assertEqual(code, status, path)
+            route = next(
+                r for r in self.api.routes() if r.match(path.partition("?")[0]) is not None
+            )
+            answers = DOCUMENT["paths"][route.pattern]["get"]["responses"]
+            contentType = headers[b"content-type"][0].split(b";")[0].decode()
+            self.assertIn(contentType, answers[str(code)]["content"], path)
+            if b"etag" in headers:
+                self.assertIn("304", answers, path)
+
+
 class PostgreSQLMixin:
     """
     The store on a database of its own on the test PostgreSQL server.
@@ -607,6 +723,12 @@ class PostgreSQLMixin:
 class PostgreSQLGraphTests(PostgreSQLMixin, GraphTests):
     """
     L{GraphTests} with the store on PostgreSQL.
+    """
+
+
+class PostgreSQLStatsTests(PostgreSQLMixin, StatsTests):
+    """
+    L{StatsTests} with the store on PostgreSQL.
     """
 
 

@@ -16,6 +16,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
 from tests.test_http import DOCUMENT
@@ -178,8 +179,9 @@ class RealSocketTests(APIFixture, TestCase):
 
     async def test_socket(self) -> None:
         """
-        A client on a real socket gets the replayed and the new events,
-        and closing the listening site ends its stream.
+        A client on a real socket (of another origin, taking gzip) gets
+        the replayed and the new events, and closing the listening site
+        ends its stream.
         """
         self.makeAPI()
         await self.store.recordFetch("a.example", publishes())
@@ -187,8 +189,14 @@ class RealSocketTests(APIFixture, TestCase):
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         url = f"http://127.0.0.1:{port.getHost().port}/api/events?after=0".encode()
-        response = await Agent(reactor).request(b"GET", url)
+        response = await Agent(reactor).request(
+            b"GET", url, Headers({b"accept-encoding": [b"gzip"], b"origin": [b"https://x.example"]})
+        )
         self.assertEqual(response.code, 200)
+        # Readable from other origins, and never gzipped (it would be
+        # buffered).
+        self.assertEqual(response.headers.getRawHeaders(b"access-control-allow-origin"), [b"*"])
+        self.assertIsNone(response.headers.getRawHeaders(b"content-encoding"))
         collect = _Collect()
         response.deliverBody(collect)
         await self.store.recordFetch("b.example", publishes())

@@ -25,6 +25,7 @@ from xmppnetgraph.interfaces import IGraphStore
 from xmppnetgraph.model import (
     DiscoveryStep,
     DomainFacts,
+    DomainProfile,
     GraphChanged,
     GraphEvent,
     GraphSnapshot,
@@ -369,26 +370,57 @@ class GraphStoreTests:
         self.assertEqual(counts.lastEventId, len(await self.allEvents()))
 
     @asyncTest
-    async def test_software(self) -> None:
+    async def test_profiles(self) -> None:
         """
-        L{GraphStore.software} lists the current software of the domains
-        that said, leaving out stale ones and those that did not say.
+        L{GraphStore.profiles} lists the current software and stream facts
+        of the fetched domains, leaving out stale ones and those only
+        named.
         """
         await self.store.recordFetch("a.example", PUBLISHES)
         await self.store.recordFetch(
-            "b.example", attrs.evolve(PUBLISHES, softwareName="ejabberd", softwareVersion=None)
+            "b.example",
+            attrs.evolve(
+                PUBLISHES,
+                softwareName="ejabberd",
+                softwareVersion=None,
+                tlsVersion=None,
+                auth="dialback",
+                certValid=False,
+                directTLS=True,
+            ),
         )
         await self.store.recordFetch("c.example", attrs.evolve(PUBLISHES, softwareName=None))
         await self.store.recordFetch("d.example", PUBLISHES)
+        await self.store.storeReport("a.example", [RemoteDomain("named.example", ("outgoing",))])
         self.clock.advance(100)
         await self.store.recordFetch("a.example", PUBLISHES)
         await self.store.recordFetch(
-            "b.example", attrs.evolve(PUBLISHES, softwareName="ejabberd", softwareVersion=None)
+            "b.example",
+            attrs.evolve(
+                PUBLISHES,
+                softwareName="ejabberd",
+                softwareVersion=None,
+                tlsVersion=None,
+                auth="dialback",
+                certValid=False,
+                directTLS=True,
+            ),
         )
         await self.store.markStale(50)
         self.assertEqual(
-            await self.store.software(),
-            [("a.example", "Prosody", "13.0.1"), ("b.example", "ejabberd", None)],
+            await self.store.profiles(),
+            [
+                DomainProfile(
+                    "a.example",
+                    "Prosody",
+                    "13.0.1",
+                    PUBLISHES.tlsVersion,
+                    PUBLISHES.auth,
+                    PUBLISHES.certValid,
+                    PUBLISHES.directTLS,
+                ),
+                DomainProfile("b.example", "ejabberd", None, None, "dialback", False, True),
+            ],
         )
 
     # One transaction

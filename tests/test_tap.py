@@ -55,6 +55,7 @@ CONTRACT_OPTIONS = [
 ]
 EXTRA_OPTIONS = [
     "ca-file",
+    "trusted-proxy",
     "allow-plaintext",
     "dialback-secret",
     "max-stanza-size",
@@ -483,6 +484,26 @@ class OptionsTests(TempDirMixin, SynchronousTestCase):
             "--pubsub-admin=Ärger@b.example",
         )
         self.assertEqual(config.pubsubAdmins, ("boss@b.example", "c.example", "ärger@b.example"))
+
+    def test_trustedProxies(self) -> None:
+        """
+        C{--trusted-proxy} is repeatable and takes addresses and networks,
+        normalised and counted once; anything else is a usage error that
+        names the option.
+        """
+        config = parse(
+            "--domain=a.example",
+            "--trusted-proxy=127.0.0.1",
+            "--trusted-proxy=10.1.0.0/16",
+            "--trusted-proxy=::1",
+            "--trusted-proxy=127.0.0.1/32",
+        )
+        self.assertEqual(config.trustedProxies, ("127.0.0.1/32", "10.1.0.0/16", "::1/128"))
+        self.assertEqual(parse("--domain=a.example").trustedProxies, ())
+        e = self.assertRaises(
+            UsageError, parse, "--domain=a.example", "--trusted-proxy=proxy.example"
+        )
+        self.assertIn("--trusted-proxy: 'proxy.example' is not an IP address", str(e))
 
     def test_consentAllowlist(self) -> None:
         """

@@ -31,18 +31,20 @@ class PageFixture:
     mktemp: Any
     addCleanup: Any
 
-    async def startAll(self, browser: Browser | None = None) -> None:
+    async def startAll(self, browser: Browser | None = None, **config: Any) -> None:
         """
-        Start the node (not crawling) and the browser.
+        Start the node (not crawling, unless C{config} says) and the
+        browser.
 
         @param browser: the browser to start (default: a desktop-sized one).
+        @param config: more L{Config} fields for the node.
         """
         if not StaticPage().built:
             raise RuntimeError("the page is not built: scripts/build-web")
         base = Path(self.mktemp()).absolute()
         base.mkdir(parents=True)
         self.node = RunningNode(base, "agg.example", ADDRESS)
-        self.node.build()
+        self.node.build(**config)
         self.node.start()
         self.addCleanup(self.node.stop)
         self.browser = Browser() if browser is None else browser

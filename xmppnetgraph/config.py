@@ -441,6 +441,22 @@ def _domains(option: str, value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_domain(option, text) for text in _strings(option, value)))
 
 
+def _networks(option: str, value: object) -> tuple[str, ...]:
+    """
+    @return: the IP networks of C{value} (an address is a network of one),
+        normalised, in order, each once.
+    """
+    networks: list[str] = []
+    for text in _strings(option, value):
+        try:
+            networks.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"{option}: {text!r} is not an IP address or network (127.0.0.1, 10.0.0.0/8, ::1)"
+            ) from None
+    return tuple(dict.fromkeys(networks))
+
+
 def _bareJIDs(option: str, value: object) -> tuple[str, ...]:
     """
     @return: the normalised bare JIDs of C{value}, in order, each once.
@@ -905,6 +921,19 @@ class Config:
                 "Most domains one client address may submit (POST /api/submit) per hour.",
             ),
             convert=_positiveInt,
+        ),
+    )
+    trustedProxies: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=_declare(
+            Option(
+                "trusted-proxy",
+                "list",
+                "ADDRESS or NETWORK (127.0.0.1, 10.0.0.0/8) of a reverse proxy in front of the "
+                "web endpoint: for requests from it, --submit-rate counts the client that its "
+                "X-Forwarded-For header names.",
+            ),
+            convert=_networks,
         ),
     )
     enableWeb: bool = attrs.field(

@@ -14,6 +14,7 @@ from xmppnetgraph.model import (
     ChangeEvent,
     CrawlStatus,
     DomainFacts,
+    DomainProfile,
     DomainRecord,
     GraphCounts,
     GraphEvent,
@@ -417,10 +418,10 @@ class IGraphStore(Interface):
         @return: counts over the current store.
         """
 
-    def software() -> Deferred[list[tuple[str, str, str | None]]]:
+    def profiles() -> Deferred[list[DomainProfile]]:
         """
-        @return: C{(domain, name, version)} of the XEP-0092 software of
-            every current, not stale domain that told us, by domain.
+        @return: the software and stream facts of every current, not stale
+            domain that was fetched, by domain.
         """
 
 

@@ -549,6 +549,32 @@ class GraphCounts:
 
 
 @attrs.frozen
+class DomainProfile:
+    """
+    What the latest fetch of one current, not stale domain told about its
+    server: the software it names and what our stream to it saw (the
+    figures of C{/api/stats}).
+
+    @ivar domain: the domain (normalised).
+    @ivar softwareName: its XEP-0092 software name, or L{None}.
+    @ivar softwareVersion: its XEP-0092 software version, or L{None}.
+    @ivar tlsVersion: the TLS version of our stream to it, or L{None}.
+    @ivar auth: how that stream authenticated (C{"sasl-external"},
+        C{"dialback"}), or L{None} if we had no stream.
+    @ivar certValid: whether its certificate was valid for it, or L{None}.
+    @ivar directTLS: whether it offers XEP-0368 direct TLS, or L{None}.
+    """
+
+    domain: str
+    softwareName: str | None = None
+    softwareVersion: str | None = None
+    tlsVersion: str | None = None
+    auth: str | None = None
+    certValid: bool | None = None
+    directTLS: bool | None = None
+
+
+@attrs.frozen
 class GraphChanged(ChangeEvent):
     """
     The graph store committed changes: its events C{firstEventId} to

@@ -1,5 +1,5 @@
 // The map's switches (what /api/graph is asked for) and camera buttons.
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 
 /**
  * The view parameters of /api/graph that the switches set, as the URL
@@ -37,17 +37,17 @@ export function writeSwitches(query, switches) {
 export function switchBox(switches, change) {
   const boxes = {};
   const item = (name, label, checked) => {
-    boxes[name] = el("input", { type: "checkbox", name, checked });
+    boxes[name] = h("input", { type: "checkbox", name, checked });
     boxes[name].addEventListener("change", () => {
       boxes.combineAnon.disabled = boxes.skipAnon.checked;
       change({ skipAnon: boxes.skipAnon.checked, combineAnon: boxes.combineAnon.checked, fold: !boxes.fold.checked });
     });
-    return el("label", {}, boxes[name], ` ${label}`);
+    return h("label", {}, boxes[name], ` ${label}`);
   };
-  const box = el(
+  const box = h(
     "fieldset",
     { class: "switches" },
-    el("legend", { class: "visually-hidden" }, "Show"),
+    h("legend", { class: "visually-hidden" }, "Show"),
     item("skipAnon", "Hide anonymous peers", switches.skipAnon),
     item("combineAnon", "Combine anonymous peers", switches.combineAnon),
     item("fold", "Service subdomains apart", !switches.fold),
@@ -55,7 +55,7 @@ export function switchBox(switches, change) {
   boxes.combineAnon.disabled = switches.skipAnon;
   // Open where there is room; on a phone, one tap away.
   const wide = window.matchMedia("(min-width: 641px)").matches;
-  return el("details", { class: "options", open: wide }, el("summary", {}, "Options"), box);
+  return h("details", { class: "options", open: wide }, h("summary", {}, "Options"), box);
 }
 
 /**
@@ -63,8 +63,8 @@ export function switchBox(switches, change) {
  * @returns {HTMLElement} zoom in, zoom out and fit-to-view buttons
  */
 export function cameraButtons(camera) {
-  const button = (label, text, act) => el("button", { type: "button", "aria-label": label, title: label, onclick: act }, text);
-  return el(
+  const button = (label, text, act) => h("button", { type: "button", "aria-label": label, title: label, onclick: act }, text);
+  return h(
     "div",
     { class: "camera", role: "group", "aria-label": "Zoom" },
     button("Zoom in", "+", () => camera.animatedZoom({ duration: 300 })),

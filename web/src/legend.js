@@ -1,5 +1,5 @@
 // The legend: what the colours and sizes mean, with live counts.
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 import { KINDS } from "./graph.js";
 
 /**
@@ -24,16 +24,16 @@ export class Legend {
     /** @type {Record<string, HTMLElement>} */
     this.numbers = {};
     const rows = Object.entries(KINDS).map(([kind, { color, label }]) => {
-      this.numbers[kind] = el("span", { class: "count", "data-kind": kind }, "0");
-      return el("li", {}, el("span", { class: `swatch swatch-${kind}`, "aria-hidden": "true" }), this.numbers[kind], ` ${label}`);
+      this.numbers[kind] = h("span", { class: "count", "data-kind": kind }, "0");
+      return h("li", {}, h("span", { class: `swatch swatch-${kind}`, "aria-hidden": "true" }), this.numbers[kind], ` ${label}`);
     });
-    this.numbers.links = el("span", { class: "count", "data-kind": "links" }, "0");
-    this.numbers.confirmed = el("span", { class: "count", "data-kind": "confirmed" }, "0");
+    this.numbers.links = h("span", { class: "count", "data-kind": "links" }, "0");
+    this.numbers.confirmed = h("span", { class: "count", "data-kind": "confirmed" }, "0");
     rows.push(
-      el("li", {}, el("span", { class: "swatch swatch-link", "aria-hidden": "true" }), this.numbers.links, " links, ", this.numbers.confirmed, " confirmed by both ends"),
+      h("li", {}, h("span", { class: "swatch swatch-link", "aria-hidden": "true" }), this.numbers.links, " links, ", this.numbers.confirmed, " confirmed by both ends"),
     );
-    rows.push(el("li", { class: "muted" }, "Bigger: more peers. ", el("span", { class: "fresh-sample", "aria-hidden": "true" }), " just arrived"));
-    this.element = el("section", { class: "map-legend", "aria-label": "Legend" }, el("ul", {}, ...rows));
+    rows.push(h("li", { class: "muted" }, "Bigger: more peers. ", h("span", { class: "fresh-sample", "aria-hidden": "true" }), " just arrived"));
+    this.element = h("section", { class: "map-legend", "aria-label": "Legend" }, h("ul", {}, ...rows));
     this.summary = document.getElementById("counts");
   }
 

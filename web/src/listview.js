@@ -1,6 +1,6 @@
 // A list of the domains on the map for screen readers and keyboards:
 // visually hidden until it holds the keyboard focus.
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 
 /** The most domains listed (more are reached by the search). */
 const MOST = 1000;
@@ -9,12 +9,12 @@ export class ListView {
   /** @param {(id: string) => void} focus focuses a domain */
   constructor(focus) {
     this.focus = focus;
-    this.list = el("ul", {});
-    this.note = el("p", {});
-    this.element = el(
+    this.list = h("ul", {});
+    this.note = h("p", {});
+    this.element = h(
       "nav",
       { class: "domain-list visually-hidden-until-focus", "aria-labelledby": "domain-list-title" },
-      el("h2", { id: "domain-list-title" }, "Domains on the map"),
+      h("h2", { id: "domain-list-title" }, "Domains on the map"),
       this.note,
       this.list,
     );
@@ -38,10 +38,10 @@ export class ListView {
       (ids.length > shown.length ? `, the first ${shown.length} listed (the search finds the others)` : "");
     this.list.replaceChildren(
       ...shown.map((id) =>
-        el(
+        h(
           "li",
           {},
-          el("button", { type: "button", "aria-pressed": String(id === focused), onclick: () => this.focus(id) }, id, ` (${graph.degree(id)} peers)`),
+          h("button", { type: "button", "aria-pressed": String(id === focused), onclick: () => this.focus(id) }, id, ` (${graph.degree(id)} peers)`),
         ),
       ),
     );

@@ -5,7 +5,7 @@ import Sigma from "sigma";
 import "./map.css";
 import { getJSON } from "./api.js";
 import { cameraButtons, readSwitches, switchBox, writeSwitches } from "./controls.js";
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 import { Emphasis } from "./emphasis.js";
 import { emptyGraph, syncGraph } from "./graph.js";
 import { Legend } from "./legend.js";
@@ -82,7 +82,7 @@ class MapView {
     this.legend = new Legend();
     this.list = new ListView(focus);
     this.timeline = new Timeline((at) => this.showAt(at));
-    this.status = el("span", { class: "live-status", role: "status" }, "connecting…");
+    this.status = h("span", { class: "live-status", role: "status" }, "connecting…");
     this.search = searchBox(
       () => this.graph.filterNodes((_, a) => a.label !== null),
       (name) => this.focus(name),
@@ -90,7 +90,7 @@ class MapView {
     document.querySelector(".bar").append(this.search, this.status);
     const main = this.container.parentElement;
     main.append(
-      el(
+      h(
         "div",
         { class: "map-tools" },
         switchBox(this.switches, (switches) => this.setSwitches(switches)),

@@ -1,7 +1,7 @@
 // The side panel of the focused domain: what GET /api/domains/{domain}
 // says about it, in words. Every value from the API is text.
 import { getJSON } from "./api.js";
-import { ago, el } from "./dom.js";
+import { ago, h } from "./dom.js";
 import { edgeKey } from "./graph.js";
 
 const AUTH = { "sasl-external": "SASL EXTERNAL (certificate)", dialback: "dialback" };
@@ -15,11 +15,11 @@ export class Panel {
   constructor(graph, focus) {
     this.graph = graph;
     this.focus = focus;
-    this.body = el("div", { class: "panel-body" });
-    this.element = el(
+    this.body = h("div", { class: "panel-body" });
+    this.element = h(
       "aside",
       { id: "panel", class: "map-panel", "aria-labelledby": "panel-title", tabindex: "-1" },
-      el("button", { type: "button", class: "panel-close", "aria-label": "Close", onclick: () => focus(null) }, "×"),
+      h("button", { type: "button", class: "panel-close", "aria-label": "Close", onclick: () => focus(null) }, "×"),
       this.body,
     );
     this.element.hidden = true;
@@ -40,12 +40,12 @@ export class Panel {
       this.body.replaceChildren(...this._anonymous(id, node));
       return;
     }
-    this.body.replaceChildren(title(id), el("p", { class: "muted" }, "Loading…"));
+    this.body.replaceChildren(title(id), h("p", { class: "muted" }, "Loading…"));
     let answer;
     try {
       answer = await getJSON(`/api/domains/${encodeURIComponent(id)}`);
     } catch (error) {
-      if (asked === this._shown) this.body.replaceChildren(title(id), el("p", { class: "why" }, error.message));
+      if (asked === this._shown) this.body.replaceChildren(title(id), h("p", { class: "why" }, error.message));
       return;
     }
     if (asked === this._shown) this.body.replaceChildren(...this._domain(answer));
@@ -56,12 +56,12 @@ export class Panel {
     const many = node.anonymous > 1 ? `${node.anonymous} anonymous peers` : "An anonymous peer";
     return [
       title("Anonymous peer"),
-      el(
+      h(
         "p",
         { class: "why" },
         `${many}: a domain that has not consented to be named (its disco#info does not list urn:xmpp:serverinfo:0), so it is shown without its name.`,
       ),
-      el("h3", {}, "Reported by"),
+      h("h3", {}, "Reported by"),
       this._peerList(reporters.map((name) => ({ peer: name }))),
     ];
   }
@@ -70,14 +70,14 @@ export class Panel {
     const parts = [title(answer.domain)];
     parts.push(
       // The API's words start with "on the graph:" when it is.
-      el("p", { class: answer.on_graph ? "why on" : "why off" }, answer.on_graph ? null : "Not on the graph: ", answer.why),
+      h("p", { class: answer.on_graph ? "why on" : "why off" }, answer.on_graph ? null : "Not on the graph: ", answer.why),
     );
     if (answer.folded_into) {
-      parts.push(el("p", {}, "A service subdomain of ", this._peerButton(answer.folded_into), "; the map folds it into its parent."));
+      parts.push(h("p", {}, "A service subdomain of ", this._peerButton(answer.folded_into), "; the map folds it into its parent."));
     }
     const members = this.graph.hasNode(answer.domain) ? this.graph.getNodeAttribute(answer.domain, "members") : undefined;
     if (Array.isArray(members) && members.length > 0) {
-      parts.push(el("p", {}, "Its service subdomains are folded into it: ", members.join(", "), "."));
+      parts.push(h("p", {}, "Its service subdomains are folded into it: ", members.join(", "), "."));
     }
     const facts = answer.facts;
     const record = answer.record;
@@ -112,20 +112,20 @@ export class Panel {
           ["Direct TLS (XEP-0368)", yesNo(stream.direct_tls)],
         ]),
       );
-      parts.push(el("h3", {}, "Discovery steps"));
+      parts.push(h("h3", {}, "Discovery steps"));
       parts.push(
-        el(
+        h(
           "ol",
           { class: "steps" },
           ...facts.steps.map((step) =>
-            el("li", { class: step.ok ? "ok" : "failed" }, el("span", { class: "visually-hidden" }, step.ok ? "done: " : "failed: "), el("strong", {}, step.step), " ", step.detail),
+            h("li", { class: step.ok ? "ok" : "failed" }, h("span", { class: "visually-hidden" }, step.ok ? "done: " : "failed: "), h("strong", {}, step.step), " ", step.detail),
           ),
         ),
       );
     }
-    parts.push(el("h3", {}, `Peers (${answer.peers.length})`));
+    parts.push(h("h3", {}, `Peers (${answer.peers.length})`));
     parts.push(this._peerList(answer.peers, answer.domain));
-    parts.push(el("p", {}, el("a", { href: `/api/domains/${encodeURIComponent(answer.domain)}` }, "All of it as JSON")));
+    parts.push(h("p", {}, h("a", { href: `/api/domains/${encodeURIComponent(answer.domain)}` }, "All of it as JSON")));
     return parts;
   }
 
@@ -134,8 +134,8 @@ export class Panel {
    * @param {string} [domain] whose peers they are (to tell confirmed links)
    */
   _peerList(peers, domain) {
-    if (peers.length === 0) return el("p", { class: "muted" }, "none");
-    return el(
+    if (peers.length === 0) return h("p", { class: "muted" }, "none");
+    return h(
       "ul",
       { class: "peers" },
       ...peers.map((peer) => {
@@ -143,10 +143,10 @@ export class Panel {
           domain !== undefined && peer.peer !== null && this.graph.hasEdge(edgeKey(domain, peer.peer))
             ? this.graph.getEdgeAttribute(edgeKey(domain, peer.peer), "confirmed")
             : null;
-        return el(
+        return h(
           "li",
           {},
-          peer.peer === null ? el("span", { class: "muted" }, "an anonymous peer") : this._peerButton(peer.peer),
+          peer.peer === null ? h("span", { class: "muted" }, "an anonymous peer") : this._peerButton(peer.peer),
           peer.way ? ` — ${WAYS[peer.way] ?? peer.way}` : null,
           peer.directions?.length ? ` (${peer.directions.join(", ")})` : null,
           confirmed === null ? null : confirmed ? " · confirmed by both" : " · one side only",
@@ -157,7 +157,7 @@ export class Panel {
 
   /** @param {string} name @returns {HTMLElement} a link that focuses name */
   _peerButton(name) {
-    return el(
+    return h(
       "a",
       {
         href: `/?focus=${encodeURIComponent(name)}`,
@@ -174,7 +174,7 @@ export class Panel {
 
 /** @param {string} text @returns {HTMLElement} */
 function title(text) {
-  return el("h2", { id: "panel-title" }, text);
+  return h("h2", { id: "panel-title" }, text);
 }
 
 /** @param {boolean | null} value @returns {string} */
@@ -188,10 +188,10 @@ function yesNo(value) {
  * @returns {HTMLElement}
  */
 function table(caption, rows) {
-  return el(
+  return h(
     "table",
     { class: "facts" },
-    el("caption", {}, caption),
-    el("tbody", {}, ...rows.map(([name, value]) => el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, value)))),
+    h("caption", {}, caption),
+    h("tbody", {}, ...rows.map(([name, value]) => h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, value)))),
   );
 }

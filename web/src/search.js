@@ -1,7 +1,7 @@
 // Search with autocomplete: an ARIA combobox (WAI-ARIA APG "list
 // autocomplete") over the named domains on the map. Arrows move through
 // the suggestions, Enter focuses one, Escape closes the list.
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 
 const MOST = 12;
 
@@ -11,9 +11,9 @@ const MOST = 12;
  * @returns {HTMLElement} the search form
  */
 export function searchBox(names, choose) {
-  const list = el("ul", { id: "search-options", role: "listbox", class: "search-options", "aria-label": "Domains" });
+  const list = h("ul", { id: "search-options", role: "listbox", class: "search-options", "aria-label": "Domains" });
   list.hidden = true;
-  const input = el("input", {
+  const input = h("input", {
     id: "search",
     type: "search",
     role: "combobox",
@@ -31,7 +31,7 @@ export function searchBox(names, choose) {
   function show() {
     list.replaceChildren(
       ...options.map((name, i) =>
-        el(
+        h(
           "li",
           {
             id: `search-option-${i}`,
@@ -88,10 +88,10 @@ export function searchBox(names, choose) {
       close();
     }
   });
-  return el(
+  return h(
     "form",
     { class: "map-search", role: "search", onsubmit: (event) => event.preventDefault() },
-    el("label", { for: "search", class: "visually-hidden" }, "Find a domain"),
+    h("label", { for: "search", class: "visually-hidden" }, "Find a domain"),
     input,
     list,
   );

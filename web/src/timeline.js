@@ -1,6 +1,6 @@
 // The time slider over the stored history, with a play button: the map as
 // it was at the chosen time. Its right end is now: the live map.
-import { el } from "./dom.js";
+import { h } from "./dom.js";
 
 /** Positions on the slider (its resolution). */
 const STEPS = 500;
@@ -15,7 +15,7 @@ export class Timeline {
   constructor(show) {
     this.show = show;
     this.oldest = Date.now() / 1000;
-    this.input = el("input", {
+    this.input = h("input", {
       id: "timeline",
       type: "range",
       min: "0",
@@ -24,9 +24,9 @@ export class Timeline {
       value: String(STEPS),
       "aria-label": "Time: the map as it was",
     });
-    this.output = el("output", { for: "timeline", class: "timeline-at" }, "now");
-    this.play = el("button", { type: "button", class: "play", "aria-pressed": "false" }, "Play history");
-    this.element = el("div", { class: "map-timeline", role: "group", "aria-label": "History" }, this.play, this.input, this.output);
+    this.output = h("output", { for: "timeline", class: "timeline-at" }, "now");
+    this.play = h("button", { type: "button", class: "play", "aria-pressed": "false" }, "Play history");
+    this.element = h("div", { class: "map-timeline", role: "group", "aria-label": "History" }, this.play, this.input, this.output);
     this._debounce = 0;
     this._playing = false;
     this.input.addEventListener("input", () => {

@@ -119,8 +119,15 @@ def openAPIDocument() -> bytes:
     return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
+@functools.cache
+def _openAPIResponse() -> Response:
+    return Response(
+        openAPIDocument(), contentType=b"application/json", headers={b"cache-control": b"no-cache"}
+    ).tagged()
+
+
 def openAPI(request: Request, path: Mapping[str, str]) -> Response:
     """
-    C{GET /api/openapi.json}.
+    C{GET /api/openapi.json}, with its ETag.
     """
-    return Response(openAPIDocument(), contentType=b"application/json")
+    return _openAPIResponse()

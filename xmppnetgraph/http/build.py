@@ -84,6 +84,7 @@ def buildWeb(
         excluded=excluded,
         anonymousKey=anonymousKey,
         submitRate=config.submitRate,
+        trustedProxies=config.trustedProxies,
     )
     web = Listener("the web endpoint", config.web, _APISite(api), core.reactor)
     attach(web, "web", parent)

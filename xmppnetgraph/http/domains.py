@@ -222,7 +222,7 @@ class DomainPages:
             "folded_into": serviceParent(name),
         }
         if excluded or record is None:
-            return jsonResponse(body)
+            return _revalidated(jsonResponse(body))
         body["record"] = recordJSON(record)
         body["facts"] = factsJSON(record.facts)
         if self.naming.nameable(name):
@@ -232,4 +232,11 @@ class DomainPages:
             body["history"] = [
                 {**self.naming.redact(event), "at": formatTimestamp(event.at)} for event in events
             ]
-        return jsonResponse(body)
+        return _revalidated(jsonResponse(body))
+
+
+def _revalidated(response: Response) -> Response:
+    """
+    @return: C{response} with its ETag, to be revalidated on every use.
+    """
+    return attrs.evolve(response, headers={b"cache-control": b"no-cache"}).tagged()

@@ -26,6 +26,7 @@ from xmppnetgraph.error import (
     UnknownPath,
     XmppNetGraphError,
 )
+from xmppnetgraph.http.negotiate import etagOf
 
 #: The content type of every JSON answer.
 JSON_TYPE = b"application/json; charset=utf-8"
@@ -62,12 +63,21 @@ class Response:
     @ivar status: the HTTP status.
     @ivar contentType: its content type.
     @ivar headers: more headers (name -> value).
+    @ivar etag: its entity tag, or L{None}: with one, the router answers a
+        matching C{If-None-Match} with a 304.
     """
 
     body: bytes
     status: int = 200
     contentType: bytes = JSON_TYPE
     headers: Mapping[bytes, bytes] = attrs.field(factory=dict)
+    etag: bytes | None = None
+
+    def tagged(self) -> Response:
+        """
+        @return: this answer with the entity tag of its body.
+        """
+        return attrs.evolve(self, etag=etagOf(self.body))
 
 
 def encodeJSON(value: object) -> bytes:

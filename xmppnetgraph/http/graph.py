@@ -3,15 +3,21 @@
 C{GET /api/graph} and C{GET /data.json}: the stored graph through the view
 rules (L{viewGraph}), encoded once per store state and parameters.
 
-The answers are cached by (the store's newest event id, the parameters):
-the newest event id comes from the change feed (L{GraphChanged}), so a
-cache hit costs no database query. A cached answer of the current graph is
-also dropped after L{GraphViews.freshFor} seconds, because an unchanged
-refresh moves C{last_seen} without an event. Each answer carries an ETag
-(a hash of its body) and a matching C{If-None-Match} gets a 304.
+C{GET /api/graph.graphml} and C{GET /api/graph.gexf} are the same view
+as files (L{xmppnetgraph.http.exports}), cached the same way: they are
+other representations of C{/api/graph}, so they sit beside it under
+C{/api/}, take its parameters, and are named by their file extension.
+
+The answers are cached by (the encoding, the store's newest event id, the
+parameters): the newest event id comes from the change feed
+(L{GraphChanged}), so a cache hit costs no database query. A cached answer
+of the current graph is also dropped after L{GraphViews.freshFor} seconds,
+because an unchanged refresh moves C{last_seen} without an event. Each answer carries an ETag
+(a hash of its body), with which the router answers a matching
+C{If-None-Match} with a 304.
 
 The work of a miss is a snapshot read in a database thread and then the
-view and the JSON encoding, which are pure functions of the frozen
+view and the encoding, which are pure functions of the frozen
 snapshot: they run in the reactor's thread pool, so that the reactor keeps
 serving while 100,000 nodes are laid out. Concurrent misses for one key
 share one computation.
@@ -19,7 +25,6 @@ share one computation.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -36,6 +41,8 @@ from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.graphview import GraphView, ViewEdge, ViewNode, viewGraph
 from xmppnetgraph.http import params
 from xmppnetgraph.http.errors import JSON_TYPE, Response, encodeJSON
+from xmppnetgraph.http.exports import GEXF_TYPE, GRAPHML_TYPE, gexf, graphML
+from xmppnetgraph.http.negotiate import etagOf
 from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
 from xmppnetgraph.model import GraphChanged, GraphSnapshot, NamePolicy
 from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
@@ -166,7 +173,7 @@ class Encoded:
     """
     One cached answer.
 
-    @ivar body: the JSON body.
+    @ivar body: the encoded body.
     @ivar etag: its entity tag (quoted).
     @ivar made: when it was made (the clock's time).
     @ivar eventId: the store's newest event id it shows.
@@ -178,10 +185,28 @@ class Encoded:
     eventId: int
 
 
-#: The encodings: C{/api/graph} and C{/data.json}.
-ENCODINGS: Mapping[str, Callable[[GraphView], dict[str, object]]] = {
-    "graph": graphJSON,
-    "data": dataJSON,
+@attrs.frozen
+class Encoding:
+    """
+    One way of writing a view.
+
+    @ivar write: writes it.
+    @ivar contentType: the content type of what it writes.
+    @ivar download: the file name it is offered as an attachment under,
+        or L{None} (an API answer).
+    """
+
+    write: Callable[[GraphView], bytes]
+    contentType: bytes = JSON_TYPE
+    download: str | None = None
+
+
+#: The encodings: C{/api/graph}, C{/data.json} and the exports.
+ENCODINGS: Mapping[str, Encoding] = {
+    "graph": Encoding(lambda view: encodeJSON(graphJSON(view))),
+    "data": Encoding(lambda view: encodeJSON(dataJSON(view))),
+    "graphml": Encoding(graphML, GRAPHML_TYPE, "xmppnetgraph.graphml"),
+    "gexf": Encoding(gexf, GEXF_TYPE, "xmppnetgraph.gexf"),
 }
 
 
@@ -287,8 +312,7 @@ class GraphViews:
             # reused until the feed has said where the store is.
             eventId = before if before is not None else -1
         body = await self._inThread(self._encode, encoding, parameters, snapshot)
-        etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
-        entry = Encoded(body, etag, self._clock.seconds(), eventId)
+        entry = Encoded(body, etagOf(body), self._clock.seconds(), eventId)
         key = (encoding, parameters)
         self._cache[key] = entry
         self._cache.move_to_end(key)
@@ -347,27 +371,16 @@ class GraphViews:
         )
 
     def _encode(self, encoding: str, parameters: ViewParameters, snapshot: GraphSnapshot) -> bytes:
-        return encodeJSON(ENCODINGS[encoding](self.view(parameters, snapshot)))
+        return ENCODINGS[encoding].write(self.view(parameters, snapshot))
 
 
 async def _value(entry: Encoded) -> Encoded:
     return entry
 
 
-def _matches(request: Request, etag: bytes) -> bool:
-    """
-    @return: whether C{request}'s C{If-None-Match} names C{etag}.
-    """
-    header = request.getHeader(b"if-none-match")
-    if header is None:
-        return False
-    tags = {tag.strip().removeprefix(b"W/") for tag in header.split(b",")}
-    return etag in tags or b"*" in tags
-
-
 class GraphEndpoints:
     """
-    The handlers of C{/api/graph} and C{/data.json}.
+    The handlers of C{/api/graph}, C{/data.json} and the exports.
     """
 
     def __init__(self, views: GraphViews | None) -> None:
@@ -381,10 +394,11 @@ class GraphEndpoints:
             raise Unavailable("this node keeps no graph store")
         parameters = ViewParameters.fromArgs(params.query(request))
         entry = await self._views.answer(encoding, parameters)
-        headers = {b"etag": entry.etag, b"cache-control": b"no-cache"}
-        if _matches(request, entry.etag):
-            return Response(b"", 304, JSON_TYPE, headers)
-        return Response(entry.body, 200, JSON_TYPE, headers)
+        headers = {b"cache-control": b"no-cache"}
+        download = ENCODINGS[encoding].download
+        if download is not None:
+            headers[b"content-disposition"] = f'attachment; filename="{download}"'.encode()
+        return Response(entry.body, 200, ENCODINGS[encoding].contentType, headers, entry.etag)
 
     async def graph(self, request: Request, path: Mapping[str, str]) -> Response:
         """
@@ -397,3 +411,15 @@ class GraphEndpoints:
         C{GET /data.json}.
         """
         return await self._answer("data", request)
+
+    async def graphML(self, request: Request, path: Mapping[str, str]) -> Response:
+        """
+        C{GET /api/graph.graphml}: the graph as a GraphML file.
+        """
+        return await self._answer("graphml", request)
+
+    async def gexf(self, request: Request, path: Mapping[str, str]) -> Response:
+        """
+        C{GET /api/graph.gexf}: the graph as a GEXF file.
+        """
+        return await self._answer("gexf", request)

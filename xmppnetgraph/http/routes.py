@@ -18,6 +18,13 @@ A handler takes the request and the path parameters (percent-decoded
 UTF-8) and returns, or returns a coroutine or Deferred of, a L{Response};
 or L{STREAMING}, when it has taken over the request (server-sent events)
 and finishes it itself. Whatever it raises becomes the mapped JSON error.
+
+What every answer shares is done here, once (L{xmppnetgraph.http.negotiate}):
+an answer with an entity tag gets a 304 for a matching C{If-None-Match};
+JSON, SVG and XML bodies are gzipped for clients that take it (C{Vary:
+Accept-Encoding}); every C{GET} and C{HEAD} answer, the event stream too,
+may be read from any origin (CORS), and C{OPTIONS} on a path answers
+which methods it has (and, for a readable one, the CORS preflight).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from urllib.parse import unquote
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import resource, server
@@ -36,6 +44,16 @@ from twisted.web.server import Request
 
 from xmppnetgraph.error import BadParameter
 from xmppnetgraph.http.errors import Response, errorFor, errorResponse
+from xmppnetgraph.http.negotiate import (
+    CORS_HEADERS,
+    MIN_GZIP,
+    PREFLIGHT_HEADERS,
+    GzipCache,
+    acceptsGzip,
+    compressible,
+    matchesETag,
+    weak,
+)
 
 
 class _Streaming:
@@ -123,12 +141,15 @@ class Router(resource.Resource):
     isLeaf = True
     _log = Logger()
 
-    def __init__(self, routes: Sequence[Route]) -> None:
+    def __init__(self, routes: Sequence[Route], threads: IReactorThreads | None = None) -> None:
         """
         @param routes: the table; the first matching route wins.
+        @param threads: where large answers are compressed (L{None}: in
+            the reactor's thread).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         self.routes = tuple(routes)
+        self.gzipped = GzipCache(threads)
 
     def render(self, request: Request) -> int:
         """
@@ -137,6 +158,9 @@ class Router(resource.Resource):
         @return: C{NOT_DONE_YET}: the answer is written when the handler
             is done.
         """
+        if request.method in (b"GET", b"HEAD"):
+            for name, value in CORS_HEADERS.items():
+                request.setHeader(name, value)
         finished = [False]
         request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
         d = Deferred.fromCoroutine(self._answer(request, finished))
@@ -152,7 +176,7 @@ class Router(resource.Resource):
             result = await self._dispatch(request)
         except Exception:
             result = self._failed(Failure(), request)
-        self._write(result, request, finished)
+        await self._write(result, request, finished)
 
     async def _dispatch(self, request: Request) -> HandlerResult:
         """
@@ -176,11 +200,13 @@ class Router(resource.Resource):
                 return result
             return await result
         if allowed:
-            return errorResponse(
-                405,
-                f"{method} is not allowed on {path}",
-                {b"allow": ", ".join(dict.fromkeys(allowed)).encode()},
-            )
+            allow = ", ".join([*dict.fromkeys(allowed), "OPTIONS"]).encode()
+            if method == "OPTIONS":
+                headers = {b"allow": allow, b"cache-control": b"max-age=86400"}
+                if "GET" in allowed:
+                    headers.update(PREFLIGHT_HEADERS)
+                return Response(b"", 204, b"text/plain", headers)
+            return errorResponse(405, f"{method} is not allowed on {path}", {b"allow": allow})
         return errorResponse(404, f"no such path: {path}")
 
     def _failed(self, failure: Failure, request: Request) -> Response:
@@ -196,21 +222,36 @@ class Router(resource.Resource):
             )
         return response
 
-    def _write(self, result: HandlerResult, request: Request, finished: list[bool]) -> None:
+    async def _write(self, result: HandlerResult, request: Request, finished: list[bool]) -> None:
         """
         Write C{result} to C{request} and finish it, unless the handler
         streams or the client has gone.
         """
         if isinstance(result, _Streaming) or finished[0]:
             return
-        request.setResponseCode(result.status)
-        request.setHeader(b"content-type", result.contentType)
-        if b"cache-control" not in result.headers:
-            request.setHeader(b"cache-control", b"no-store")
-        for name, value in result.headers.items():
+        status, body, etag = result.status, result.body, result.etag
+        headers = dict(result.headers)
+        headers.setdefault(b"cache-control", b"no-store")
+        if status == 200 and etag is not None and matchesETag(request, etag):
+            status, body = 304, b""
+        if compressible(result.contentType) and b"content-encoding" not in headers:
+            headers[b"vary"] = b"accept-encoding"
+            if acceptsGzip(request) and len(result.body) >= MIN_GZIP:
+                etag = None if etag is None else weak(etag)
+                if status != 304:
+                    body = await self.gzipped.compress(body, result.etag)
+                    headers[b"content-encoding"] = b"gzip"
+                    if finished[0]:
+                        return
+        request.setResponseCode(status)
+        if status != 204:
+            request.setHeader(b"content-type", result.contentType)
+        if etag is not None:
+            headers[b"etag"] = etag
+        for name, value in headers.items():
             request.setHeader(name, value)
-        if result.status != 304:
-            request.setHeader(b"content-length", str(len(result.body)).encode())
+        if status not in (204, 304):
+            request.setHeader(b"content-length", str(len(body)).encode())
             if request.method != b"HEAD":
-                request.write(result.body)
+                request.write(body)
         request.finish()

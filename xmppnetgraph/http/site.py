@@ -11,6 +11,7 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 
 from xmppnetgraph.http.api import Links, ServerInfo, openAPI
+from xmppnetgraph.http.badge import Badges
 from xmppnetgraph.http.domains import DomainPages
 from xmppnetgraph.http.events import EventStream
 from xmppnetgraph.http.graph import GraphEndpoints, GraphViews
@@ -48,6 +49,7 @@ class WebAPI:
         excluded: Callable[[str], bool] | None = None,
         anonymousKey: bytes = b"",
         submitRate: int = 10,
+        trustedProxies: tuple[str, ...] = (),
         page: StaticPage | None = None,
     ) -> None:
         """
@@ -60,8 +62,11 @@ class WebAPI:
         @param serverInfo: C{/api/serverinfo}, or L{None} (C{--no-publish}).
         @param excluded: tells whether a domain is on the exclusion list.
         @param submitRate: submissions per client address per hour.
+        @param trustedProxies: reverse proxies (addresses or networks)
+            whose C{X-Forwarded-For} names the client.
         @param page: the page's files (default: the package's build).
         """
+        self._threads = threads
         self.naming = Naming(namePolicy, excluded)
         self.tail = EventTail(graph, feed, self.naming) if graph is not None else None
         self.views = (
@@ -82,8 +87,9 @@ class WebAPI:
         self.graphs = GraphEndpoints(self.views)
         self.domains = DomainPages(graph, crawler, self.tail, self.naming, namePolicy)
         self.stats = Stats(graph, self.views, clock)
+        self.badges = Badges(self.views, clock)
         self.events = EventStream(graph, self.tail, self.naming, clock)
-        self.submissions = Submissions(crawler, RateLimiter(clock, submitRate))
+        self.submissions = Submissions(crawler, RateLimiter(clock, submitRate), trustedProxies)
         self.page = StaticPage() if page is None else page
 
     def routes(self) -> list[Route]:
@@ -92,6 +98,8 @@ class WebAPI:
         """
         table = [
             Route("GET", "/api/graph", self.graphs.graph),
+            Route("GET", "/api/graph.graphml", self.graphs.graphML),
+            Route("GET", "/api/graph.gexf", self.graphs.gexf),
             Route("GET", "/data.json", self.graphs.data),
             Route("GET", "/api/domains/{domain}", self.domains.domain),
             Route("GET", "/api/stats", self.stats.stats),
@@ -99,6 +107,7 @@ class WebAPI:
             Route("POST", "/api/submit", self.submissions.submit),
             Route("GET", "/api/links", self.links.links),
             Route("GET", "/api/openapi.json", openAPI),
+            Route("GET", "/badge/{domain}.svg", self.badges.badge),
             Route("GET", "/assets/{name}", self.page.asset),
         ]
         table += [Route("GET", path, self.page.page) for path in PAGE_PATHS]
@@ -110,7 +119,7 @@ class WebAPI:
         """
         @return: the root resource serving L{routes}.
         """
-        return Router(self.routes())
+        return Router(self.routes(), self._threads)
 
     def stop(self) -> None:
         """

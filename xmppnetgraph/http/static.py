@@ -19,11 +19,11 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 import attrs
-from twisted.web import http
 from twisted.web.server import Request
 
 from xmppnetgraph.error import Unavailable, UnknownPath
 from xmppnetgraph.http.errors import Response
+from xmppnetgraph.http.negotiate import acceptsGzip
 
 #: The paths that show the page (its views choose by path).
 PAGE_PATHS: tuple[str, ...] = ("/", "/stats", "/add")
@@ -70,18 +70,6 @@ def builtFiles() -> Traversable:
     @return: the build's directory in the installed package.
     """
     return resources.files(__package__).joinpath("static")
-
-
-def _acceptsGzip(request: Request) -> bool:
-    """
-    @return: whether the client takes C{Content-Encoding: gzip}.
-    """
-    accepted = (request.getHeader(b"accept-encoding") or b"").lower()
-    for part in accepted.split(b","):
-        coding, _, parameters = part.strip().partition(b";")
-        if coding.strip() in (b"gzip", b"*"):
-            return parameters.replace(b" ", b"") not in (b"q=0", b"q=0.0", b"q=0.00", b"q=0.000")
-    return False
 
 
 class StaticPage:
@@ -132,9 +120,7 @@ class StaticPage:
             b"x-content-type-options": b"nosniff",
             b"referrer-policy": b"same-origin",
         }
-        if request.setETag(self._indexTag) == http.CACHED:
-            return Response(b"", 304, b"text/html; charset=utf-8", headers)
-        return Response(self._index, 200, b"text/html; charset=utf-8", headers)
+        return Response(self._index, 200, b"text/html; charset=utf-8", headers, self._indexTag)
 
     def asset(self, request: Request, path: Mapping[str, str]) -> Response:
         """
@@ -150,7 +136,7 @@ class StaticPage:
             b"x-content-type-options": b"nosniff",
             b"vary": b"accept-encoding",
         }
-        if asset.gzipped is not None and _acceptsGzip(request):
+        if asset.gzipped is not None and acceptsGzip(request):
             headers[b"content-encoding"] = b"gzip"
             return Response(asset.gzipped, 200, asset.contentType, headers)
         return Response(asset.body, 200, asset.contentType, headers)

@@ -1,14 +1,16 @@
 # -*- test-case-name: tests.test_http_api -*-
 """
 C{GET /api/stats}: figures over the current graph as C{/api/graph} shows it
-by default (folded, anonymous peers apart), plus the store's own counts.
+by default (folded, anonymous peers apart), plus the store's own counts,
+the software mix of the publishers and the security posture of the named
+domains our streams reached (from the store's L{IGraphStore.profiles}).
 Computed at most once per store state and L{Stats.freshFor} seconds.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
@@ -18,7 +20,7 @@ from xmppnetgraph.graphview import GraphView
 from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.http.graph import GraphViews, ViewParameters
 from xmppnetgraph.interfaces import IGraphStore
-from xmppnetgraph.model import GraphCounts
+from xmppnetgraph.model import DomainProfile, GraphCounts
 from xmppnetgraph.timestamp import formatTimestamp
 
 #: How many of the largest hubs are listed.
@@ -56,10 +58,56 @@ def degrees(view: GraphView) -> Counter[str]:
     return degree
 
 
+def softwareMix(view: GraphView, profiles: Iterable[DomainProfile]) -> list[dict[str, object]]:
+    """
+    @return: how many of the publishing domains of C{view} run which
+        software (XEP-0092 name and version), most first.
+    """
+    shown = {node.id for node in view.nodes if node.label is not None and node.publishes}
+    mix: Counter[tuple[str, str | None]] = Counter(
+        (p.softwareName, p.softwareVersion)
+        for p in profiles
+        if p.domain in shown and p.softwareName is not None
+    )
+    return [
+        {"name": name, "version": version, "domains": n}
+        for (name, version), n in sorted(
+            mix.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or "")
+        )
+    ]
+
+
+def security(view: GraphView, profiles: Iterable[DomainProfile]) -> dict[str, object]:
+    """
+    @return: the security posture of the named domains of C{view} that our
+        own streams reached (those with a stream's facts): their TLS
+        versions (L{None} for plaintext), how the streams authenticated,
+        and how many had a valid certificate and offer direct TLS.
+    """
+    named = {node.id for node in view.nodes if node.label is not None}
+    reached = [p for p in profiles if p.domain in named and p.auth is not None]
+    versions = Counter(p.tlsVersion for p in reached)
+    methods = Counter(p.auth for p in reached)
+    return {
+        "domains": len(reached),
+        "tls_versions": [
+            {"version": version, "domains": n}
+            for version, n in sorted(versions.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+        ],
+        "auth": [
+            {"method": method, "domains": n}
+            for method, n in sorted(methods.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+        ],
+        "cert_valid": sum(1 for p in reached if p.certValid),
+        "direct_tls": sum(1 for p in reached if p.directTLS),
+    }
+
+
 def statsJSON(
-    view: GraphView, counts: GraphCounts, software: Mapping[tuple[str, str | None], int]
+    view: GraphView, counts: GraphCounts, profiles: Sequence[DomainProfile]
 ) -> dict[str, object]:
     """
+    @param profiles: the store's L{IGraphStore.profiles}.
     @return: C{/api/stats}'s body.
     """
     degree = degrees(view)
@@ -87,12 +135,8 @@ def statsJSON(
         },
         "degree_distribution": [{"degree": d, "nodes": n} for d, n in sorted(distribution.items())],
         "hubs": [{"domain": labels[node.id], "degree": degree[node.id]} for node in hubs[:HUBS]],
-        "software": [
-            {"name": name, "version": version, "domains": n}
-            for (name, version), n in sorted(
-                software.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or "")
-            )
-        ],
+        "software": softwareMix(view, profiles),
+        "security": security(view, profiles),
     }
 
 
@@ -116,20 +160,6 @@ class Stats:
         self.freshFor = freshFor
         self._cached: tuple[int | None, float, Response] | None = None
 
-    async def _software(self, view: GraphView) -> Counter[tuple[str, str | None]]:
-        """
-        @return: how many of the publishing domains of C{view} run which
-            software (XEP-0092 name and version), as the store says (one
-            query).
-        """
-        assert self._store is not None
-        shown = {node.id for node in view.nodes if node.label is not None and node.publishes}
-        mix: Counter[tuple[str, str | None]] = Counter()
-        for domain, name, version in await self._store.software():
-            if domain in shown:
-                mix[(name, version)] += 1
-        return mix
-
     async def stats(self, request: Request, path: Mapping[str, str]) -> Response:
         """
         C{GET /api/stats}.
@@ -143,7 +173,9 @@ class Stats:
                 return response
         view = await self._views.currentView(ViewParameters())
         counts = await self._store.counts()
-        software = await self._software(view)
-        response = jsonResponse(statsJSON(view, counts, software))
+        profiles = await self._store.profiles()
+        response = jsonResponse(
+            statsJSON(view, counts, profiles), headers={b"cache-control": b"no-cache"}
+        ).tagged()
         self._cached = (view.lastEventId, now, response)
         return response

@@ -6,15 +6,18 @@ field or a JSON body C{{"domain": ...}}); the answer says what will happen
 C{--submit-rate} valid domains per hour (L{RateLimiter}); more get a 429
 with C{Retry-After}. Without a crawler (C{--no-crawl}) it is a 503.
 
-The client address is the connection's peer: behind a reverse proxy,
-every submission shares the proxy's address (and its limit).
+The client address is the connection's peer, unless that is a trusted
+reverse proxy (C{--trusted-proxy}): then it is the rightmost address of
+C{X-Forwarded-For} that is not a trusted proxy itself (L{clientAddress}),
+so that a client cannot choose its own address by sending the header.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
@@ -98,14 +101,59 @@ def _submitted(request: Request) -> str:
     return value
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+
+
+def clientAddress(request: Request, trusted: Iterable[Network]) -> str:
+    """
+    @param trusted: the networks of trusted reverse proxies.
+    @return: the address of the client of C{request}: its peer's, or, from
+        a trusted proxy, the rightmost untrusted address of its
+        C{X-Forwarded-For} headers (the nearest hop, if one is malformed,
+        or all are trusted).
+    """
+    trusted = tuple(trusted)
+    peer = request.getClientAddress()
+    client = str(getattr(peer, "host", None) or peer)
+
+    def isTrusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return address is not None and any(address in network for network in trusted)
+
+    if not isTrusted(_address(client)):
+        return client
+    forwarded = b",".join(request.requestHeaders.getRawHeaders(b"x-forwarded-for", []))
+    for hop in reversed(forwarded.decode("latin-1").split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        client = str(address)
+        if not isTrusted(address):
+            break
+    return client
+
+
 class Submissions:
     """
     The handler of C{POST /api/submit}.
     """
 
-    def __init__(self, crawler: ICrawler | None, limiter: RateLimiter) -> None:
+    def __init__(
+        self, crawler: ICrawler | None, limiter: RateLimiter, trustedProxies: Iterable[str] = ()
+    ) -> None:
+        """
+        @param trustedProxies: the addresses or networks of the reverse
+            proxies whose C{X-Forwarded-For} is believed.
+        """
         self._crawler = crawler
         self.limiter = limiter
+        self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trustedProxies)
 
     def submit(self, request: Request, path: Mapping[str, str]) -> Response:
         """
@@ -114,8 +162,7 @@ class Submissions:
         if self._crawler is None:
             raise Unavailable("this node does not crawl (--no-crawl): submissions are off")
         domain = params.domain(_submitted(request).strip())
-        address = request.getClientAddress()
-        self.limiter.take(getattr(address, "host", None) or str(address))
+        self.limiter.take(clientAddress(request, self._trusted))
         outcome = self._crawler.submit(domain)
         return jsonResponse(
             {

@@ -34,6 +34,7 @@ from xmppnetgraph.interfaces import IChangeFeed, IGraphStore
 from xmppnetgraph.model import (
     DiscoveryStep,
     DomainFacts,
+    DomainProfile,
     DomainRecord,
     GraphChanged,
     GraphCounts,
@@ -729,16 +730,17 @@ def _events(cursor: Cursor, afterId: int, limit: int) -> list[GraphEvent]:
     return _eventsFrom(rows)
 
 
-def _software(cursor: Cursor) -> list[tuple[str, str, str | None]]:
+def _profiles(cursor: Cursor) -> list[DomainProfile]:
     """
-    @return: (domain, software name, version) of every current domain that
-        is not stale and told us its software, by domain.
+    @return: the software and stream facts of every current domain that is
+        not stale and was fetched, by domain.
     """
     return [
-        (str(domain), str(name), None if version is None else str(version))
-        for domain, name, version in cursor.execute(
-            "SELECT domain, software_name, software_version FROM graph_domain_facts"
-            " WHERE valid_to IS NULL AND stale = 0 AND software_name IS NOT NULL"
+        DomainProfile(str(domain), name, version, tls, auth, _bool(certValid), _bool(directTLS))
+        for domain, name, version, tls, auth, certValid, directTLS in cursor.execute(
+            "SELECT domain, software_name, software_version, tls_version, auth, cert_valid,"
+            " direct_tls FROM graph_domain_facts"
+            " WHERE valid_to IS NULL AND stale = 0 AND status IS NOT NULL"
             " ORDER BY domain"
         ).fetchall()
     ]
@@ -879,8 +881,8 @@ class GraphStore:
         """
         return self._database.runInteraction(_counts)
 
-    def software(self) -> Deferred[list[tuple[str, str, str | None]]]:
+    def profiles(self) -> Deferred[list[DomainProfile]]:
         """
-        See L{IGraphStore.software}.
+        See L{IGraphStore.profiles}.
         """
-        return self._database.runInteraction(_software)
+        return self._database.runInteraction(_profiles)
