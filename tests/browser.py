@@ -69,8 +69,15 @@ class Browser:
     to it.
     """
 
-    def __init__(self, viewport: tuple[int, int] = (1280, 800)) -> None:
+    def __init__(
+        self, viewport: tuple[int, int] = (1280, 800), flags: tuple[str, ...] = ()
+    ) -> None:
+        """
+        @param viewport: the page's size in CSS pixels.
+        @param flags: Chromium flags besides L{FLAGS} (e.g. to turn WebGL off).
+        """
         self.viewport = viewport
+        self.flags = flags
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="browser")
         self._playwright: Any = None
         self._context: Any = None
@@ -106,7 +113,7 @@ class Browser:
             self._profile,
             executable_path=CHROMIUM,
             headless=True,
-            args=list(FLAGS),
+            args=[*FLAGS, *self.flags],
             viewport={"width": width, "height": height},
         )
 

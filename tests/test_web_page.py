@@ -31,11 +31,12 @@ class PageFixture:
     mktemp: Any
     addCleanup: Any
 
-    async def startAll(self, **config: Any) -> None:
+    async def startAll(self, browser: Browser | None = None, **config: Any) -> None:
         """
         Start the node (not crawling, unless C{config} says) and the
         browser.
 
+        @param browser: the browser to start (default: a desktop-sized one).
         @param config: more L{Config} fields for the node.
         """
         if not StaticPage().built:
@@ -46,7 +47,7 @@ class PageFixture:
         self.node.build(**config)
         self.node.start()
         self.addCleanup(self.node.stop)
-        self.browser = Browser()
+        self.browser = Browser() if browser is None else browser
         self.addCleanup(self.browser.stop)
         await self.browser.start()
         self.url = f"http://{ADDRESS}:{self.node.webPort}"
@@ -70,15 +71,17 @@ class PageFixture:
         )
         await store.storeReport("b.example", [RemoteDomain("a.example", ("bidi",))])
 
-    async def openPage(self, path: str = "/") -> Any:
+    async def openPage(self, path: str = "/", state: str = "drawn") -> Any:
         """
-        @return: a tab showing C{path}, once the page says it has drawn.
+        @param state: the C{data-state} the page has when it is done
+            (C{drawn}, or C{no-webgl} where it cannot draw).
+        @return: a tab showing C{path}, once the page says it is done.
         """
         page = await self.browser.newPage()
 
         def load() -> None:
             page.goto(self.url + path)
-            page.wait_for_selector("html[data-state=drawn]", timeout=20_000)
+            page.wait_for_selector(f"html[data-state={state}]", timeout=20_000)
 
         await self.browser.run(load)
         return page

@@ -10,8 +10,9 @@ const SVG = "http://www.w3.org/2000/svg";
 /**
  * Make an element.
  * @param {string} tag e.g. "p" or "a.button" (a tag and classes)
- * @param {Record<string, string | number | boolean> | null} [attributes]
- *   attributes (false or null leave one out); `text` sets the text content
+ * @param {Record<string, string | number | boolean | EventListener> | null} [attributes]
+ *   attributes (false or null leave one out); `text` sets the text content;
+ *   a function under `onX` listens to event X
  * @param {...(Child | Child[])} children nodes or texts to append
  * @returns {HTMLElement}
  */
@@ -39,14 +40,15 @@ export function s(tag, attributes = null, ...children) {
 /**
  * @template {Element} E
  * @param {E} element
- * @param {Record<string, string | number | boolean> | null} attributes
+ * @param {Record<string, string | number | boolean | EventListener> | null} attributes
  * @param {(Child | Child[])[]} children
  * @returns {E}
  */
 function fill(element, attributes, children) {
   for (const [key, value] of Object.entries(attributes ?? {})) {
     if (value === false || value === null || value === undefined) continue;
-    if (key === "text") element.textContent = String(value);
+    if (typeof value === "function" && key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (key === "text") element.textContent = String(value);
     else element.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
@@ -83,4 +85,19 @@ export function formatShare(part, whole) {
   if (!whole) return "–";
   const share = (100 * part) / whole;
   return `${share < 10 && share > 0 ? share.toFixed(1) : Math.round(share)} %`;
+}
+
+/**
+ * @param {string | null | undefined} iso an RFC 3339 time
+ * @returns {Node} "3 min ago" in a <time>, or "never"
+ */
+export function ago(iso) {
+  if (!iso) return document.createTextNode("never");
+  const seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  let text;
+  if (seconds < 60) text = "just now";
+  else if (seconds < 3600) text = `${Math.round(seconds / 60)} min ago`;
+  else if (seconds < 86400 * 2) text = `${Math.round(seconds / 3600)} h ago`;
+  else text = `${Math.round(seconds / 86400)} days ago`;
+  return h("time", { datetime: iso, title: iso }, text);
 }
