@@ -156,7 +156,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
                 xmlstream.TLSInitiatingInitializer(
                     xs,
                     required=self.s2s.requireTLS,
-                    configurationForTLS=clientTLSOptions(self.s2s.credentials, self.otherHost),
+                    configurationForTLS=self.s2s.clientTLSOptions.creatorFor(self.otherHost),
                 )
             )
         inits.append(_CheckPeer(self))
@@ -325,6 +325,7 @@ class S2SService(service.Service):
         self.requireTLS = config.requireTLS
         self.requireValidCerts = config.requireValidCerts
         self.serverTLSOptions = serverTLSOptions(credentials)
+        self.clientTLSOptions = clientTLSOptions(credentials)
         self._reactor = reactor
         self._resolver = resolver
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
@@ -687,7 +688,7 @@ class S2SService(service.Service):
                 self._reactor,
                 targets,
                 factory,
-                lambda: clientTLSOptions(self.credentials, remote),
+                lambda: self.clientTLSOptions.creatorFor(remote),
                 self.config.connectTimeout,
                 addressFilter,
             )
