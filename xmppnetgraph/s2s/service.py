@@ -43,7 +43,7 @@ from xmppnetgraph.model import Link
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.addresses import AddressFilter
-from xmppnetgraph.s2s.identity import peerCertificateValidFor
+from xmppnetgraph.s2s.identity import PeerVerifier
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
@@ -208,8 +208,8 @@ class _CheckPeer(Generic[_Final]):
         a = self.authenticator
         xs = a.xmlstream
         tls = ISSLTransport.providedBy(xs.transport)
-        a.certValid = tls and peerCertificateValidFor(
-            xs.transport, a.otherHost, a.s2s.roots, peerIsClient=False
+        a.certValid = tls and a.s2s.peerVerifier.validFor(
+            xs.transport, a.otherHost, peerIsClient=False
         )
         if a.s2s.requireValidCerts and not a.certValid:
             raise PeerCertificateInvalid(f"the certificate of {a.otherHost} is not valid for it")
@@ -321,6 +321,7 @@ class S2SService(service.Service):
         self.linkTable = linkTable
         self.credentials = credentials
         self.roots = roots
+        self.peerVerifier = PeerVerifier(roots, reactor)
         self.secret = secret
         self.requireTLS = config.requireTLS
         self.requireValidCerts = config.requireValidCerts
