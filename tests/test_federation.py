@@ -12,7 +12,16 @@ from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
 import xmppnetgraph
-from tests.nodes import RawRequest, RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
+from tests.nodes import (
+    RawRequest,
+    RunningNode,
+    SRVOnly,
+    countAcceptedConnections,
+    discoBothWays,
+    freePort,
+    routesTo,
+    waitFor,
+)
 from tests.pki import TestCA
 
 
@@ -72,6 +81,28 @@ class FederationTests(TestCase):
             ),
             self.a.links(),
         )
+
+    async def test_verifyOverOurStream(self) -> None:
+        """
+        A asks B, so A opens a stream to B, which B verifies over a
+        connection to A (B has no stream to A yet); B's answer opens B's
+        stream to A, whose dialback key A verifies over its own stream to
+        B: B's listener accepts that one stream and no verification
+        connection.
+        """
+        accepted = countAcceptedConnections(self)
+        self.startBoth()
+        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        self.assertIn(("server", "im"), info.identities)
+        await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
+        self.assertEqual(
+            self.a.links(),
+            [
+                ("b.example", "incoming", "dialback", "TLSv1.3"),
+                ("b.example", "outgoing", "dialback", "TLSv1.3"),
+            ],
+        )
+        self.assertEqual(accepted, {self.a.s2s: 2, self.b.s2s: 1})
 
     @defer.inlineCallbacks
     def test_pingAndFeatures(self):  # type: ignore[no-untyped-def]

@@ -332,6 +332,10 @@ class S2SService(service.Service):
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
         self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # Outgoing streams that may carry dialback verification requests to
+        # the remote domain's server, by (local, remote) pair: authenticated
+        # ones, and ones authenticating by dialback.
+        self._verifiers: dict[tuple[str, str], S2SXmlStream] = {}
         # Every stream being opened (for stanzas or to verify a key), until
         # it is authenticated or fails.
         self._opening: set[defer.Deferred[S2SXmlStream]] = set()
@@ -531,7 +535,12 @@ class S2SService(service.Service):
 
         def authInit(xs: S2SXmlStream) -> Authenticate:
             return Authenticate(
-                xs, local, remote, self.secret, allowDialback=not self.requireValidCerts
+                xs,
+                local,
+                remote,
+                self.secret,
+                allowDialback=not self.requireValidCerts,
+                dialbackStarted=lambda xs: self._carriesVerifications(key, xs),
             )
 
         authenticator = OutgoingAuthenticator(self, local, remote, authInit)
@@ -555,6 +564,7 @@ class S2SService(service.Service):
                 lastActivity=now,
             )
             self._outgoing[key] = (xs, link)
+            self._carriesVerifications(key, xs)
             self.linkTable.add(link)
 
             def ended(_: object) -> None:
@@ -606,6 +616,21 @@ class S2SService(service.Service):
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
             )
 
+    def _carriesVerifications(self, key: tuple[str, str], xs: S2SXmlStream) -> None:
+        """
+        Let C{xs}, an outgoing stream for the pair C{key}, carry dialback
+        verification requests from now on, until it ends.
+        """
+        if self._verifiers.get(key) is xs:
+            return
+        self._verifiers[key] = xs
+
+        def ended(_: object) -> None:
+            if self._verifiers.get(key) is xs:
+                del self._verifiers[key]
+
+        xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
+
     def verifyDialback(
         self, receiving: str, originating: str, streamID: str, key: str
     ) -> defer.Deferred[bool]:
@@ -613,12 +638,22 @@ class S2SService(service.Service):
         Ask the authoritative server of C{originating} whether C{key} is one
         it issued for a stream to us (XEP-0220 section 2.1.3).
 
+        The request goes over our outgoing stream from C{receiving} to
+        C{originating} if there is one (authenticated, or authenticating by
+        dialback: TLS is up), which reaches the same server a new connection
+        would (XEP-0220 lets the receiving server reuse a connection to the
+        authoritative server; Prosody and ejabberd answer C{db:verify} on any
+        incoming stream); otherwise over a connection opened for it.
+
         @param receiving: our domain, which the key was sent to.
         @param originating: the domain that claims to have issued it.
         @param streamID: the id of the stream the key came on.
         @param key: the key.
         @return: a Deferred firing with the answer.
         """
+        stream = self._verifiers.get((receiving, originating))
+        if stream is not None and not connectionClosing(stream.transport):
+            return self._verifyOn(stream, receiving, originating, streamID, key)
         verify: list[VerifyDialback] = []
 
         def init(xs: S2SXmlStream) -> VerifyDialback:
@@ -629,16 +664,7 @@ class S2SService(service.Service):
         d = self.openStream(originating, authenticator)
 
         def opened(xs: S2SXmlStream) -> defer.Deferred[bool]:
-            answer = verify[0].valid
-
-            def ended(_: object) -> None:
-                if not answer.called:
-                    answer.errback(
-                        DialbackFailed(f"the stream to {originating} ended before the answer")
-                    )
-
-            xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
-            answer.addTimeout(self.config.handshakeTimeout, self._reactor)
+            answer = self._answerOf(xs, verify[0], originating)
 
             def close(result: _T) -> _T:
                 xs.sendFooter()
@@ -649,6 +675,42 @@ class S2SService(service.Service):
             return answer.addBoth(close)
 
         return d.addCallback(opened)
+
+    def _verifyOn(
+        self, xs: S2SXmlStream, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
+        """
+        Send a dialback verification request over C{xs}, a stream of ours
+        to C{originating} that stays open.
+
+        @return: a Deferred firing with the answer.
+        """
+        verify = VerifyDialback(xs, receiving, originating, streamID, key)
+        verify.initialize()
+        return self._answerOf(xs, verify, originating)
+
+    def _answerOf(
+        self, xs: S2SXmlStream, verify: VerifyDialback, originating: str
+    ) -> defer.Deferred[bool]:
+        """
+        @return: the answer to C{verify}, sent on C{xs}: it fails when the
+            stream ends first or after the handshake timeout.
+        """
+        answer = verify.valid
+
+        def ended(_: object) -> None:
+            if not answer.called:
+                answer.errback(
+                    DialbackFailed(f"the stream to {originating} ended before the answer")
+                )
+
+        def stopWatching(result: _T) -> _T:
+            xs.removeObserver(xmlstream.STREAM_END_EVENT, ended)
+            return result
+
+        xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
+        answer.addTimeout(self.config.handshakeTimeout, self._reactor)
+        return answer.addBoth(stopWatching)
 
     def openStream(
         self, remote: str, authenticator: OutgoingAuthenticator[_Final]
