@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
-from xmppnetgraph.error import ConnectFailed, DialbackFailed
+from xmppnetgraph.error import AddressRefused, ConnectFailed, DialbackFailed
 
 # Raised here; defined with the other errors (and importable from here).
 from xmppnetgraph.error import PeerCertificateInvalid as PeerCertificateInvalid
@@ -50,6 +50,16 @@ from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 _STANZAS = ("message", "presence", "iq")
+
+# Failures after which another connection to the same server is no use.
+_UNREACHABLE = (
+    defer.TimeoutError,
+    defer.CancelledError,
+    ConnectTimeout,
+    ConnectFailed,
+    AddressRefused,
+    DNSNameError,
+)
 
 #: The initializer that authenticates an outgoing stream.
 _Final = TypeVar("_Final", Authenticate, VerifyDialback)
@@ -336,6 +346,9 @@ class S2SService(service.Service):
         # the remote domain's server, by (local, remote) pair: authenticated
         # ones, and ones authenticating by dialback.
         self._verifiers: dict[tuple[str, str], S2SXmlStream] = {}
+        # Verifications waiting for the outgoing stream being opened for
+        # their pair to be able to carry them.
+        self._verifierWaiters: dict[tuple[str, str], list[defer.Deferred[S2SXmlStream]]] = {}
         # Every stream being opened (for stanzas or to verify a key), until
         # it is authenticated or fails.
         self._opening: set[defer.Deferred[S2SXmlStream]] = set()
@@ -597,6 +610,8 @@ class S2SService(service.Service):
             )
             for stanza in self._queues.pop(key, []):
                 self._bounce(stanza, condition)
+            for waiter in self._verifierWaiters.pop(key, []):
+                waiter.errback(reason)
 
         def done(result: object) -> object:
             self._connecting.pop(key, None)
@@ -630,6 +645,8 @@ class S2SService(service.Service):
                 del self._verifiers[key]
 
         xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
+        for waiter in self._verifierWaiters.pop(key, []):
+            waiter.callback(xs)
 
     def verifyDialback(
         self, receiving: str, originating: str, streamID: str, key: str
@@ -639,11 +656,16 @@ class S2SService(service.Service):
         it issued for a stream to us (XEP-0220 section 2.1.3).
 
         The request goes over our outgoing stream from C{receiving} to
-        C{originating} if there is one (authenticated, or authenticating by
-        dialback: TLS is up), which reaches the same server a new connection
-        would (XEP-0220 lets the receiving server reuse a connection to the
+        C{originating}, which reaches the same server a new connection would
+        (XEP-0220 lets the receiving server reuse a connection to the
         authoritative server; Prosody and ejabberd answer C{db:verify} on any
-        incoming stream); otherwise over a connection opened for it.
+        incoming stream): the one that is up (authenticated, or
+        authenticating by dialback: TLS is up), or else a new one, opened
+        for it as for stanzas (a peer that opens a stream to us mostly wants
+        answers on ours; Prosody does the same). Only when that stream
+        fails before it answers does the request get a connection of its
+        own (not when it could not be reached, or did not answer in time:
+        a connection of its own would fare no better).
 
         @param receiving: our domain, which the key was sent to.
         @param originating: the domain that claims to have issued it.
@@ -651,9 +673,56 @@ class S2SService(service.Service):
         @param key: the key.
         @return: a Deferred firing with the answer.
         """
-        stream = self._verifiers.get((receiving, originating))
+        pair = (receiving, originating)
+        stream = self._verifiers.get(pair)
         if stream is not None and not connectionClosing(stream.transport):
             return self._verifyOn(stream, receiving, originating, streamID, key)
+        if stream is None and pair not in self._outgoing and self.running:
+            return defer.Deferred.fromCoroutine(
+                self._verifyOnNewStream(receiving, originating, streamID, key)
+            )
+        return self._verifyOverConnection(receiving, originating, streamID, key)
+
+    async def _verifyOnNewStream(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> bool:
+        """
+        Open (or join the opening of) our outgoing stream from C{receiving}
+        to C{originating} and verify over it once it can carry the request;
+        over a connection of its own if that stream fails first, unless the
+        server could not be reached or the answer timed out.
+        """
+        pair = (receiving, originating)
+        ready: defer.Deferred[S2SXmlStream] = defer.Deferred()
+        self._verifierWaiters.setdefault(pair, []).append(ready)
+        if pair not in self._connecting:
+            self._connectOutgoing(receiving, originating)
+        try:
+            xs = await ready
+            return await self._verifyOn(xs, receiving, originating, streamID, key)
+        except _UNREACHABLE:
+            raise
+        except Exception as e:
+            if not self.running:
+                raise
+            self._log.info(
+                "verifying the dialback key of {domain} over our stream failed ({reason}); "
+                "over a connection of its own",
+                domain=originating,
+                local=receiving,
+                reason=str(e) or type(e).__name__,
+            )
+        return await self._verifyOverConnection(receiving, originating, streamID, key)
+
+    def _verifyOverConnection(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
+        """
+        Verify a dialback key over a connection opened for it, closed after
+        the answer.
+
+        @return: a Deferred firing with the answer.
+        """
         verify: list[VerifyDialback] = []
 
         def init(xs: S2SXmlStream) -> VerifyDialback:
