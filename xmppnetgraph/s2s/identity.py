@@ -223,34 +223,41 @@ def _peerCertificates(
     return leaf, [c for c in chain if isinstance(c, x509.Certificate) and c != leaf]
 
 
-def _judge(
+def _chainValid(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
-    domain: str,
     roots: Sequence[x509.Certificate],
     *,
     peerIsClient: bool,
     now: datetime.datetime | None = None,
 ) -> bool:
     """
-    @param now: validation time (default: now).
-    @return: whether C{leaf} (with C{intermediates}) chains to C{roots} and
-        identifies C{domain}; the reason it does not is logged.
+    L{verifyChain}, with an unexpected error logged as a verdict of
+    L{False}.
     """
     try:
-        if not verifyChain(leaf, intermediates, roots, peerIsClient=peerIsClient, now=now):
-            return False
-        if not certificateMatchesDomain(leaf, domain):
-            _log.info(
-                "Certificate of {subject} does not identify {domain}",
-                subject=leaf.subject.rfc4514_string(),
-                domain=domain,
-            )
-            return False
+        return verifyChain(leaf, intermediates, roots, peerIsClient=peerIsClient, now=now)
+    except Exception:
+        _log.failure("Cannot check the certificate chain of {subject}", subject=leaf.subject)
+        return False
+
+
+def _identifies(leaf: x509.Certificate, domain: str) -> bool:
+    """
+    L{certificateMatchesDomain}, with a mismatch (or an unexpected error)
+    logged.
+    """
+    try:
+        if certificateMatchesDomain(leaf, domain):
+            return True
+        _log.info(
+            "Certificate of {subject} does not identify {domain}",
+            subject=leaf.subject.rfc4514_string(),
+            domain=domain,
+        )
     except Exception:
         _log.failure("Cannot check the certificate for {domain}", domain=domain)
-        return False
-    return True
+    return False
 
 
 def _certificatesOf(
@@ -292,21 +299,25 @@ def peerCertificateValidFor(
     if certs is None:
         return False
     leaf, intermediates = certs
-    return _judge(leaf, intermediates, domain, roots, peerIsClient=peerIsClient)
+    return _chainValid(leaf, intermediates, roots, peerIsClient=peerIsClient) and _identifies(
+        leaf, domain
+    )
 
 
 class PeerVerifier:
     """
-    L{peerCertificateValidFor} against one set of trust roots, with each
-    verdict remembered for a while.
+    L{peerCertificateValidFor} against one set of trust roots, with the
+    verdict on each chain remembered for a while.
 
     A server presents the same certificate on every stream it opens or
-    accepts, and a crawl meets each server on about a dozen streams and
-    dialback connections; checking the chain costs about half a millisecond,
-    and logging why it failed more. A verdict is kept for C{ttl} seconds (a
-    positive one no longer than the leaf is valid), at most C{maxEntries} of
-    them (the oldest go first), so that the reason a certificate is not
-    valid is logged once per C{ttl}, not once per stream.
+    accepts, for each of its domains, and a crawl meets each server on
+    several streams; checking a chain costs about half a millisecond, and
+    logging why it failed more. A chain's verdict is kept for C{ttl}
+    seconds (a positive one no longer than the leaf is valid), at most
+    C{maxEntries} of them (the oldest go first), so that the reason a
+    certificate is not valid is logged once per C{ttl}, not once per
+    stream. Whether a valid chain's leaf identifies the domain is checked
+    each time.
     """
 
     def __init__(
@@ -328,10 +339,10 @@ class PeerVerifier:
         self._clock = clock
         self._ttl = ttl
         self._maxEntries = maxEntries
-        # (leaf, intermediates, domain, peerIsClient) -> (verdict, expires),
-        # oldest first.
+        # (leaf, intermediates, peerIsClient) -> (verdict, expires), oldest
+        # first.
         self._verdicts: dict[
-            tuple[x509.Certificate, tuple[x509.Certificate, ...], str, bool], tuple[bool, float]
+            tuple[x509.Certificate, tuple[x509.Certificate, ...], bool], tuple[bool, float]
         ] = {}
 
     def validFor(self, transport: object, domain: str, *, peerIsClient: bool) -> bool:
@@ -354,17 +365,21 @@ class PeerVerifier:
     ) -> bool:
         """
         @return: whether C{leaf} (with C{intermediates}) chains to our roots
-            and identifies C{domain}: the verdict remembered, or a new one.
+            (the verdict remembered, or a new one) and identifies C{domain}.
         """
-        key = (leaf, tuple(intermediates), domain, peerIsClient)
+        return self._chainValid(leaf, intermediates, peerIsClient) and _identifies(leaf, domain)
+
+    def _chainValid(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], peerIsClient: bool
+    ) -> bool:
+        key = (leaf, tuple(intermediates), peerIsClient)
         now = self._clock.seconds()
         known = self._verdicts.get(key)
         if known is not None and now < known[1]:
             return known[0]
-        valid = _judge(
+        valid = _chainValid(
             leaf,
             intermediates,
-            domain,
             self.roots,
             peerIsClient=peerIsClient,
             now=datetime.datetime.fromtimestamp(now, datetime.UTC),
