@@ -56,6 +56,7 @@ from xmppnetgraph.serverinfo.payload import (
     serverInfoFormField,
 )
 from xmppnetgraph.store.database import openDatabase
+from xmppnetgraph.tap import tuneGarbageCollector
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "xmpp-network-graph-2025-01.json"
@@ -397,7 +398,8 @@ async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     gc.collect()
-    gc.freeze()
+    # The collector settings of twistd xmppnetgraph.
+    tuneGarbageCollector()
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "change" in cmd:
@@ -464,6 +466,9 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
         args.route,
         **options,
     )
+    # The collector settings of twistd xmppnetgraph, as a deployed node has
+    # them (buildService leaves the process's collector alone).
+    tuneGarbageCollector()
     graph = node.graph
     stored: dict[str, float] = {}
     fetched: dict[str, int] = {}
