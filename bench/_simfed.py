@@ -56,6 +56,7 @@ from xmppnetgraph.serverinfo.payload import (
     serverInfoFormField,
 )
 from xmppnetgraph.store.database import openDatabase
+from xmppnetgraph.tap import tuneGarbageCollector
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "xmpp-network-graph-2025-01.json"
@@ -397,7 +398,8 @@ async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     gc.collect()
-    gc.freeze()
+    if args.gc == "twistd":
+        tuneGarbageCollector()
 
     async def handle(cmd: dict[str, Any]) -> None:
         if "change" in cmd:
@@ -464,6 +466,11 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
         args.route,
         **options,
     )
+    # The collector settings of twistd xmppnetgraph, as a deployed node has
+    # them (buildService leaves the process's collector alone), unless the
+    # benchmark asks for Python's defaults.
+    if args.gc == "twistd":
+        tuneGarbageCollector()
     graph = node.graph
     stored: dict[str, float] = {}
     fetched: dict[str, int] = {}
@@ -615,6 +622,7 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--gc", choices=["twistd", "default"], default="twistd")
     args = parser.parse_args(argv)
     # Four streams per crawled domain stay open for --idle-timeout: raise
     # the soft limit on file descriptors to the hard one.

@@ -22,6 +22,7 @@ the time runs until the aggregator's graph store has committed it.
 
 Usage: python bench/crawl_federation.py [--domains 1000,10000]
        [--concurrency 16] [--publish] [--no-anonymous] [--freshness 5]
+       [--gc twistd|default] [--idle-timeout SECONDS]
        [--profile] [--timeout 900] [--keep] [--smoke]
 """
 
@@ -117,6 +118,7 @@ async def runOne(
     ]
     if args.no_anonymous:
         simArgs.append("--no-anonymous")
+    simArgs += ["--gc", args.gc]
     sim = spawn(
         reactor,
         "simulator",
@@ -144,6 +146,8 @@ async def runOne(
         AGGREGATOR,
         "--idle-timeout",
         str(idle),
+        "--gc",
+        args.gc,
     ]
     if args.publish:
         aggArgs.append("--publish")
@@ -396,6 +400,13 @@ async def main(reactor: Any, argv: list[str]) -> None:
         default=None,
         help="--idle-timeout of both processes (default: the node's 600 s, or 60 s when "
         "4 streams per domain would exceed the open-files limit)",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=["twistd", "default"],
+        default="twistd",
+        help="garbage collector settings of both processes: twistd xmppnetgraph's "
+        "(tap.tuneGarbageCollector) or Python's defaults",
     )
     parser.add_argument("--freshness", type=int, default=5, help="link changes timed per size")
     parser.add_argument("--seed", type=int, default=485, help="seed of the generated graph")

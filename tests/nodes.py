@@ -197,6 +197,26 @@ class RunningNode:
         return json.loads(await readBody(response))
 
 
+def countAcceptedConnections(testCase: Any) -> dict[S2SService, int]:
+    """
+    Count the connections the s2s listeners of the nodes built from now on
+    accept (streams and dialback verification connections alike), by the
+    node's L{S2SService}; the count goes on for the rest of the test.
+
+    @param testCase: the test, whose C{patch} undoes this afterwards.
+    @return: the counts, updated as connections come.
+    """
+    counts: dict[S2SService, int] = {}
+    connected = S2SService._incomingConnected
+
+    def counting(self: S2SService, xs: Any) -> None:
+        counts[self] = counts.get(self, 0) + 1
+        connected(self, xs)
+
+    testCase.patch(S2SService, "_incomingConnected", counting)
+    return counts
+
+
 def routesTo(*peers: Any) -> tuple[Route, ...]:
     """
     @return: static routes to each peer's domain and subdomains, for peers

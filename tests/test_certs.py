@@ -407,8 +407,24 @@ class OptionsTests(SynchronousTestCase):
         """
         The client options provide L{IOpenSSLClientConnectionCreator}.
         """
-        creator = certs.clientTLSOptions(self.creds, "a.test")
+        creator = certs.clientTLSOptions(self.creds).creatorFor("a.test")
         self.assertTrue(verifyObject(IOpenSSLClientConnectionCreator, creator))
+
+    def test_clientContextShared(self) -> None:
+        """
+        Every connection made from one L{certs.ClientTLSOptions} uses one
+        OpenSSL context, whatever the server name; each sends its own SNI.
+        """
+        options = certs.clientTLSOptions(self.creds)
+        first = options.creatorFor("a.test").clientConnectionForTLS(None)  # type: ignore[arg-type]
+        second = options.creatorFor("b.test").clientConnectionForTLS(None)  # type: ignore[arg-type]
+        self.assertIs(first.get_context(), second.get_context())
+        self.assertEqual((first.get_servername(), second.get_servername()), (b"a.test", b"b.test"))
+        other = certs.clientTLSOptions(self.creds).creatorFor("a.test")
+        self.assertIsNot(
+            other.clientConnectionForTLS(None).get_context(),  # type: ignore[arg-type]
+            first.get_context(),
+        )
 
     def test_tlsVersionWithoutTLS(self) -> None:
         """
@@ -525,7 +541,7 @@ class HandshakeTests(TestCase):
         """
         server, client = await self._handshake(
             certs.serverTLSOptions(self.serverCreds),
-            certs.clientTLSOptions(self.clientCreds, "server.test"),
+            certs.clientTLSOptions(self.clientCreds).creatorFor("server.test"),
         )
         self.assertEqual(server.serverName, b"server.test")
         self.assertEqual(certs.tlsVersion(server.transport), "TLSv1.3")
@@ -554,7 +570,7 @@ class HandshakeTests(TestCase):
         clientCreds = certs.loadCredentials(*sub.issue(["client.test"]))
         server, client = await self._handshake(
             certs.serverTLSOptions(serverCreds),
-            certs.clientTLSOptions(clientCreds, "server.test"),
+            certs.clientTLSOptions(clientCreds).creatorFor("server.test"),
         )
         self.assertTrue(
             peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)
@@ -576,7 +592,7 @@ class HandshakeTests(TestCase):
         )
         server, client = await self._handshake(
             certs.serverTLSOptions(serverCreds),
-            certs.clientTLSOptions(clientCreds, "server.test"),
+            certs.clientTLSOptions(clientCreds).creatorFor("server.test"),
         )
         self.assertIsNotNone(server.transport.getPeerCertificate())  # type: ignore[union-attr]
         self.assertIsNotNone(client.transport.getPeerCertificate())  # type: ignore[union-attr]
@@ -596,7 +612,7 @@ class HandshakeTests(TestCase):
         clientCreds = certs.loadCredentials(*other.issue(["client.test"]))
         server, client = await self._handshake(
             certs.serverTLSOptions(self.serverCreds),
-            certs.clientTLSOptions(clientCreds, "server.test"),
+            certs.clientTLSOptions(clientCreds).creatorFor("server.test"),
         )
         self.assertFalse(
             peerCertificateValidFor(server.transport, "client.test", self.roots, peerIsClient=True)

@@ -6,14 +6,25 @@ Two real xmppnetgraph nodes federating over loopback TCP with TLS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
 
 import xmppnetgraph
-from tests.nodes import RawRequest, RunningNode, SRVOnly, discoBothWays, freePort, routesTo, waitFor
+from tests.nodes import (
+    RawRequest,
+    RunningNode,
+    SRVOnly,
+    countAcceptedConnections,
+    discoBothWays,
+    freePort,
+    routesTo,
+    waitFor,
+)
 from tests.pki import TestCA
+from xmppnetgraph.error import RemoteServerNotFound
 
 
 class FederationTests(TestCase):
@@ -72,6 +83,53 @@ class FederationTests(TestCase):
             ),
             self.a.links(),
         )
+
+    async def test_verifyOverOurStream(self) -> None:
+        """
+        A asks B, so A opens a stream to B. B verifies A's dialback key over
+        the stream it opens to A (for its answers, too), and A verifies
+        B's key on that one over its own stream to B: each listener accepts
+        one stream and no verification connection.
+        """
+        accepted = countAcceptedConnections(self)
+        self.startBoth()
+        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        self.assertIn(("server", "im"), info.identities)
+        await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
+        self.assertEqual(
+            self.a.links(),
+            [
+                ("b.example", "incoming", "dialback", "TLSv1.3"),
+                ("b.example", "outgoing", "dialback", "TLSv1.3"),
+            ],
+        )
+        self.assertEqual(accepted, {self.a.s2s: 1, self.b.s2s: 1})
+
+    async def test_verifyFallsBackToAConnection(self) -> None:
+        """
+        When the stream B opens to A to verify A's key on fails before it
+        can carry the request, B verifies over a connection of its own, and
+        the stream from A is accepted all the same.
+        """
+        accepted = countAcceptedConnections(self)
+        self.startBoth()
+        openStream = self.b.s2s.openStream
+        calls: list[str] = []
+
+        def failFirst(remote: str, authenticator: Any) -> defer.Deferred[Any]:
+            calls.append(remote)
+            if len(calls) == 1:
+                return defer.fail(RemoteServerNotFound("closed during the handshake (test)"))
+            return openStream(remote, authenticator)
+
+        self.patch(self.b.s2s, "openStream", failFirst)
+        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        self.assertIn(("server", "im"), info.identities)
+        await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
+        # The failed stream, the verification connection, then the stream
+        # for B's answer.
+        self.assertEqual(calls, ["a.example"] * 3)
+        self.assertEqual(accepted, {self.a.s2s: 2, self.b.s2s: 1})
 
     @defer.inlineCallbacks
     def test_pingAndFeatures(self):  # type: ignore[no-untyped-def]

@@ -13,12 +13,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmppnetgraph import certs
+from xmppnetgraph.s2s import identity
 from xmppnetgraph.s2s.identity import (
+    PeerVerifier,
     certificateMatchesDomain,
     peerCertificateValidFor,
     verifyChain,
@@ -381,3 +384,88 @@ class PeerCertificateValidForTests(SynchronousTestCase):
             result = peerCertificateValidFor(StringTransport(), "a.test", [], peerIsClient=True)
         self.assertFalse(result)
         self.assertEqual([e for e in events if e["log_level"] > LogLevel.debug], [])
+
+
+class PeerVerifierTests(_PKIMixin, SynchronousTestCase):
+    """
+    Tests for L{PeerVerifier}: verdicts remembered per chain, domain and
+    direction, for a while.
+    """
+
+    def setUp(self) -> None:
+        """
+        A verifier trusting the test CA, on a fake clock, counting the chain
+        verifications it makes.
+        """
+        super().setUp()
+        self.clock = Clock()
+        self.clock.advance(_now().timestamp())
+        self.verifier = PeerVerifier((self.ca.certificate,), self.clock, ttl=60.0, maxEntries=3)
+        self.checks: list[x509.Certificate] = []
+        verify = identity.verifyChain
+
+        def counting(leaf: x509.Certificate, *args: object, **kwargs: object) -> bool:
+            self.checks.append(leaf)
+            return verify(leaf, *args, **kwargs)  # type: ignore[arg-type]
+
+        self.patch(identity, "verifyChain", counting)
+
+    def test_remembered(self) -> None:
+        """
+        The same chain in the same direction is verified once, whatever the
+        domain; whether the leaf identifies the domain is checked each time.
+        The other direction is a verdict of its own.
+        """
+        leaf = self.leaf(["a.test", "pubsub.a.test"])
+        self.assertTrue(self.verifier.judge(leaf, [], "a.test", peerIsClient=True))
+        self.assertTrue(self.verifier.judge(leaf, [], "pubsub.a.test", peerIsClient=True))
+        self.assertFalse(self.verifier.judge(leaf, [], "b.test", peerIsClient=True))
+        self.assertEqual(len(self.checks), 1)
+        self.assertTrue(self.verifier.judge(leaf, [], "a.test", peerIsClient=False))
+        self.assertEqual(len(self.checks), 2)
+
+    def test_invalidLoggedOnce(self) -> None:
+        """
+        Why a certificate is not valid is logged once while its verdict is
+        remembered, and again after the TTL, when it is checked again.
+        """
+        leaf = _load(selfSigned(self.dir, ["s.test"]))[0]
+        with capturedLogs() as events:
+            for _ in range(5):
+                self.assertFalse(self.verifier.judge(leaf, [], "s.test", peerIsClient=False))
+            self.clock.advance(61)
+            self.assertFalse(self.verifier.judge(leaf, [], "s.test", peerIsClient=False))
+        notValid = [e for e in events if "not valid" in e["log_format"]]
+        self.assertEqual(len(notValid), 2)
+        self.assertEqual(len(self.checks), 2)
+
+    def test_validNoLongerThanTheLeaf(self) -> None:
+        """
+        A valid verdict ends when the leaf expires, even within the TTL.
+        """
+        leaf = self.leaf(["a.test"], notAfter=_now() + datetime.timedelta(seconds=30))
+        self.assertTrue(self.verifier.judge(leaf, [], "a.test", peerIsClient=True))
+        self.clock.advance(29)
+        self.assertTrue(self.verifier.judge(leaf, [], "a.test", peerIsClient=True))
+        self.assertEqual(len(self.checks), 1)
+        self.clock.advance(2)
+        self.assertFalse(self.verifier.judge(leaf, [], "a.test", peerIsClient=True))
+        self.assertEqual(len(self.checks), 2)
+
+    def test_bounded(self) -> None:
+        """
+        At most C{maxEntries} verdicts are kept; the oldest goes first.
+        """
+        leaves = [self.leaf([f"{i}.test"]) for i in range(4)]
+        for i, leaf in enumerate(leaves):
+            self.verifier.judge(leaf, [], f"{i}.test", peerIsClient=True)
+        self.verifier.judge(leaves[3], [], "3.test", peerIsClient=True)
+        self.assertEqual(len(self.checks), 4)
+        self.verifier.judge(leaves[0], [], "0.test", peerIsClient=True)
+        self.assertEqual(len(self.checks), 5)
+
+    def test_notTLS(self) -> None:
+        """
+        A transport without TLS has no valid peer certificate.
+        """
+        self.assertFalse(self.verifier.validFor(StringTransport(), "a.test", peerIsClient=True))

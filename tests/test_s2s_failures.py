@@ -21,7 +21,14 @@ from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from tests.nodes import RunningNode, discoBothWays, freePort, routesTo, waitFor
+from tests.nodes import (
+    RunningNode,
+    countAcceptedConnections,
+    discoBothWays,
+    freePort,
+    routesTo,
+    waitFor,
+)
 from xmppnetgraph.config import Route
 
 ADDRESS = "127.0.0.1"
@@ -303,6 +310,29 @@ class SpoofingTests(NodeTestCase):
 
         await discoBothWays(self, genuine, self.a)
         self.assertIn(("c.example", "incoming", "dialback", "TLSv1.3"), self.a.links())
+
+    async def test_impostorRejectedOverOurStream(self) -> None:
+        """
+        When A already has a stream to the genuine c.example, the impostor's
+        key is checked over that stream (the genuine server accepts no new
+        connection) and found invalid: the impostor gets no link, the
+        genuine server's links stay.
+        """
+        accepted = countAcceptedConnections(self)
+        genuine = RunningNode(self.base / "genuine", "c.example", ADDRESS)
+        impostor = RunningNode(self.base / "impostor", "c.example", ADDRESS)
+        self.start(self.a, routes=routesTo(genuine))
+        self.start(genuine, routes=routesTo(self.a))
+        self.start(impostor, routes=routesTo(self.a))
+        await discoBothWays(self, self.a, genuine)
+        before = dict(accepted)
+        linksBefore = self.a.links()
+
+        self.assertEqual(await self.requestError(impostor, "a.example"), "remote-server-not-found")
+        self.assertEqual(accepted[genuine.s2s], before[genuine.s2s])
+        self.assertEqual(accepted[self.a.s2s], before[self.a.s2s] + 1)
+        self.assertEqual(self.a.links(), linksBefore)
+        self.assertEqual(impostor.links(), [])
 
     async def test_sameSecretAccepted(self) -> None:
         """

@@ -6,7 +6,7 @@ sockets.
 
 TLS is simulated: L{_StartTLSTransport} starts claiming L{ISSLTransport}
 when C{startTLS} is called, and certificate checks are answered by a
-patched C{peerCertificateValidFor}.
+patched C{PeerVerifier.validFor} of the service.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from xmppnetgraph.certs import ensureSelfSigned, loadCredentials
 from xmppnetgraph.config import Config, Route
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
-from xmppnetgraph.s2s import receive
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, NS_SASL, NS_TLS, dialbackKey
 from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
@@ -198,7 +197,6 @@ class ReceivingTestsBase(SynchronousTestCase):
         self.verifyCalls: list[tuple[str, str, str, str]] = []
         self.verdict: defer.Deferred[bool] | None = None
         self.validCertificates: set[str] = set()
-        self.patch(receive, "peerCertificateValidFor", self._certificateValidFor)
         self.service = self.buildService(**self.configuration)
 
     def buildService(self, **configuration: Any) -> S2SService:
@@ -226,6 +224,7 @@ class ReceivingTestsBase(SynchronousTestCase):
             None,
         )
         self.patch(service, "verifyDialback", self._verifyDialback)
+        self.patch(service.peerVerifier, "validFor", self._certificateValidFor)
         return service
 
     def _verifyDialback(
@@ -239,11 +238,9 @@ class ReceivingTestsBase(SynchronousTestCase):
             return self.verdict
         return defer.succeed(True)
 
-    def _certificateValidFor(
-        self, transport: object, domain: str, roots: object, *, peerIsClient: bool
-    ) -> bool:
+    def _certificateValidFor(self, transport: object, domain: str, *, peerIsClient: bool) -> bool:
         """
-        Replaces L{receive.peerCertificateValidFor}: valid for the domains in
+        Replaces the service's L{PeerVerifier.validFor}: valid for the domains in
         L{validCertificates}, once the transport is TLS.
         """
         return ISSLTransport.providedBy(transport) and domain in self.validCertificates

@@ -495,18 +495,41 @@ class _AnyServerCertificateCreator:
         return connection
 
 
-def clientTLSOptions(creds: TLSCredentials, serverName: str) -> IOpenSSLClientConnectionCreator:
+class ClientTLSOptions:
     """
-    TLS options for the initiating side of an s2s stream.
+    TLS options for the initiating side of s2s streams: one OpenSSL context
+    for every outgoing connection (building one, with our key and
+    certificate loaded, costs about a millisecond and tens of KiB).
 
-    They send SNI C{serverName}, present C{creds} (for SASL EXTERNAL), require
-    TLS 1.2 or later, and accept any server certificate during the handshake.
+    Connections send SNI, present our credentials (for SASL EXTERNAL),
+    require TLS 1.2 or later, and accept any server certificate during the
+    handshake.
+    """
+
+    def __init__(self, creds: TLSCredentials) -> None:
+        """
+        @param creds: our credentials.
+        """
+        self._options = _options(creds)
+
+    def creatorFor(self, serverName: str) -> IOpenSSLClientConnectionCreator:
+        """
+        @param serverName: the peer domain, sent as SNI.
+        @return: a connection creator for C{transport.startTLS} or
+            L{wrapClientTLS<twisted.internet.endpoints.wrapClientTLS>}.
+        """
+        return _AnyServerCertificateCreator(self._options, serverName)
+
+
+def clientTLSOptions(creds: TLSCredentials) -> ClientTLSOptions:
+    """
+    TLS options for the initiating side of s2s streams (see
+    L{ClientTLSOptions}); make them once and use them for every connection.
 
     @param creds: our credentials.
-    @param serverName: the peer domain.
-    @return: a connection creator for C{transport.startTLS}.
+    @return: the options.
     """
-    return _AnyServerCertificateCreator(_options(creds), serverName)
+    return ClientTLSOptions(creds)
 
 
 def tlsVersion(transport: object) -> str | None:

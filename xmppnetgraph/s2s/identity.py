@@ -31,7 +31,7 @@ from service_identity import CertificateError
 from service_identity import VerificationError as IdentityVerificationError
 from service_identity.cryptography import extract_patterns
 from service_identity.hazmat import DNS_ID, SRV_ID, verify_service_identity
-from twisted.internet.interfaces import ISSLTransport, ISystemHandle
+from twisted.internet.interfaces import IReactorTime, ISSLTransport, ISystemHandle
 from twisted.logger import Logger
 
 from xmppnetgraph.certs import ID_ON_XMPPADDR, aLabel
@@ -223,6 +223,60 @@ def _peerCertificates(
     return leaf, [c for c in chain if isinstance(c, x509.Certificate) and c != leaf]
 
 
+def _chainValid(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    *,
+    peerIsClient: bool,
+    now: datetime.datetime | None = None,
+) -> bool:
+    """
+    L{verifyChain}, with an unexpected error logged as a verdict of
+    L{False}.
+    """
+    try:
+        return verifyChain(leaf, intermediates, roots, peerIsClient=peerIsClient, now=now)
+    except Exception:
+        _log.failure("Cannot check the certificate chain of {subject}", subject=leaf.subject)
+        return False
+
+
+def _identifies(leaf: x509.Certificate, domain: str) -> bool:
+    """
+    L{certificateMatchesDomain}, with a mismatch (or an unexpected error)
+    logged.
+    """
+    try:
+        if certificateMatchesDomain(leaf, domain):
+            return True
+        _log.info(
+            "Certificate of {subject} does not identify {domain}",
+            subject=leaf.subject.rfc4514_string(),
+            domain=domain,
+        )
+    except Exception:
+        _log.failure("Cannot check the certificate for {domain}", domain=domain)
+    return False
+
+
+def _certificatesOf(
+    transport: object, domain: str
+) -> tuple[x509.Certificate, list[x509.Certificate]] | None:
+    """
+    @return: the peer's certificates (see L{_peerCertificates}), or L{None}
+        when there are none or they cannot be read (logged).
+    """
+    try:
+        certs = _peerCertificates(transport)
+    except Exception:
+        _log.failure("Cannot read the peer certificate")
+        return None
+    if certs is None:
+        _log.debug("No peer certificate for {domain}", domain=domain)
+    return certs
+
+
 def peerCertificateValidFor(
     transport: object,
     domain: str,
@@ -241,26 +295,100 @@ def peerCertificateValidFor(
     @return: the answer; L{False} when there is no TLS or no peer
         certificate.
     """
-    try:
-        certs = _peerCertificates(transport)
-    except Exception:
-        _log.failure("Cannot read the peer certificate")
-        return False
+    certs = _certificatesOf(transport, domain)
     if certs is None:
-        _log.debug("No peer certificate for {domain}", domain=domain)
         return False
     leaf, intermediates = certs
-    try:
-        if not verifyChain(leaf, intermediates, roots, peerIsClient=peerIsClient):
+    return _chainValid(leaf, intermediates, roots, peerIsClient=peerIsClient) and _identifies(
+        leaf, domain
+    )
+
+
+class PeerVerifier:
+    """
+    L{peerCertificateValidFor} against one set of trust roots, with the
+    verdict on each chain remembered for a while.
+
+    A server presents the same certificate on every stream it opens or
+    accepts, for each of its domains, and a crawl meets each server on
+    several streams; checking a chain costs about half a millisecond, and
+    logging why it failed more. A chain's verdict is kept for C{ttl}
+    seconds (a positive one no longer than the leaf is valid), at most
+    C{maxEntries} of them (the oldest go first), so that the reason a
+    certificate is not valid is logged once per C{ttl}, not once per
+    stream. Whether a valid chain's leaf identifies the domain is checked
+    each time.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[x509.Certificate],
+        clock: IReactorTime,
+        *,
+        ttl: float = 600.0,
+        maxEntries: int = 10_000,
+    ) -> None:
+        """
+        @param roots: the trust anchors.
+        @param clock: the time source: certificates are valid at its time,
+            and verdicts expire by it.
+        @param ttl: seconds a verdict is kept.
+        @param maxEntries: most verdicts kept.
+        """
+        self.roots = roots
+        self._clock = clock
+        self._ttl = ttl
+        self._maxEntries = maxEntries
+        # (leaf, intermediates, peerIsClient) -> (verdict, expires), oldest
+        # first.
+        self._verdicts: dict[
+            tuple[x509.Certificate, tuple[x509.Certificate, ...], bool], tuple[bool, float]
+        ] = {}
+
+    def validFor(self, transport: object, domain: str, *, peerIsClient: bool) -> bool:
+        """
+        See L{peerCertificateValidFor}.
+        """
+        certs = _certificatesOf(transport, domain)
+        if certs is None:
             return False
-        if not certificateMatchesDomain(leaf, domain):
-            _log.info(
-                "Certificate of {subject} does not identify {domain}",
-                subject=leaf.subject.rfc4514_string(),
-                domain=domain,
-            )
-            return False
-    except Exception:
-        _log.failure("Cannot check the certificate for {domain}", domain=domain)
-        return False
-    return True
+        leaf, intermediates = certs
+        return self.judge(leaf, intermediates, domain, peerIsClient=peerIsClient)
+
+    def judge(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        domain: str,
+        *,
+        peerIsClient: bool,
+    ) -> bool:
+        """
+        @return: whether C{leaf} (with C{intermediates}) chains to our roots
+            (the verdict remembered, or a new one) and identifies C{domain}.
+        """
+        return self._chainValid(leaf, intermediates, peerIsClient) and _identifies(leaf, domain)
+
+    def _chainValid(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], peerIsClient: bool
+    ) -> bool:
+        key = (leaf, tuple(intermediates), peerIsClient)
+        now = self._clock.seconds()
+        known = self._verdicts.get(key)
+        if known is not None and now < known[1]:
+            return known[0]
+        valid = _chainValid(
+            leaf,
+            intermediates,
+            self.roots,
+            peerIsClient=peerIsClient,
+            now=datetime.datetime.fromtimestamp(now, datetime.UTC),
+        )
+        expires = now + self._ttl
+        if valid:
+            expires = min(expires, leaf.not_valid_after_utc.timestamp())
+        self._verdicts.pop(key, None)
+        while len(self._verdicts) >= self._maxEntries:
+            del self._verdicts[next(iter(self._verdicts))]
+        self._verdicts[key] = (valid, expires)
+        return valid

@@ -7,6 +7,7 @@ Initiating-side authentication of an s2s stream after TLS: SASL EXTERNAL
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from hashlib import sha256
 
 from twisted.internet import defer
@@ -101,7 +102,11 @@ class OriginatingDialback:
 class VerifyDialback:
     """
     As receiving server, ask the authoritative server whether a key it
-    allegedly issued on stream C{streamID} is genuine.
+    allegedly issued on stream C{streamID} is genuine: as the last
+    initializer of a connection opened for it, or on a stream of ours to
+    that server that is already up (L{initialize} sends the request at once).
+
+    @ivar valid: fires with the answer.
     """
 
     def __init__(
@@ -116,21 +121,28 @@ class VerifyDialback:
 
     def initialize(self) -> defer.Deferred[None]:
         """
-        Send C{db:verify}; L{valid} fires with the answer.
+        Send C{db:verify}; L{valid} fires with the answer. The observer of
+        the answer goes once L{valid} has fired (or was cancelled).
         """
+        query = f"/verify[@xmlns='{NS_DIALBACK}']"
 
         def onVerify(verify: domish.Element) -> None:
             if (
                 verify.getAttribute("id") != self.streamID
                 or verify.getAttribute("from") != self.otherHost
                 or verify.getAttribute("to") != self.thisHost
+                or not verify.hasAttribute("type")
             ):
                 return
-            self.xmlstream.removeObserver(f"/verify[@xmlns='{NS_DIALBACK}']", onVerify)
             if not self.valid.called:
                 self.valid.callback(verify.getAttribute("type") == "valid")
 
-        self.xmlstream.addObserver(f"/verify[@xmlns='{NS_DIALBACK}']", onVerify)
+        def stopObserving(result: object) -> object:
+            self.xmlstream.removeObserver(query, onVerify)
+            return result
+
+        self.xmlstream.addObserver(query, onVerify)
+        self.valid.addBoth(stopObserving)
         verify = domish.Element((NS_DIALBACK, "verify"))
         verify["from"] = self.thisHost
         verify["to"] = self.otherHost
@@ -203,12 +215,19 @@ class Authenticate:
         secret: str,
         *,
         allowDialback: bool,
+        dialbackStarted: Callable[[S2SXmlStream], object] | None = None,
     ) -> None:
+        """
+        @param dialbackStarted: called with the stream when dialback starts
+            on it (TLS is up, the receiving server's features are in): from
+            then on it may carry dialback verification requests too.
+        """
         self.xmlstream = xs
         self.thisHost = thisHost
         self.otherHost = otherHost
         self.secret = secret
         self.allowDialback = allowDialback
+        self.dialbackStarted = dialbackStarted
         self.method: AuthMethod | None = None
 
     def initialize(self) -> defer.Deferred[None]:
@@ -251,6 +270,8 @@ class Authenticate:
         Authenticate by dialback.
         """
         self.method = "dialback"
+        if self.dialbackStarted is not None:
+            self.dialbackStarted(self.xmlstream)
         return OriginatingDialback(
             self.xmlstream, self.thisHost, self.otherHost, self.secret
         ).initialize()

@@ -21,7 +21,6 @@ from twisted.words.xish import domish
 
 from xmppnetgraph.model import AuthMethod
 from xmppnetgraph.names import parseJID
-from xmppnetgraph.s2s.identity import peerCertificateValidFor
 from xmppnetgraph.s2s.initiate import (
     NS_DIALBACK,
     NS_DIALBACK_FEATURE,
@@ -199,8 +198,8 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         """
         @return: whether the peer's certificate is valid for C{domain}.
         """
-        return self._tls() and peerCertificateValidFor(
-            self.xmlstream.transport, domain, self.service.roots, peerIsClient=True
+        return self._tls() and self.service.peerVerifier.validFor(
+            self.xmlstream.transport, domain, peerIsClient=True
         )
 
     def _guard(self, handler: Callable[[domish.Element], None]) -> Callable[[domish.Element], None]:

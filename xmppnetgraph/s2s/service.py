@@ -33,7 +33,7 @@ from zope.interface import implementer
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
 from xmppnetgraph.config import Config
-from xmppnetgraph.error import ConnectFailed, DialbackFailed
+from xmppnetgraph.error import AddressRefused, ConnectFailed, DialbackFailed
 
 # Raised here; defined with the other errors (and importable from here).
 from xmppnetgraph.error import PeerCertificateInvalid as PeerCertificateInvalid
@@ -43,13 +43,23 @@ from xmppnetgraph.model import Link
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.addresses import AddressFilter
-from xmppnetgraph.s2s.identity import peerCertificateValidFor
+from xmppnetgraph.s2s.identity import PeerVerifier
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 _STANZAS = ("message", "presence", "iq")
+
+# Failures after which another connection to the same server is no use.
+_UNREACHABLE = (
+    defer.TimeoutError,
+    defer.CancelledError,
+    ConnectTimeout,
+    ConnectFailed,
+    AddressRefused,
+    DNSNameError,
+)
 
 #: The initializer that authenticates an outgoing stream.
 _Final = TypeVar("_Final", Authenticate, VerifyDialback)
@@ -156,7 +166,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
                 xmlstream.TLSInitiatingInitializer(
                     xs,
                     required=self.s2s.requireTLS,
-                    configurationForTLS=clientTLSOptions(self.s2s.credentials, self.otherHost),
+                    configurationForTLS=self.s2s.clientTLSOptions.creatorFor(self.otherHost),
                 )
             )
         inits.append(_CheckPeer(self))
@@ -208,8 +218,8 @@ class _CheckPeer(Generic[_Final]):
         a = self.authenticator
         xs = a.xmlstream
         tls = ISSLTransport.providedBy(xs.transport)
-        a.certValid = tls and peerCertificateValidFor(
-            xs.transport, a.otherHost, a.s2s.roots, peerIsClient=False
+        a.certValid = tls and a.s2s.peerVerifier.validFor(
+            xs.transport, a.otherHost, peerIsClient=False
         )
         if a.s2s.requireValidCerts and not a.certValid:
             raise PeerCertificateInvalid(f"the certificate of {a.otherHost} is not valid for it")
@@ -321,15 +331,24 @@ class S2SService(service.Service):
         self.linkTable = linkTable
         self.credentials = credentials
         self.roots = roots
+        self.peerVerifier = PeerVerifier(roots, reactor)
         self.secret = secret
         self.requireTLS = config.requireTLS
         self.requireValidCerts = config.requireValidCerts
         self.serverTLSOptions = serverTLSOptions(credentials)
+        self.clientTLSOptions = clientTLSOptions(credentials)
         self._reactor = reactor
         self._resolver = resolver
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
         self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # Outgoing streams that may carry dialback verification requests to
+        # the remote domain's server, by (local, remote) pair: authenticated
+        # ones, and ones authenticating by dialback.
+        self._verifiers: dict[tuple[str, str], S2SXmlStream] = {}
+        # Verifications waiting for the outgoing stream being opened for
+        # their pair to be able to carry them.
+        self._verifierWaiters: dict[tuple[str, str], list[defer.Deferred[S2SXmlStream]]] = {}
         # Every stream being opened (for stanzas or to verify a key), until
         # it is authenticated or fails.
         self._opening: set[defer.Deferred[S2SXmlStream]] = set()
@@ -529,7 +548,12 @@ class S2SService(service.Service):
 
         def authInit(xs: S2SXmlStream) -> Authenticate:
             return Authenticate(
-                xs, local, remote, self.secret, allowDialback=not self.requireValidCerts
+                xs,
+                local,
+                remote,
+                self.secret,
+                allowDialback=not self.requireValidCerts,
+                dialbackStarted=lambda xs: self._carriesVerifications(key, xs),
             )
 
         authenticator = OutgoingAuthenticator(self, local, remote, authInit)
@@ -553,6 +577,7 @@ class S2SService(service.Service):
                 lastActivity=now,
             )
             self._outgoing[key] = (xs, link)
+            self._carriesVerifications(key, xs)
             self.linkTable.add(link)
 
             def ended(_: object) -> None:
@@ -585,6 +610,8 @@ class S2SService(service.Service):
             )
             for stanza in self._queues.pop(key, []):
                 self._bounce(stanza, condition)
+            for waiter in self._verifierWaiters.pop(key, []):
+                waiter.errback(reason)
 
         def done(result: object) -> object:
             self._connecting.pop(key, None)
@@ -604,6 +631,23 @@ class S2SService(service.Service):
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
             )
 
+    def _carriesVerifications(self, key: tuple[str, str], xs: S2SXmlStream) -> None:
+        """
+        Let C{xs}, an outgoing stream for the pair C{key}, carry dialback
+        verification requests from now on, until it ends.
+        """
+        if self._verifiers.get(key) is xs:
+            return
+        self._verifiers[key] = xs
+
+        def ended(_: object) -> None:
+            if self._verifiers.get(key) is xs:
+                del self._verifiers[key]
+
+        xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
+        for waiter in self._verifierWaiters.pop(key, []):
+            waiter.callback(xs)
+
     def verifyDialback(
         self, receiving: str, originating: str, streamID: str, key: str
     ) -> defer.Deferred[bool]:
@@ -611,10 +655,72 @@ class S2SService(service.Service):
         Ask the authoritative server of C{originating} whether C{key} is one
         it issued for a stream to us (XEP-0220 section 2.1.3).
 
+        The request goes over our outgoing stream from C{receiving} to
+        C{originating}, which reaches the same server a new connection would
+        (XEP-0220 lets the receiving server reuse a connection to the
+        authoritative server; Prosody and ejabberd answer C{db:verify} on any
+        incoming stream): the one that is up (authenticated, or
+        authenticating by dialback: TLS is up), or else a new one, opened
+        for it as for stanzas (a peer that opens a stream to us mostly wants
+        answers on ours; Prosody does the same). Only when that stream
+        fails before it answers does the request get a connection of its
+        own (not when it could not be reached, or did not answer in time:
+        a connection of its own would fare no better).
+
         @param receiving: our domain, which the key was sent to.
         @param originating: the domain that claims to have issued it.
         @param streamID: the id of the stream the key came on.
         @param key: the key.
+        @return: a Deferred firing with the answer.
+        """
+        pair = (receiving, originating)
+        stream = self._verifiers.get(pair)
+        if stream is not None and not connectionClosing(stream.transport):
+            return self._verifyOn(stream, receiving, originating, streamID, key)
+        if stream is None and pair not in self._outgoing and self.running:
+            return defer.Deferred.fromCoroutine(
+                self._verifyOnNewStream(receiving, originating, streamID, key)
+            )
+        return self._verifyOverConnection(receiving, originating, streamID, key)
+
+    async def _verifyOnNewStream(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> bool:
+        """
+        Open (or join the opening of) our outgoing stream from C{receiving}
+        to C{originating} and verify over it once it can carry the request;
+        over a connection of its own if that stream fails first, unless the
+        server could not be reached or the answer timed out.
+        """
+        pair = (receiving, originating)
+        ready: defer.Deferred[S2SXmlStream] = defer.Deferred()
+        self._verifierWaiters.setdefault(pair, []).append(ready)
+        if pair not in self._connecting:
+            self._connectOutgoing(receiving, originating)
+        try:
+            xs = await ready
+            return await self._verifyOn(xs, receiving, originating, streamID, key)
+        except _UNREACHABLE:
+            raise
+        except Exception as e:
+            if not self.running:
+                raise
+            self._log.info(
+                "verifying the dialback key of {domain} over our stream failed ({reason}); "
+                "over a connection of its own",
+                domain=originating,
+                local=receiving,
+                reason=str(e) or type(e).__name__,
+            )
+        return await self._verifyOverConnection(receiving, originating, streamID, key)
+
+    def _verifyOverConnection(
+        self, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
+        """
+        Verify a dialback key over a connection opened for it, closed after
+        the answer.
+
         @return: a Deferred firing with the answer.
         """
         verify: list[VerifyDialback] = []
@@ -627,16 +733,7 @@ class S2SService(service.Service):
         d = self.openStream(originating, authenticator)
 
         def opened(xs: S2SXmlStream) -> defer.Deferred[bool]:
-            answer = verify[0].valid
-
-            def ended(_: object) -> None:
-                if not answer.called:
-                    answer.errback(
-                        DialbackFailed(f"the stream to {originating} ended before the answer")
-                    )
-
-            xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
-            answer.addTimeout(self.config.handshakeTimeout, self._reactor)
+            answer = self._answerOf(xs, verify[0], originating)
 
             def close(result: _T) -> _T:
                 xs.sendFooter()
@@ -647,6 +744,42 @@ class S2SService(service.Service):
             return answer.addBoth(close)
 
         return d.addCallback(opened)
+
+    def _verifyOn(
+        self, xs: S2SXmlStream, receiving: str, originating: str, streamID: str, key: str
+    ) -> defer.Deferred[bool]:
+        """
+        Send a dialback verification request over C{xs}, a stream of ours
+        to C{originating} that stays open.
+
+        @return: a Deferred firing with the answer.
+        """
+        verify = VerifyDialback(xs, receiving, originating, streamID, key)
+        verify.initialize()
+        return self._answerOf(xs, verify, originating)
+
+    def _answerOf(
+        self, xs: S2SXmlStream, verify: VerifyDialback, originating: str
+    ) -> defer.Deferred[bool]:
+        """
+        @return: the answer to C{verify}, sent on C{xs}: it fails when the
+            stream ends first or after the handshake timeout.
+        """
+        answer = verify.valid
+
+        def ended(_: object) -> None:
+            if not answer.called:
+                answer.errback(
+                    DialbackFailed(f"the stream to {originating} ended before the answer")
+                )
+
+        def stopWatching(result: _T) -> _T:
+            xs.removeObserver(xmlstream.STREAM_END_EVENT, ended)
+            return result
+
+        xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
+        answer.addTimeout(self.config.handshakeTimeout, self._reactor)
+        return answer.addBoth(stopWatching)
 
     def openStream(
         self, remote: str, authenticator: OutgoingAuthenticator[_Final]
@@ -687,7 +820,7 @@ class S2SService(service.Service):
                 self._reactor,
                 targets,
                 factory,
-                lambda: clientTLSOptions(self.credentials, remote),
+                lambda: self.clientTLSOptions.creatorFor(remote),
                 self.config.connectTimeout,
                 addressFilter,
             )
