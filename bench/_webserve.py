@@ -7,8 +7,9 @@ the node's own web API and page on a loopback port, and the baseline pages
 
     python bench/_webserve.py GRAPH.json WORKDIR
 
-Prints one JSON line C{{"event": "ready", "port": N, "fill_s": S}} when it
-serves; runs until killed.
+Lays the graph out as a node does (L{LayoutService}, its worker process)
+and prints one JSON line C{{"event": "ready", "port": N, "fill_s": S,
+"layout_s": S}} when it serves; runs until killed.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from twisted.internet.defer import Deferred
 from twisted.web import resource, server, static
 
 from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.http.graph import ViewParameters
 from xmppnetgraph.http.site import WebAPI
+from xmppnetgraph.layout.service import Layout, LayoutService, runWorker
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.serverinfo.payload import RemoteDomain
 from xmppnetgraph.store.database import openDatabase
 from xmppnetgraph.store.graph import GraphStore
+from xmppnetgraph.store.layout import LayoutStore
 
 reactor: Any = _reactor
 DIST = Path(__file__).resolve().parent / "web" / "dist"
@@ -97,12 +101,45 @@ async def main(graphPath: Path, work: Path) -> None:
     start = time.perf_counter()
     await fill(store, graph)
     filled = time.perf_counter() - start
+    layout = Layout()
     api = WebAPI(
-        "bench.example", LinkTable(feed), feed, reactor, graph=store, namePolicy="reported"
+        "bench.example",
+        LinkTable(feed),
+        feed,
+        reactor,
+        threads=reactor,
+        graph=store,
+        namePolicy="reported",
+        layout=layout,
     )
+    views = api.views
+    assert views is not None
+    # The node's own layout service, and its first relayout (the worker
+    # process), before the pages are measured.
+    service = LayoutService(
+        LayoutStore(database, reactor),
+        feed,
+        reactor,
+        lambda: views.currentView(ViewParameters()),
+        lambda ids, edges, previous: runWorker(reactor, reactor, ids, edges, previous),
+        layout=layout,
+    )
+    service.startService()
+    assert service.loaded is not None
+    await service.loaded
+    start = time.perf_counter()
+    await service.relayoutNow()
+    laidOut = time.perf_counter() - start
     port = reactor.listenTCP(0, server.Site(Root(api.resource())), interface="127.0.0.1")
     print(
-        json.dumps({"event": "ready", "port": port.getHost().port, "fill_s": round(filled, 2)}),
+        json.dumps(
+            {
+                "event": "ready",
+                "port": port.getHost().port,
+                "fill_s": round(filled, 2),
+                "layout_s": round(laidOut, 2),
+            }
+        ),
         flush=True,
     )
 

@@ -138,6 +138,7 @@ class Server:
         ready = json.loads(line)
         self.url = f"http://127.0.0.1:{ready['port']}"
         self.fillSeconds = ready["fill_s"]
+        self.layoutSeconds = ready["layout_s"]
 
     def get(self, path: str, gzipped: bool = False) -> tuple[float, int, int]:
         """
@@ -272,6 +273,11 @@ def main() -> None:
             work = Path(tmp) / name
             work.mkdir()
             server = Server(graph, work)
+            print(
+                f"{name}: store filled in {server.fillSeconds} s, laid out in"
+                f" {server.layoutSeconds} s",
+                flush=True,
+            )
             try:
                 api = apiFigures(server)
                 pages = [("xmppnetgraph", "/", OUR_POSITIONS)]
