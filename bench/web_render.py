@@ -39,18 +39,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tests.browser import CHROMIUM, FLAGS  # noqa: E402  (one set of flags for tests and bench)
+
 SNAPSHOT = REPO.parent / "shared" / "data" / "xmpp-network-graph-2025-01.json"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-unsafe-swiftshader",
-    "--use-angle=swiftshader",
-]
 
 #: Set before any script of a page runs (READ: the page's positions
 #: function): counts animation frames, and notes the time and the positions
@@ -290,7 +283,7 @@ def main() -> None:
                         str(profile),
                         executable_path=CHROMIUM,
                         headless=True,
-                        args=FLAGS,
+                        args=list(FLAGS),
                         viewport={"width": 1280, "height": 800},
                         # (the probe polls with eval, which our CSP forbids)
                         bypass_csp=True,
