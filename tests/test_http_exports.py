@@ -41,6 +41,14 @@ READERS = {"graphml": readGraphML, "gexf": readGEXF}
 #: domain: names are validated before they are stored).
 MARKUP = ["<b>x</b>.example", "a&b.example", "q\"uo'te.example"]
 
+#: Where the nodes of L{MARKUP} and C{anon-1} are drawn.
+PLACED = {
+    MARKUP[0]: (1.0, 2.0),
+    MARKUP[1]: (-12.5, 30.0),
+    MARKUP[2]: (0.0, 0.0),
+    "anon-1": (5.0, 5.0),
+}
+
 
 class ExportTests(APIFixture, TestCase):
     """
@@ -71,6 +79,9 @@ class ExportTests(APIFixture, TestCase):
             self.assertEqual(attributes["anonymous"], node.get("anonymous", 0))
             self.assertEqual(attributes["stale"], node["stale"])
             self.assertEqual(attributes.get("members", ""), " ".join(node.get("members", [])))
+            # GraphML's x/y attributes, or GEXF's viz:position.
+            position = attributes["viz"]["position"] if "viz" in attributes else attributes
+            self.assertEqual((position["x"], position["y"]), (node["x"], node["y"]), node)
         for edge in expected["edges"]:
             attributes = graph.edges[edge["from"], edge["to"]]
             self.assertEqual(attributes["confirmed"], edge["confirmed"])
@@ -164,7 +175,7 @@ class EscapingTests(SynchronousTestCase):
         and an unknown C{publishes} is left out.
         """
         for write, read in [(graphML, readGraphML), (gexf, readGEXF)]:
-            body = write(self.view())
+            body = write(self.view(), PLACED)
             self.assertNotIn(b"<b>", body)
             graph = read(body)
             self.assertEqual(set(graph.nodes), {*MARKUP, "anon-1"})
@@ -175,13 +186,16 @@ class EscapingTests(SynchronousTestCase):
             self.assertEqual(graph.nodes["anon-1"]["anonymous"], 1)
             self.assertEqual(graph.edges[MARKUP[0], MARKUP[1]]["directions"], "incoming outgoing")
             self.assertIs(graph.edges[MARKUP[2], "anon-1"]["confirmed"], False)
+            node = graph.nodes[MARKUP[1]]
+            position = node["viz"]["position"] if "viz" in node else node
+            self.assertEqual((position["x"], position["y"]), (-12.5, 30.0))
 
     def test_graphData(self) -> None:
         """
         The GraphML graph says when it shows the federation, and the GEXF
         file's meta data the day.
         """
-        graph = readGraphML(graphML(self.view()))
+        graph = readGraphML(graphML(self.view(), PLACED))
         self.assertEqual(graph.graph["at"], "1970-01-01T00:02:00Z")
         self.assertNotIn("last_change", graph.graph)
-        self.assertIn(b'lastmodifieddate="1970-01-01"', gexf(self.view()))
+        self.assertIn(b'lastmodifieddate="1970-01-01"', gexf(self.view(), PLACED))

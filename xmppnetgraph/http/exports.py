@@ -18,12 +18,13 @@ domains, written from its C{from} to its C{to}.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from xml.sax.saxutils import XMLGenerator
 from xml.sax.xmlreader import AttributesImpl
 
 from xmppnetgraph.graphview import GraphView, ViewEdge, ViewNode
+from xmppnetgraph.layout.place import Point
 from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
 #: The content types of the two formats.
@@ -32,6 +33,8 @@ GEXF_TYPE = b"application/gexf+xml; charset=utf-8"
 
 GRAPHML_NS = "http://graphml.graphdrawing.org/xmlns"
 GEXF_NS = "http://gexf.net/1.3"
+#: GEXF's visualisation module (node positions).
+GEXF_VIZ_NS = "http://gexf.net/1.3/viz"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 #: The attributes of nodes and edges: (name, GraphML type, GEXF type).
@@ -95,8 +98,10 @@ def _boolean(value: bool) -> str:
     return "true" if value else "false"
 
 
-def nodeValues(node: ViewNode) -> dict[str, str]:
+def nodeValues(node: ViewNode, position: Point | None = None) -> dict[str, str]:
     """
+    @param position: where the node is drawn (as in C{/api/graph}), if
+        written as attributes.
     @return: the attribute values of C{node} as text (an unknown one
         absent).
     """
@@ -112,6 +117,8 @@ def nodeValues(node: ViewNode) -> dict[str, str]:
         values["publishes"] = _boolean(node.publishes)
     if node.members:
         values["members"] = " ".join(node.members)
+    if position is not None:
+        values["x"], values["y"] = (str(round(c, 1)) for c in position)
     return values
 
 
@@ -122,8 +129,10 @@ def edgeValues(edge: ViewEdge) -> dict[str, str]:
     return {"confirmed": _boolean(edge.confirmed), "directions": " ".join(edge.directions)}
 
 
-def graphML(view: GraphView) -> bytes:
+def graphML(view: GraphView, placed: Mapping[str, Point]) -> bytes:
     """
+    @param placed: every node's position (C{x} and C{y} attributes, the
+        coordinates of C{/api/graph}).
     @return: C{view} as a GraphML document (UTF-8).
     """
     w = _Writer()
@@ -139,6 +148,8 @@ def graphML(view: GraphView) -> bytes:
         for where, attributes in (("node", _NODE_ATTRIBUTES), ("edge", _EDGE_ATTRIBUTES)):
             for name, kind, _ in attributes:
                 w.leaf("key", {"id": name, "for": where, "attr.name": name, "attr.type": kind})
+        for name in ("x", "y"):
+            w.leaf("key", {"id": name, "for": "node", "attr.name": name, "attr.type": "double"})
         with w.element("graph", {"id": "xmppnetgraph", "edgedefault": "undirected"}):
             w.newline()
             w.leaf("data", {"key": "at"}, formatTimestamp(view.at))
@@ -147,7 +158,7 @@ def graphML(view: GraphView) -> bytes:
                 w.leaf("data", {"key": "last_change"}, lastChange)
             for node in view.nodes:
                 with w.element("node", {"id": node.id}):
-                    for key, value in nodeValues(node).items():
+                    for key, value in nodeValues(node, placed[node.id]).items():
                         w.leaf("data", {"key": key}, value)
             for edge in view.edges:
                 with w.element("edge", {"source": edge.source, "target": edge.target}):
@@ -162,14 +173,18 @@ def _attvalues(w: _Writer, values: dict[str, str]) -> None:
             w.leaf("attvalue", {"for": key, "value": value})
 
 
-def gexf(view: GraphView) -> bytes:
+def gexf(view: GraphView, placed: Mapping[str, Point]) -> bytes:
     """
+    @param placed: every node's position (GEXF's C{viz:position}, the
+        coordinates of C{/api/graph}), so that Gephi opens on the picture
+        the page shows.
     @return: C{view} as a GEXF 1.3 document (UTF-8), as Gephi reads it; a
         node's label is GEXF's own C{label}.
     """
     w = _Writer()
     root = {
         "xmlns": GEXF_NS,
+        "xmlns:viz": GEXF_VIZ_NS,
         "xmlns:xsi": _XSI,
         "xsi:schemaLocation": f"{GEXF_NS} {GEXF_NS}/gexf.xsd",
         "version": "1.3",
@@ -197,6 +212,8 @@ def gexf(view: GraphView) -> bytes:
                         element["label"] = label
                     with w.element("node", element):
                         _attvalues(w, values)
+                        x, y = placed[node.id]
+                        w.leaf("viz:position", {"x": str(round(x, 1)), "y": str(round(y, 1))})
             with w.element("edges"):
                 w.newline()
                 for number, edge in enumerate(view.edges):

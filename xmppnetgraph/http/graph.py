@@ -215,9 +215,15 @@ ENCODINGS: Mapping[str, Encoding] = {
     "graph": Encoding(lambda view, positions: encodeJSON(graphJSON(view, positions))),
     "data": Encoding(lambda view, positions: encodeJSON(dataJSON(view, positions))),
     "graphml": Encoding(
-        lambda view, positions: graphML(view), GRAPHML_TYPE, "xmppnetgraph.graphml"
+        lambda view, positions: graphML(view, positions.place(view)),
+        GRAPHML_TYPE,
+        "xmppnetgraph.graphml",
     ),
-    "gexf": Encoding(lambda view, positions: gexf(view), GEXF_TYPE, "xmppnetgraph.gexf"),
+    "gexf": Encoding(
+        lambda view, positions: gexf(view, positions.place(view)),
+        GEXF_TYPE,
+        "xmppnetgraph.gexf",
+    ),
 }
 
 
@@ -290,8 +296,8 @@ class GraphViews:
         @return: the answer for C{parameters}, from the cache or computed.
         """
         positions = self.layout.current
-        # A relayout changes /api/graph's answers, not /data.json's.
-        key = (encoding, parameters, positions.version if encoding == "graph" else 0)
+        # A relayout changes the answers that carry positions, not /data.json's.
+        key = (encoding, parameters, positions.version if encoding != "data" else 0)
         hit = self._usable(key, parameters.at)
         if hit is not None:
             return Deferred.fromCoroutine(_value(hit))
