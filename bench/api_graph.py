@@ -132,9 +132,10 @@ async def measure(nodes: int) -> None:
 
         cold, warm, size = await coldAndWarm("/api/graph")
         exports = [(name, await coldAndWarm(f"/api/graph.{name}")) for name in ("graphml", "gexf")]
+        placed = Positions(0, {}).place(view)
         start = time.perf_counter()
-        graphML(view)
-        gexf(view)
+        graphML(view, placed)
+        gexf(view, placed)
         writers = time.perf_counter() - start
         api.stop()
         await database.close()
