@@ -376,36 +376,23 @@ class GraphStoreTests:
         of the fetched domains, leaving out stale ones and those only
         named.
         """
-        await self.store.recordFetch("a.example", PUBLISHES)
-        await self.store.recordFetch(
-            "b.example",
-            attrs.evolve(
-                PUBLISHES,
-                softwareName="ejabberd",
-                softwareVersion=None,
-                tlsVersion=None,
-                auth="dialback",
-                certValid=False,
-                directTLS=True,
-            ),
+        ejabberd = attrs.evolve(
+            PUBLISHES,
+            softwareName="ejabberd",
+            softwareVersion=None,
+            tlsVersion=None,
+            auth="dialback",
+            certValid=False,
+            directTLS=True,
         )
+        await self.store.recordFetch("a.example", PUBLISHES)
+        await self.store.recordFetch("b.example", ejabberd)
         await self.store.recordFetch("c.example", attrs.evolve(PUBLISHES, softwareName=None))
         await self.store.recordFetch("d.example", PUBLISHES)
         await self.store.storeReport("a.example", [RemoteDomain("named.example", ("outgoing",))])
         self.clock.advance(100)
         await self.store.recordFetch("a.example", PUBLISHES)
-        await self.store.recordFetch(
-            "b.example",
-            attrs.evolve(
-                PUBLISHES,
-                softwareName="ejabberd",
-                softwareVersion=None,
-                tlsVersion=None,
-                auth="dialback",
-                certValid=False,
-                directTLS=True,
-            ),
-        )
+        await self.store.recordFetch("b.example", ejabberd)
         await self.store.markStale(50)
         self.assertEqual(
             await self.store.profiles(),
