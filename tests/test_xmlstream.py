@@ -5,8 +5,10 @@ Tests for L{xmppnetgraph.s2s.xmlstream}.
 
 from __future__ import annotations
 
+import gc
 import pyexpat
 import time
+import tracemalloc
 
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
@@ -220,6 +222,25 @@ class NormalTrafficTests(_StreamTestMixin, SynchronousTestCase):
         self.assertAlive()
         self.assertEqual(len(self.stanzas), 1)
         self.assertEqual(str(self.stanzas[0].body), "x" * stanza.count(b"x"))
+
+    def test_largeReadNotKept(self) -> None:
+        """
+        A 256 KiB stanza in one read is dispatched whole, and the parser does
+        not keep a buffer of that size afterwards (expat's buffer never
+        shrinks; the stream feeds it in slices). pyexpat allocates through
+        Python's allocator, so tracemalloc sees expat's buffer.
+        """
+        stanza = _stanzaOfSize(256 * 1024)
+        self.xs.dataReceived(HEADER + b" ")
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        self.xs.dataReceived(stanza)
+        self.assertEqual(len(self.stanzas), 1)
+        del self.stanzas[:]
+        gc.collect()
+        kept, _ = tracemalloc.get_traced_memory()
+        self.assertAlive()
+        self.assertLess(kept, 64 * 1024)
 
     def test_manySmallStanzas(self) -> None:
         """
