@@ -75,7 +75,7 @@ def liveStreams() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, S2SXmlStream))
 
 
-class _Staller(Protocol):
+class Staller(Protocol):
     """
     A peer that connects and stalls, in one of four ways (C{kind}):
 
@@ -177,7 +177,7 @@ class SlowPeerTests(NodeTestCase):
 
     async def test_stalledConnectionsClosed(self) -> None:
         """
-        L{CONNECTIONS} connections, a quarter of each kind of L{_Staller},
+        L{CONNECTIONS} connections, a quarter of each kind of L{Staller},
         are all closed by A: the silent and dripping ones with
         C{<connection-timeout/>}, the dripping ones before their header is
         complete (the timeout runs from the connection, not from the last
@@ -201,7 +201,7 @@ class SlowPeerTests(NodeTestCase):
         streams = liveStreams()
 
         kinds = ("silent", "starttls", "hello", "drip")
-        stallers = [_Staller(kinds[i % len(kinds)], self.a.domain) for i in range(CONNECTIONS)]
+        stallers = [Staller(kinds[i % len(kinds)], self.a.domain) for i in range(CONNECTIONS)]
         for staller in stallers:
             await connectFrom(ADDRESS, port, staller)
 
@@ -272,12 +272,12 @@ class AdmissionTests(NodeTestCase):
         globalLogPublisher.addObserver(self.log)
         self.addCleanup(globalLogPublisher.removeObserver, self.log)
 
-    async def silent(self, source: str, port: int | None = None) -> _Staller:
+    async def silent(self, source: str, port: int | None = None) -> Staller:
         """
         Open a connection to A from C{source} that says nothing, and wait
         until A counts it; it is closed after the test.
         """
-        staller = _Staller("silent", self.a.domain)
+        staller = Staller("silent", self.a.domain)
         before = self.a.s2s.admission.count
         await connectFrom(source, port or self.a.s2sPort, staller)
 
@@ -297,7 +297,7 @@ class AdmissionTests(NodeTestCase):
 
         @return: what A sent.
         """
-        staller = _Staller("header", self.a.domain)
+        staller = Staller("header", self.a.domain)
         await connectFrom(source, port or self.a.s2sPort, staller)
         await staller.closed
         return staller.received
@@ -363,4 +363,3 @@ class AdmissionTests(NodeTestCase):
         self.assertEqual(await self.refused("127.0.0.2", directPort), b"")
         self.assertEqual(streamErrors(await self.refused("127.0.0.2")), ["resource-constraint"])
         self.assertEqual(self.a.s2s.admission.refusedTotal, 2)
-

@@ -182,10 +182,12 @@ class Refusal(Protocol):
         Write the refusal, half-close, and give the peer C{grace} seconds;
         on a direct-TLS connection, close at once.
         """
-        if ISSLTransport.providedBy(self.transport):
-            abortTransport(self.transport)
+        transport = self.transport
+        assert transport is not None
+        if ISSLTransport.providedBy(transport):
+            abortTransport(transport)
             return
-        self.transport.write(
+        transport.write(
             b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
             b"xmlns:stream='http://etherx.jabber.org/streams' from='%s' id='%s' "
             b"version='1.0'><stream:error><resource-constraint "
@@ -194,14 +196,12 @@ class Refusal(Protocol):
             b"authenticated; try again later</text></stream:error></stream:stream>"
             % (self._domain.encode("utf-8"), secrets.token_hex(8).encode())
         )
-        loseWrite: Callable[[], object] | None = getattr(
-            self.transport, "loseWriteConnection", None
-        )
+        loseWrite: Callable[[], object] | None = getattr(transport, "loseWriteConnection", None)
         if loseWrite is None:
-            self.transport.loseConnection()
+            transport.loseConnection()
             return
         loseWrite()
-        self._drop = self._clock.callLater(self._grace, abortTransport, self.transport)
+        self._drop = self._clock.callLater(self._grace, abortTransport, transport)
 
     def dataReceived(self, data: bytes) -> None:
         """

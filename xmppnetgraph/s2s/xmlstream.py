@@ -755,7 +755,8 @@ class S2SXmlStream(xmlstream.XmlStream):
         L{CLOSE_GRACE} seconds (a peer that does not read, or does not
         finish a TLS shutdown).
         """
-        self.transport.loseConnection()
+        if self.transport is not None:
+            self.transport.loseConnection()
         if self._dropCall is None and not self._connectionLost:
             self._dropCall = self._getClock().callLater(CLOSE_GRACE, self._drop)
 
