@@ -126,7 +126,8 @@ class RunningNode:
 
         Unless C{crawl} is given, the node does not crawl: the tests of the
         other modules count stanzas and links that a crawler would add to
-        (the crawler's own tests turn it on).
+        (the crawler's own tests turn it on). Unless C{s2s} is given, the
+        node listens on L{s2sPort} of L{address}.
 
         @param resolver: the DNS resolver (default: L{NoDNS}).
         """
@@ -134,7 +135,7 @@ class RunningNode:
         self.config = Config(
             domain=self.domain,
             dataDir=self.directory / self.domain,
-            s2s=f"tcp:{self.s2sPort}:interface={self.address}",
+            s2s=config.pop("s2s", f"tcp:{self.s2sPort}:interface={self.address}"),
             # Port 0: the system picks a free one when the node starts (a
             # port picked beforehand may be taken by then; see webPort).
             web=f"tcp:0:interface={self.address}",

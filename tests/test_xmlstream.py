@@ -13,15 +13,19 @@ import tracemalloc
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
+from zope.interface import directlyProvides
 
 from xmppnetgraph.s2s.xmlstream import (
+    CLOSE_GRACE,
     S2SXmlStream,
+    StreamTimeout,
     StrictExpatElementStream,
     StrictParserError,
 )
@@ -741,7 +745,9 @@ class LivenessTests(_StreamTestMixin, SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
         self.assertTrue(self.sent().endswith(b"</stream:stream>"))
         self.assertEqual(self.errorEvents, [])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # Only the deadline for the close is left.
+        [drop] = self.clock.getDelayedCalls()
+        self.assertEqual(drop.getTime(), self.clock.seconds() + CLOSE_GRACE)
 
     def test_startLivenessValidates(self) -> None:
         """
@@ -776,6 +782,87 @@ class LivenessTests(_StreamTestMixin, SynchronousTestCase):
         self.clock.advance(1)
         sent = self.assertStreamError("connection-timeout")
         self.assertIn("not authenticated", sent.text)
+
+    def test_handshakeTimeoutNotResetByInput(self) -> None:
+        """
+        The handshake timeout runs from the moment it is set: input that
+        keeps coming (a header dripped a byte at a time) does not postpone
+        it.
+        """
+        xs, transport = self.connect()
+        xs.setHandshakeTimeout(30)
+        for byte in HEADER[:29]:
+            self.clock.advance(1)
+            xs.dataReceived(bytes([byte]))
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            [e.condition for e in _streamErrors(transport.value())], ["connection-timeout"]
+        )
+
+    def test_handshakeTimeoutDuringTLSHandshake(self) -> None:
+        """
+        When the handshake timeout expires while a TLS handshake is
+        unfinished (nothing can be sent before it is done), the connection
+        is dropped at once; observers are told as for any timeout.
+        """
+        directlyProvides(self.transport, ISSLTransport)
+        self.xs.setHandshakeTimeout(30)
+        self.clock.advance(30)
+        self.assertTrue(self.transport.disconnected)
+        self.assertEqual(self.sent(), b"")
+        [reason] = self.errorEvents
+        self.assertTrue(reason.check(StreamTimeout))
+
+    def test_handshakeTimeoutAfterTLSHandshake(self) -> None:
+        """
+        Once the TLS handshake is done, the handshake timeout sends its
+        stream error as usual.
+        """
+        directlyProvides(self.transport, ISSLTransport)
+        self.xs.handshakeCompleted()
+        self.xs.setHandshakeTimeout(30)
+        self.clock.advance(30)
+        self.assertFalse(self.transport.disconnected)
+        self.assertStreamError("connection-timeout")
+
+    def test_closeDeadline(self) -> None:
+        """
+        A connection closed after a stream error that does not end within
+        L{CLOSE_GRACE} seconds (the peer does not read) is dropped; one that
+        ends in time is not, and no timer is left.
+        """
+        self.xs.setHandshakeTimeout(30)
+        self.clock.advance(30)
+        self.assertTrue(self.transport.disconnecting)
+        self.clock.advance(CLOSE_GRACE - 0.5)
+        self.assertFalse(self.transport.disconnected)
+        self.clock.advance(0.5)
+        self.assertTrue(self.transport.disconnected)
+
+        xs, transport = self.connect()
+        xs.setHandshakeTimeout(30)
+        self.clock.advance(30)
+        xs.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertFalse(transport.disconnected)
+
+    def test_closeDuringTLSHandshake(self) -> None:
+        """
+        L{S2SXmlStream.close} sends the footer and closes; during an
+        unfinished TLS handshake it drops the connection instead.
+        """
+        self.xs.close()
+        self.assertEqual(self.sent(), b"</stream:stream>")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertFalse(self.transport.disconnected)
+
+        xs, transport = self.connect()
+        directlyProvides(transport, ISSLTransport)
+        xs.close()
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnected)
 
     def test_handshakeTimeoutCancelledByAuthd(self) -> None:
         """

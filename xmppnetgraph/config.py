@@ -1093,6 +1093,30 @@ class Config:
             convert=_positiveInt,
         ),
     )
+    maxUnauthenticatedPerAddress: int = attrs.field(
+        default=100,
+        metadata=_declare(
+            Option(
+                "max-unauthenticated-per-address",
+                "int",
+                "Incoming s2s connections from one IP address that may be not yet "
+                "authenticated at once; more are refused with <resource-constraint/>.",
+            ),
+            convert=_positiveInt,
+        ),
+    )
+    maxUnauthenticated: int = attrs.field(
+        default=10_000,
+        metadata=_declare(
+            Option(
+                "max-unauthenticated",
+                "int",
+                "Incoming s2s connections, from all addresses, that may be not yet "
+                "authenticated at once; more are refused with <resource-constraint/>.",
+            ),
+            convert=_positiveInt,
+        ),
+    )
     logTraffic: bool = attrs.field(
         default=False,
         metadata=_declare(

@@ -20,7 +20,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IResolver,
     ISSLTransport,
-    ITransport,
 )
 from twisted.logger import Logger
 from twisted.names.error import DNSNameError
@@ -43,11 +42,12 @@ from xmppnetgraph.model import Link
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.addresses import AddressFilter
+from xmppnetgraph.s2s.admission import Admission, Refusal, sourceOf
 from xmppnetgraph.s2s.identity import PeerVerifier
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
-from xmppnetgraph.s2s.xmlstream import S2SXmlStream
+from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, abortTransport
 
 _STANZAS = ("message", "presence", "iq")
 
@@ -66,21 +66,6 @@ _Final = TypeVar("_Final", Authenticate, VerifyDialback)
 _T = TypeVar("_T")
 
 
-def _abort(transport: ITransport) -> None:
-    """
-    Drop a connection at once.
-
-    L{ITransport} does not declare C{abortConnection}, but the transports
-    of our streams have it (TCP and TLS transports, and Twisted's
-    C{StringTransport}); fall back to closing for any other.
-    """
-    abort: Callable[[], object] | None = getattr(transport, "abortConnection", None)
-    if abort is None:
-        transport.loseConnection()
-    else:
-        abort()
-
-
 class StreamFactory(xmlstream.XmlStreamServerFactory):
     """
     Builds one hardened L{S2SXmlStream} per connection, with a fresh
@@ -92,21 +77,31 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
         authenticatorFactory: Callable[[], xmlstream.Authenticator],
         config: Config,
         clock: IReactorTime,
+        admission: Admission | None = None,
     ) -> None:
         """
         @param authenticatorFactory: makes the authenticator of each stream.
         @param config: the stanza size and depth limits.
         @param clock: the streams' clock.
+        @param admission: for a listening factory, the caps on
+            unauthenticated connections; L{None} for outgoing streams.
         """
         super().__init__(authenticatorFactory)
         self._config = config
         self._clock = clock
+        self._admission = admission
 
-    def buildProtocol(self, addr: IAddress | None) -> S2SXmlStream:
+    def buildProtocol(self, addr: IAddress | None) -> S2SXmlStream | Refusal:  # type: ignore[override]
         """
         @return: a new stream with a new authenticator and our bootstrap
-            observers.
+            observers; past a cap on unauthenticated connections, a
+            L{Refusal}.
         """
+        release = None
+        if self._admission is not None:
+            release = self._admission.admit(sourceOf(addr))
+            if release is None:
+                return Refusal(self._config.domain, self._clock, CLOSE_GRACE)
         xs = S2SXmlStream(
             self.authenticatorFactory(),
             maxStanzaSize=self._config.maxStanzaSize,
@@ -114,6 +109,9 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
             clock=self._clock,
         )
         xs.factory = self
+        if release is not None:
+            xs.addOnetimeObserver(xmlstream.STREAM_AUTHD_EVENT, lambda _: release())
+            xs.addOnetimeObserver(xmlstream.STREAM_END_EVENT, lambda _: release())
         self.installBootstraps(xs)
         return xs
 
@@ -265,9 +263,8 @@ class _Handshake:
         """
         self._fail(reason)
         xs = self.stream
-        if xs is not None and xs.transport is not None:
-            xs.sendFooter()
-            xs.transport.loseConnection()
+        if xs is not None:
+            xs.close()
 
     def _ended(self, reason: object) -> None:
         """
@@ -289,7 +286,7 @@ class _Handshake:
         L{done} was cancelled: drop the connection.
         """
         if self.stream is not None and self.stream.transport is not None:
-            _abort(self.stream.transport)
+            abortTransport(self.stream.transport)
 
 
 class S2SService(service.Service):
@@ -298,6 +295,8 @@ class S2SService(service.Service):
 
     @ivar localDomains: the domains we serve (our domain and pubsub host).
     @ivar router: the in-process router; we are its default route.
+    @ivar admission: the caps on incoming connections not yet
+        authenticated, shared by all our listening endpoints.
     """
 
     _log = Logger()
@@ -353,6 +352,7 @@ class S2SService(service.Service):
         # it is authenticated or fails.
         self._opening: set[defer.Deferred[S2SXmlStream]] = set()
         self._streams: set[S2SXmlStream] = set()
+        self.admission = Admission(config.maxUnauthenticatedPerAddress, config.maxUnauthenticated)
         # The links of each authenticated incoming stream, by remote domain.
         self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
         pipe = XmlPipe()
@@ -360,13 +360,24 @@ class S2SService(service.Service):
         router.addRoute(None, pipe.sink)
         self._pipe.addObserver("/*", self.send)
 
+    @property
+    def connectionCount(self) -> int:
+        """
+        The connections of our streams open now: incoming and outgoing,
+        authenticated or not (not those refused by L{admission}).
+        """
+        return len(self._streams)
+
     # Incoming streams
 
     def serverFactory(self) -> StreamFactory:
         """
-        @return: the factory for our s2s listening endpoints.
+        @return: the factory for one of our s2s listening endpoints; all
+            share L{admission}.
         """
-        factory = StreamFactory(lambda: ReceivingAuthenticator(self), self.config, self._reactor)
+        factory = StreamFactory(
+            lambda: ReceivingAuthenticator(self), self.config, self._reactor, self.admission
+        )
         factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, self._incomingConnected)
         factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._incomingAuthenticated)
         return factory
@@ -868,8 +879,7 @@ class S2SService(service.Service):
                 xmlstream.STREAM_END_EVENT, lambda _, done=done: done.called or done.callback(None)
             )
             ended.append(done)
-            xs.sendFooter()
-            xs.transport.loseConnection()
+            xs.close()
         if not ended:
             return defer.succeed(None)
         force = self._reactor.callLater(min(5.0, self.config.handshakeTimeout), self._abortAll)
@@ -886,7 +896,7 @@ class S2SService(service.Service):
         """
         for xs in list(self._streams):
             if xs.transport is not None:
-                _abort(xs.transport)
+                abortTransport(xs.transport)
 
 
 def validDomainOf(value: str | None) -> str | None:

@@ -14,7 +14,11 @@ input more than a federated server may:
   - after C{reset()} (STARTTLS, SASL) the old parser keeps parsing the rest
     of the current read, so plaintext sent after C{<starttls/>} in the same
     TCP segment is dispatched as if it had arrived over TLS;
-  - it sends no keepalives and has no idle or handshake timeouts.
+  - it sends no keepalives and has no idle or handshake timeouts;
+  - closing waits for the peer: a connection whose peer stopped reading, or
+    stalled in the middle of a TLS handshake, stays open for ever after
+    C{loseConnection} (Twisted's TLS layer cannot send the stream error
+    before its handshake is done, and so never closes).
 
 L{S2SXmlStream} fixes all of this. L{StrictExpatElementStream} is its parser.
 """
@@ -25,27 +29,55 @@ import pyexpat
 from collections.abc import Callable
 from typing import Literal, TypedDict
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IReactorTime,
+    ISSLTransport,
+    ITransport,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppnetgraph.error import S2SError
 
 __all__ = [
+    "CLOSE_GRACE",
     "S2SXmlStream",
     "StreamLogFields",
     "StreamTimeout",
     "StrictExpatElementStream",
     "StrictParserError",
+    "abortTransport",
 ]
+
+#: Seconds a connection that we closed (with a stream error, at the idle
+#: timeout) may take to send what is buffered and end, before it is dropped.
+CLOSE_GRACE = 5.0
 
 _UNDEFINED_ENTITY = pyexpat.errors.codes[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]
 
 #: Bytes fed to expat at a time (see L{StrictExpatElementStream.parse}).
 _FEED_SIZE = 4096
+
+
+def abortTransport(transport: ITransport) -> None:
+    """
+    Drop a connection at once.
+
+    L{ITransport} does not declare C{abortConnection}, but the transports
+    of our streams have it (TCP and TLS transports, and Twisted's
+    C{StringTransport}); fall back to closing for any other.
+    """
+    abort: Callable[[], object] | None = getattr(transport, "abortConnection", None)
+    if abort is None:
+        transport.loseConnection()
+    else:
+        abort()
 
 
 class StrictParserError(domish.ParserError, S2SError):
@@ -460,10 +492,12 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._buildEndNamespace(prefix)
 
 
+@implementer(IHandshakeListener)
 class S2SXmlStream(xmlstream.XmlStream):
     """
     An XMPP stream with a strict parser, stream errors that are actually
-    sent, a STARTTLS/SASL injection guard, and liveness timers.
+    sent, a STARTTLS/SASL injection guard, liveness timers, and closes that
+    end within L{CLOSE_GRACE} seconds.
 
     Every rejection (restricted XML, size or depth limit, malformed XML,
     timeout) is logged once, answered with a stream error sent before the
@@ -521,6 +555,8 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._keepaliveCall: IDelayedCall | None = None
         self._idleCall: IDelayedCall | None = None
         self._handshakeCall: IDelayedCall | None = None
+        self._dropCall: IDelayedCall | None = None
+        self._tlsHandshakeDone = False
         super().__init__(authenticator)
         now = self._getClock().seconds()
         self.lastReceived = now
@@ -685,12 +721,73 @@ class S2SXmlStream(xmlstream.XmlStream):
             text=text,
             **self.logFields(),
         )
-        if self._footerSent or self.transport is None:
-            if self.transport is not None:
-                self.transport.loseConnection()
+        if self.transport is None:
+            pass
+        elif self.tlsHandshakePending():
+            # Nothing can be sent before the handshake is done.
+            abortTransport(self.transport)
+        elif self._footerSent:
+            self._closeWithinGrace()
         else:
             self.sendStreamError(error.StreamError(condition, text))
+            self._closeWithinGrace()
         self.dispatch(reason, xmlstream.STREAM_ERROR_EVENT)
+
+    def handshakeCompleted(self) -> None:
+        """
+        L{IHandshakeListener}: Twisted's TLS layer finished its handshake
+        (STARTTLS or direct TLS).
+        """
+        self._tlsHandshakeDone = True
+
+    def tlsHandshakePending(self) -> bool:
+        """
+        @return: whether TLS has been started on the connection and its
+            handshake is not done yet.
+        """
+        return ISSLTransport.providedBy(self.transport) and not self._tlsHandshakeDone
+
+    def close(self) -> None:
+        """
+        Close the stream: send the footer (unless sent), and close the
+        connection once what is buffered is sent; drop it if that takes
+        more than L{CLOSE_GRACE} seconds, or at once during a TLS
+        handshake (when nothing can be sent).
+        """
+        if self.transport is None or self._connectionLost:
+            return
+        if self.tlsHandshakePending():
+            abortTransport(self.transport)
+            return
+        if not self._footerSent:
+            self.sendFooter()
+        self._closeWithinGrace()
+
+    def _closeWithinGrace(self) -> None:
+        """
+        Close the connection, and drop it if it is still there after
+        L{CLOSE_GRACE} seconds (a peer that does not read, or does not
+        finish a TLS shutdown).
+        """
+        if self.transport is not None:
+            self.transport.loseConnection()
+        if self._dropCall is None and not self._connectionLost:
+            self._dropCall = self._getClock().callLater(CLOSE_GRACE, self._drop)
+
+    def _drop(self) -> None:
+        """
+        The connection did not end within L{CLOSE_GRACE} seconds of our
+        close: drop it.
+        """
+        self._dropCall = None
+        if self.transport is not None and not self._connectionLost:
+            self._log.info(
+                "dropping {direction} s2s connection with {domain} at {address}: not closed "
+                "within {seconds:g} s",
+                seconds=CLOSE_GRACE,
+                **self.logFields(),
+            )
+            abortTransport(self.transport)
 
     # -- liveness -----------------------------------------------------------
 
@@ -764,10 +861,7 @@ class S2SXmlStream(xmlstream.XmlStream):
             **self.logFields(),
         )
         self._stopLiveness()
-        if not self._footerSent:
-            self.sendFooter()
-        if self.transport is not None:
-            self.transport.loseConnection()
+        self.close()
 
     def setHandshakeTimeout(self, seconds: float) -> None:
         """
@@ -858,4 +952,5 @@ class S2SXmlStream(xmlstream.XmlStream):
         """
         self._connectionLost = True
         self._stopTimers()
+        self._cancel("_dropCall")
         super().connectionLost(reason)
