@@ -13,6 +13,17 @@ rolls the transaction back. Driver errors become L{StorageFull} (disk or
 memory full) or L{StorageError}; other exceptions, such as the domain
 errors an interaction raises, pass through unchanged.
 
+A database server that goes away (stopped, restarted, unreachable) fails
+the operations while it is away, with L{StorageError}; the pool replaces
+each dead connection by a new one on its next use, so operations work
+again as soon as the server answers. An interaction whose connection was
+found dead is run once more on a new connection (nothing of it was
+committed: the server rolls back what a lost connection began). The log
+says so once ("database unavailable: …", then "database available
+again"), and the same for a full database ("database full: …", then
+"database has room again" after the next committed write), rather than
+once per operation.
+
 The schema lives in numbered SQL files (C{schema/NNN_name.sql}, package
 data). L{openDatabase} applies those that the database lacks, in order and
 in one transaction, and records them in the C{schema_version} table.
@@ -149,6 +160,76 @@ class _Dialect:
             )
         return getattr(error, "sqlstate", None) in _POSTGRESQL_FULL
 
+    def isUnavailable(self, error: BaseException) -> bool:
+        """
+        @return: whether C{error} means the database cannot be reached (as
+            opposed to refusing this one operation): for PostgreSQL a lost
+            or refused connection or a server shutting down, for SQLite a
+            file that cannot be opened or read.
+        """
+        if isinstance(error, (adbapi.ConnectionLost, _ConnectionDropped)):
+            return True
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            return code is not None and code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate is None:
+            # psycopg raises OperationalError without a SQLSTATE when it
+            # cannot connect or the connection broke.
+            return type(error).__name__ == "OperationalError"
+        return str(sqlstate).startswith("08") or sqlstate in _POSTGRESQL_GONE
+
+
+#: SQLSTATEs of a server that is going away: admin_shutdown, crash_shutdown,
+#: cannot_connect_now.
+_POSTGRESQL_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+#: The first words of statements that do not write.
+_READING = frozenset({"SELECT", "PRAGMA", "VALUES", "SHOW", "EXPLAIN"})
+
+
+class _ConnectionDropped(Exception):
+    """
+    An interaction failed because its connection is dead (raised in the
+    pool thread, so that L{Database} runs it again on a new connection).
+
+    @ivar error: the driver's error.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _PooledConnection(adbapi.Connection):
+    """
+    A pooled connection whose rollback after a failure replaces a dead
+    connection quietly: adbapi's own logs a traceback per failed operation
+    (twice) while the server is away; L{Database} logs the outage once.
+    """
+
+    def rollback(self) -> None:
+        """
+        Roll back; if that fails, or the connection is closed, drop it
+        from the pool (the next operation in this thread connects anew).
+        """
+        raw = self._connection
+        try:
+            raw.rollback()
+        except BaseException:
+            self._pool.disconnect(raw)
+            return
+        if getattr(raw, "closed", False):
+            self._pool.disconnect(raw)
+
+
+class _Pool(adbapi.ConnectionPool):
+    """
+    L{adbapi.ConnectionPool} with L{_PooledConnection}s.
+    """
+
+    connectionFactory = _PooledConnection
+
 
 class Cursor:
     """
@@ -163,6 +244,7 @@ class Cursor:
         """
         self._cursor = cursor
         self._dialect = dialect
+        self.wrote = False
 
     @property
     def dialect(self) -> str:
@@ -179,8 +261,17 @@ class Cursor:
         @param params: a value for each placeholder.
         @return: this cursor.
         """
+        self._noteWrite(sql)
         self._cursor.execute(self._dialect.convert(sql), tuple(params))
         return self
+
+    def _noteWrite(self, sql: str) -> None:
+        """
+        Remember whether C{sql} may write (L{Cursor.wrote}).
+        """
+        if not self.wrote:
+            words = sql.split(None, 1)
+            self.wrote = bool(words) and words[0].upper() not in _READING
 
     def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> Cursor:
         """
@@ -192,6 +283,7 @@ class Cursor:
         @return: this cursor.
         """
         if rows:
+            self._noteWrite(sql)
             self._cursor.executemany(self._dialect.convert(sql), [tuple(row) for row in rows])
         return self
 
@@ -245,6 +337,18 @@ class Database:
         self._running = 0
         self._closed = False
         self._idle: list[Deferred[None]] = []
+        # Whether the outage or the lack of room was logged and has not
+        # ended yet.
+        self._unavailable = False
+        self._full = False
+
+    @property
+    def available(self) -> bool:
+        """
+        Whether the last operation reached the database (L{False} from the
+        first failure to reach it until the next operation that does).
+        """
+        return not self._unavailable
 
     def runInteraction(
         self, interaction: Callable[Concatenate[Cursor, _P], _T], *args: _P.args, **kw: _P.kwargs
@@ -261,10 +365,56 @@ class Database:
         if self._closed:
             return fail(StorageError(f"the {self.description} is closed"))
         self._running += 1
-        d: Deferred[_T] = self._pool.runInteraction(self._interact, interaction, args, kw)
-        d.addErrback(self._mapFailure)
+        d = self._attempt(interaction, args, kw, again=True)
+        d.addCallbacks(self._succeeded, self._mapFailure)
         d.addBoth(self._finished)
         return d
+
+    def _attempt(
+        self,
+        interaction: Callable[..., _T],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        again: bool,
+    ) -> Deferred[tuple[_T, bool]]:
+        """
+        Run C{interaction} in the pool; if its connection was dead and
+        C{again}, once more (on the connection that replaces it).
+
+        @return: a Deferred firing with the result and whether it wrote.
+        """
+        d: Deferred[tuple[_T, bool]] = self._pool.runInteraction(
+            self._interact, interaction, args, kw
+        )
+
+        def dropped(failure: Failure) -> Deferred[tuple[_T, bool]] | Failure:
+            lost = failure.check(_ConnectionDropped)
+            if lost is None:
+                return failure
+            if again:
+                return self._attempt(interaction, args, kw, again=False)
+            error = failure.value
+            assert isinstance(error, _ConnectionDropped)
+            return Failure(error.error)
+
+        return d.addErrback(dropped)
+
+    def _succeeded(self, result: tuple[_T, bool]) -> _T:
+        """
+        Log the end of an outage, or of a full database after a committed
+        write; hand on the interaction's result.
+        """
+        value, wrote = result
+        if self._unavailable:
+            self._unavailable = False
+            _log.info("database available again: the {database} answers", database=self.description)
+        if self._full and wrote:
+            self._full = False
+            _log.info(
+                "database has room again: a write to the {database} was committed",
+                database=self.description,
+            )
+        return value
 
     def runQuery(self, sql: str, params: Sequence[object] = ()) -> Deferred[list[tuple[Any, ...]]]:
         """
@@ -310,14 +460,25 @@ class Database:
         interaction: Callable[..., _T],
         args: tuple[Any, ...],
         kw: dict[str, Any],
-    ) -> _T:
+    ) -> tuple[_T, bool]:
         """
         Start the transaction (where the driver needs that) and run
         C{interaction} on a L{Cursor}. Runs in a pool thread.
+
+        @return: its result, and whether it ran a statement that writes.
+        @raise _ConnectionDropped: if it failed because the connection is
+            dead (a pooled connection whose server went away meanwhile).
         """
-        if self._dialect.begin is not None:
-            transaction.execute(self._dialect.begin)
-        return interaction(Cursor(transaction, self._dialect), *args, **kw)
+        cursor = Cursor(transaction, self._dialect)
+        try:
+            if self._dialect.begin is not None:
+                transaction.execute(self._dialect.begin)
+            return interaction(cursor, *args, **kw), cursor.wrote
+        except self._dialect.errors as e:
+            connection = getattr(transaction, "connection", None)
+            if getattr(connection, "closed", False) is True:
+                raise _ConnectionDropped(e) from e
+            raise
 
     def _mapFailure(self, failure: Failure) -> Failure:
         """
@@ -330,8 +491,25 @@ class Database:
             return failure
         mapped: Exception
         if self._dialect.isFull(error):
-            _log.error("The {database} is full: {error}", database=self.description, error=error)
+            if not self._full:
+                self._full = True
+                _log.error(
+                    "database full: the {database} cannot store more: {error} (writes fail "
+                    "until there is room)",
+                    database=self.description,
+                    error=_errorText(error),
+                )
             mapped = StorageFull(f"the {self.description} is full: {_errorText(error)}")
+        elif self._dialect.isUnavailable(error):
+            if not self._unavailable:
+                self._unavailable = True
+                _log.error(
+                    "database unavailable: the {database} failed: {error} (operations fail "
+                    "until it answers again)",
+                    database=self.description,
+                    error=_errorText(error),
+                )
+            mapped = StorageError(f"the {self.description} is unavailable: {_errorText(error)}")
         else:
             _log.failure("Operation on the {database} failed", failure, database=self.description)
             mapped = StorageError(f"the {self.description} failed: {_errorText(error)}")
@@ -482,7 +660,7 @@ def _openSQLite(
         return connection
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = adbapi.ConnectionPool(
+    pool = _Pool(
         "sqlite3",
         str(path),
         cp_min=1,
@@ -529,7 +707,7 @@ def _openPostgreSQL(
             raise StorageError(f"cannot connect to the {description}: {reason}") from None
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = adbapi.ConnectionPool(
+    pool = _Pool(
         "psycopg",
         url,
         connect_timeout=POSTGRESQL_CONNECT_TIMEOUT,
