@@ -20,9 +20,9 @@ again as soon as the server answers. An interaction whose connection was
 found dead is run once more on a new connection (nothing of it was
 committed: the server rolls back what a lost connection began). The log
 says so once ("database unavailable: …", then "database available
-again"), and the same for a full database ("database full: …", then
-"database has room again" after the next committed write), rather than
-once per operation.
+again"), rather than once per operation; a full database is logged at
+most once in L{FULL_LOG_INTERVAL} (its writers, which know what they
+write, say when writing works again).
 
 The schema lives in numbered SQL files (C{schema/NNN_name.sql}, package
 data). L{openDatabase} applies those that the database lacks, in order and
@@ -65,6 +65,9 @@ POSTGRESQL_CONNECT_TIMEOUT = 10
 
 #: The most connections to a PostgreSQL server.
 POSTGRESQL_POOL_SIZE = 5
+
+#: Seconds between two log messages saying that the database is full.
+FULL_LOG_INTERVAL = 3600.0
 
 #: SQLSTATEs that mean PostgreSQL cannot store more: disk_full and
 #: out_of_memory.
@@ -184,9 +187,6 @@ class _Dialect:
 #: cannot_connect_now.
 _POSTGRESQL_GONE = frozenset({"57P01", "57P02", "57P03"})
 
-#: The first words of statements that do not write.
-_READING = frozenset({"SELECT", "PRAGMA", "VALUES", "SHOW", "EXPLAIN"})
-
 
 class _ConnectionDropped(Exception):
     """
@@ -244,7 +244,6 @@ class Cursor:
         """
         self._cursor = cursor
         self._dialect = dialect
-        self.wrote = False
 
     @property
     def dialect(self) -> str:
@@ -261,17 +260,8 @@ class Cursor:
         @param params: a value for each placeholder.
         @return: this cursor.
         """
-        self._noteWrite(sql)
         self._cursor.execute(self._dialect.convert(sql), tuple(params))
         return self
-
-    def _noteWrite(self, sql: str) -> None:
-        """
-        Remember whether C{sql} may write (L{Cursor.wrote}).
-        """
-        if not self.wrote:
-            words = sql.split(None, 1)
-            self.wrote = bool(words) and words[0].upper() not in _READING
 
     def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> Cursor:
         """
@@ -283,7 +273,6 @@ class Cursor:
         @return: this cursor.
         """
         if rows:
-            self._noteWrite(sql)
             self._cursor.executemany(self._dialect.convert(sql), [tuple(row) for row in rows])
         return self
 
@@ -321,13 +310,20 @@ class Database:
     """
 
     def __init__(
-        self, pool: adbapi.ConnectionPool, dialect: _Dialect, description: str, schemaVersion: int
+        self,
+        pool: adbapi.ConnectionPool,
+        dialect: _Dialect,
+        description: str,
+        schemaVersion: int,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param pool: the connection pool, not used by anybody else.
         @param dialect: its driver's differences.
         @param description: see L{Database.description}.
         @param schemaVersion: see L{Database.schemaVersion}.
+        @param clock: the time for spacing the messages about a full
+            database (default: the global reactor's).
         """
         self._pool = pool
         self._dialect = dialect
@@ -337,10 +333,11 @@ class Database:
         self._running = 0
         self._closed = False
         self._idle: list[Deferred[None]] = []
-        # Whether the outage or the lack of room was logged and has not
-        # ended yet.
+        self._clock = clock
+        # Whether an outage was logged and has not ended yet.
         self._unavailable = False
-        self._full = False
+        # When a full database was last logged.
+        self._fullLogged: float | None = None
 
     @property
     def available(self) -> bool:
@@ -376,18 +373,18 @@ class Database:
         args: tuple[Any, ...],
         kw: dict[str, Any],
         again: bool,
-    ) -> Deferred[tuple[_T, bool]]:
+    ) -> Deferred[_T]:
         """
         Run C{interaction} in the pool; if its connection was dead and
         C{again}, once more (on the connection that replaces it).
 
-        @return: a Deferred firing with the result and whether it wrote.
+        @return: a Deferred firing with its result.
         """
-        d: Deferred[tuple[_T, bool]] = self._pool.runInteraction(
+        d: Deferred[_T] = self._pool.runInteraction(
             self._interact, interaction, args, kw
         )
 
-        def dropped(failure: Failure) -> Deferred[tuple[_T, bool]] | Failure:
+        def dropped(failure: Failure) -> Deferred[_T] | Failure:
             lost = failure.check(_ConnectionDropped)
             if lost is None:
                 return failure
@@ -399,22 +396,16 @@ class Database:
 
         return d.addErrback(dropped)
 
-    def _succeeded(self, result: tuple[_T, bool]) -> _T:
+    def _succeeded(self, result: _T) -> _T:
         """
-        Log the end of an outage, or of a full database after a committed
-        write; hand on the interaction's result.
+        Log the end of an outage; hand on the interaction's result.
         """
-        value, wrote = result
         if self._unavailable:
             self._unavailable = False
-            _log.info("database available again: the {database} answers", database=self.description)
-        if self._full and wrote:
-            self._full = False
             _log.info(
-                "database has room again: a write to the {database} was committed",
-                database=self.description,
+                "database available again: the {database} answers", database=self.description
             )
-        return value
+        return result
 
     def runQuery(self, sql: str, params: Sequence[object] = ()) -> Deferred[list[tuple[Any, ...]]]:
         """
@@ -460,12 +451,12 @@ class Database:
         interaction: Callable[..., _T],
         args: tuple[Any, ...],
         kw: dict[str, Any],
-    ) -> tuple[_T, bool]:
+    ) -> _T:
         """
         Start the transaction (where the driver needs that) and run
         C{interaction} on a L{Cursor}. Runs in a pool thread.
 
-        @return: its result, and whether it ran a statement that writes.
+        @return: its result.
         @raise _ConnectionDropped: if it failed because the connection is
             dead (a pooled connection whose server went away meanwhile).
         """
@@ -473,7 +464,7 @@ class Database:
         try:
             if self._dialect.begin is not None:
                 transaction.execute(self._dialect.begin)
-            return interaction(cursor, *args, **kw), cursor.wrote
+            return interaction(cursor, *args, **kw)
         except self._dialect.errors as e:
             connection = getattr(transaction, "connection", None)
             if getattr(connection, "closed", False) is True:
@@ -491,11 +482,12 @@ class Database:
             return failure
         mapped: Exception
         if self._dialect.isFull(error):
-            if not self._full:
-                self._full = True
+            now = currentTime(self._clock)
+            if self._fullLogged is None or now - self._fullLogged >= FULL_LOG_INTERVAL:
+                self._fullLogged = now
                 _log.error(
                     "database full: the {database} cannot store more: {error} (writes fail "
-                    "until there is room)",
+                    "until there is room; said at most once an hour)",
                     database=self.description,
                     error=_errorText(error),
                 )
@@ -670,7 +662,7 @@ def _openSQLite(
         cp_reactor=reactor,
         **connectArgs,
     )
-    return Database(pool, dialect, description, version)
+    return Database(pool, dialect, description, version, reactor)
 
 
 def _openPostgreSQL(
@@ -717,7 +709,7 @@ def _openPostgreSQL(
         cp_reconnect=True,
         cp_reactor=reactor,
     )
-    return Database(pool, dialect, description, version)
+    return Database(pool, dialect, description, version, reactor)
 
 
 def _migrate(
