@@ -84,7 +84,8 @@ class FailingDNSTests(TestCase):
         port = reactor.listenUDP(0, server, interface=DNS_ADDRESS)  # type: ignore[attr-defined]
         self.addCleanup(port.stopListening)
         resolver = client.Resolver(
-            servers=[(DNS_ADDRESS, port.getHost().port)], reactor=reactor  # type: ignore[arg-type]
+            servers=[(DNS_ADDRESS, port.getHost().port)],
+            reactor=reactor,  # type: ignore[arg-type]
         )
         self.addCleanup(forgetRetransmissions)
         base = Path(self.mktemp())

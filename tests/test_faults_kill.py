@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 from twisted.internet import defer, reactor
@@ -42,9 +43,7 @@ def payload(version: int) -> str:
     """
     @return: the item of publish number C{version}.
     """
-    remotes = "".join(
-        f"<remote-domain name='d{version}-{n}.example'/>" for n in range(DOMAINS)
-    )
+    remotes = "".join(f"<remote-domain name='d{version}-{n}.example'/>" for n in range(DOMAINS))
     return (
         f"<serverinfo xmlns='urn:xmpp:serverinfo:0' version='{version}'>"
         f"<domain name='a.example'><federation>{remotes}</federation></domain></serverinfo>"
@@ -72,7 +71,7 @@ def stateAfter(count: int) -> tuple[int | None, frozenset[str]]:
     """
     version: int | None = None
     subscribers: set[str] = set()
-    for (kind, k), _ in zip(operations(), range(count)):
+    for kind, k in islice(operations(), count):
         if kind == "publish":
             version = k
         elif kind == "subscribe":

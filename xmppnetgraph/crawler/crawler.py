@@ -614,9 +614,7 @@ class Crawler(service.Service):
                 # Full again long after the last time: start short again.
                 self._fullPauses = 0
         self._fullPauses += 1
-        pause = min(
-            self.settings.backoffBase * 2 ** (self._fullPauses - 1), self.settings.refresh
-        )
+        pause = min(self.settings.backoffBase * 2 ** (self._fullPauses - 1), self.settings.refresh)
         self._fullUntil = now + pause
         if not self._fullWarned:
             self._fullWarned = True

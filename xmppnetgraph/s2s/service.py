@@ -657,7 +657,7 @@ class S2SService(service.Service):
                     del self._unreachable[domain]
         previous = self._unreachable.get(remote)
         failures = 1 if previous is None else previous[1] + 1
-        delay = min(self.retryFirst * 2 ** min(failures - 1, 30), self.retryMost)
+        delay = min(self.retryFirst * 2.0 ** min(failures - 1, 30), self.retryMost)
         self._unreachable[remote] = (now + delay, failures, condition)
         return delay
 

@@ -174,7 +174,10 @@ class _Dialect:
             return True
         if isinstance(error, sqlite3.Error):
             code = getattr(error, "sqlite_errorcode", None)
-            return code is not None and code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
+            return code is not None and code & 0xFF in (
+                sqlite3.SQLITE_CANTOPEN,
+                sqlite3.SQLITE_IOERR,
+            )
         sqlstate = getattr(error, "sqlstate", None)
         if sqlstate is None:
             # psycopg raises OperationalError without a SQLSTATE when it
@@ -213,7 +216,7 @@ class _PooledConnection(adbapi.Connection):
         Roll back; if that fails, or the connection is closed, drop it
         from the pool (the next operation in this thread connects anew).
         """
-        raw = self._connection
+        raw: Any = self._connection
         try:
             raw.rollback()
         except BaseException:
@@ -380,19 +383,15 @@ class Database:
 
         @return: a Deferred firing with its result.
         """
-        d: Deferred[_T] = self._pool.runInteraction(
-            self._interact, interaction, args, kw
-        )
+        d: Deferred[_T] = self._pool.runInteraction(self._interact, interaction, args, kw)
 
-        def dropped(failure: Failure) -> Deferred[_T] | Failure:
-            lost = failure.check(_ConnectionDropped)
-            if lost is None:
-                return failure
+        def dropped(failure: Failure) -> Deferred[_T]:
+            error = failure.value
+            if not isinstance(error, _ConnectionDropped):
+                return fail(failure)
             if again:
                 return self._attempt(interaction, args, kw, again=False)
-            error = failure.value
-            assert isinstance(error, _ConnectionDropped)
-            return Failure(error.error)
+            return fail(error.error)
 
         return d.addErrback(dropped)
 
@@ -402,9 +401,7 @@ class Database:
         """
         if self._unavailable:
             self._unavailable = False
-            _log.info(
-                "database available again: the {database} answers", database=self.description
-            )
+            _log.info("database available again: the {database} answers", database=self.description)
         return result
 
     def runQuery(self, sql: str, params: Sequence[object] = ()) -> Deferred[list[tuple[Any, ...]]]:
@@ -652,7 +649,7 @@ def _openSQLite(
         return connection
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = _Pool(
+    pool = _Pool(  # type: ignore[no-untyped-call]
         "sqlite3",
         str(path),
         cp_min=1,
@@ -699,7 +696,7 @@ def _openPostgreSQL(
             raise StorageError(f"cannot connect to the {description}: {reason}") from None
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = _Pool(
+    pool = _Pool(  # type: ignore[no-untyped-call]
         "psycopg",
         url,
         connect_timeout=POSTGRESQL_CONNECT_TIMEOUT,
