@@ -170,7 +170,7 @@ class _Dialect:
             or refused connection or a server shutting down, for SQLite a
             file that cannot be opened or read.
         """
-        if isinstance(error, (adbapi.ConnectionLost, _ConnectionDropped)):
+        if isinstance(error, adbapi.ConnectionLost):
             return True
         if isinstance(error, sqlite3.Error):
             code = getattr(error, "sqlite_errorcode", None)
@@ -341,14 +341,6 @@ class Database:
         self._unavailable = False
         # When a full database was last logged.
         self._fullLogged: float | None = None
-
-    @property
-    def available(self) -> bool:
-        """
-        Whether the last operation reached the database (L{False} from the
-        first failure to reach it until the next operation that does).
-        """
-        return not self._unavailable
 
     def runInteraction(
         self, interaction: Callable[Concatenate[Cursor, _P], _T], *args: _P.args, **kw: _P.kwargs
