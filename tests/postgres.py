@@ -206,6 +206,13 @@ class PostgresCluster:
                 f"initdb failed ({initdb.returncode}): "
                 f"{initdb.stdout.decode(errors='replace')[-2000:]}"
             )
+        self._launch()
+        self._admin = self._waitForServer()
+
+    def _launch(self) -> None:
+        """
+        Start the server process on the cluster made by L{start}.
+        """
         with open(self._logPath, "ab") as log:
             self._process = subprocess.Popen(
                 self._argv(
@@ -232,6 +239,26 @@ class PostgresCluster:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
             )
+
+    def halt(self) -> None:
+        """
+        Stop the server (fast shutdown: its clients' connections are
+        closed) and keep its files, for L{resume}.
+        """
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        process, self._process = self._process, None
+        assert process is not None, "the server is not running"
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+    def resume(self) -> None:
+        """
+        Start the server that L{halt} stopped, on the same files and
+        socket; return once it accepts connections.
+        """
+        self._launch()
         self._admin = self._waitForServer()
 
     def _waitForServer(self) -> Any:
@@ -354,6 +381,22 @@ def sharedCluster() -> PostgresCluster:
         atexit.register(cluster.stop)
         _shared = cluster
     return _shared
+
+
+def privateCluster(testCase: TestCase) -> PostgresCluster:
+    """
+    A server of the test's own (which it may L{halt<PostgresCluster.halt>}
+    and L{resume<PostgresCluster.resume>}), removed when the test's
+    cleanups run (register anything that uses it later, so that it is
+    cleaned up first).
+    """
+    binDir = postgresBinDir()
+    if binDir is None:
+        raise PostgresError(f"PostgreSQL is not installed (no {_BIN_GLOB})")
+    cluster = PostgresCluster(binDir, Path(tempfile.mkdtemp(prefix="xng-pg-", dir=_scratchDir())))
+    testCase.addCleanup(cluster.stop)
+    cluster.start()
+    return cluster
 
 
 def temporaryDatabase(testCase: TestCase) -> str:

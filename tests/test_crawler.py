@@ -161,16 +161,7 @@ class CrawlerTests(TestCase):
         Advance the clock by C{seconds}, then let every fetch that became
         due finish (their store writes run in the database's thread).
         """
-        self.clock.advance(seconds)
-        for _ in range(200):
-            while crawler._inFlight:
-                await defer.DeferredList(list(crawler._inFlight.values()), consumeErrors=True)
-                self.clock.advance(0)
-            await deferLater()
-            self.clock.advance(0)
-            if not crawler._inFlight:
-                return
-        raise AssertionError("the crawler did not settle")
+        await settle(self.clock, crawler, seconds)
 
     async def snapshot(self) -> GraphSnapshot:
         return await self.store.graph()
@@ -495,6 +486,23 @@ class CrawlerTests(TestCase):
         record = await self.store.domain("a.example")
         assert record is not None
         self.assertTrue(record.stale)
+
+
+async def settle(clock: Clock, crawler: Crawler, seconds: float = 0.0) -> None:
+    """
+    Advance C{clock} by C{seconds}, then let every fetch of C{crawler} that
+    became due finish (their store writes run in the database's thread).
+    """
+    clock.advance(seconds)
+    for _ in range(200):
+        while crawler._inFlight:
+            await defer.DeferredList(list(crawler._inFlight.values()), consumeErrors=True)
+            clock.advance(0)
+        await deferLater()
+        clock.advance(0)
+        if not crawler._inFlight:
+            return
+    raise AssertionError("the crawler did not settle")
 
 
 def deferLater() -> defer.Deferred[None]:

@@ -24,6 +24,13 @@ After a fetch:
     (nothing heard for half a refresh interval), or after a backoff with jitter
     when the fetch failed.
 
+A full store (L{StorageFull}) pauses the whole crawl rather than failing
+domain after domain: nothing is fetched for a while (L{CrawlSettings.backoffBase},
+doubled while the store stays full, up to L{CrawlSettings.refresh}), then
+one fetch at a time tries again until a write succeeds. The log says so
+once when the store fills and once when crawling resumes; the fetches
+that met the full store are fetched again after the pause.
+
 Every L{CrawlSettings.staleAfter} / 4 the store marks the domains not seen
 within that window as stale.
 """
@@ -47,7 +54,13 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppnetgraph.crawler.discovery import Discovery, reportFromItems
-from xmppnetgraph.error import InvalidDomainName, QueueFull, SchedulerStopped, XmppNetGraphError
+from xmppnetgraph.error import (
+    InvalidDomainName,
+    QueueFull,
+    SchedulerStopped,
+    StorageFull,
+    XmppNetGraphError,
+)
 from xmppnetgraph.graphview import serviceParent
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import (
@@ -236,7 +249,11 @@ class Crawler(service.Service):
         self._bySubscription: dict[tuple[str, str], str] = {}
         self._budgets: dict[str, _Budget] = {}
         self._ignoredSenders: set[tuple[str, str]] = set()
+        # The store was full: no fetch starts before _fullUntil, then one
+        # at a time until a write works (_fullWarned until then).
         self._fullWarned = False
+        self._fullUntil: float | None = None
+        self._fullPauses = 0
         self._removeObservers: list[Callable[[], None]] = []
         # Our live links by remote domain (kept from the feed: a fetch
         # looks up its domain's streams without scanning the table).
@@ -473,13 +490,17 @@ class Crawler(service.Service):
         if not self.running:
             return
         now = self._clock.seconds()
+        paused = self._fullUntil is not None and now < self._fullUntil
+        # After a pause for a full store, one fetch at a time finds out
+        # whether there is room again.
+        limit = 1 if self._fullWarned else self.settings.maxInFlight
         while self._waiting and self._waiting[0][0] <= now:
             due, sequence, generation, name = heapq.heappop(self._waiting)
             state = self._domains.get(name)
             if state is None or state.generation != generation:
                 continue
             heapq.heappush(self._ready, (state.klass, due, sequence, generation, name))
-        while self._ready and len(self._inFlight) < self.settings.maxInFlight:
+        while not paused and self._ready and len(self._inFlight) < limit:
             _, _, _, generation, name = heapq.heappop(self._ready)
             state = self._domains.get(name)
             if state is None or state.generation != generation or name in self._inFlight:
@@ -488,6 +509,8 @@ class Crawler(service.Service):
         # One timer, for the earliest waiting fetch; left alone while that
         # does not change (a start queues every stored domain).
         earliest = self._waiting[0][0] if self._waiting else None
+        if paused:
+            earliest = self._fullUntil
         if self._timer is not None and self._timer.active():
             if self._timerAt == earliest:
                 return
@@ -551,9 +574,11 @@ class Crawler(service.Service):
         state.consents = facts.consents
         failed = not facts.reachable
         try:
-            await self._store.recordFetch(name, facts)
+            if await self._store.recordFetch(name, facts):
+                self._storeWorks()
             if discovery.report is not None:
                 await self._storeReport(state, discovery.report, discovery.truncated)
+                self._storeWorks()
             elif facts.status in _WITHDRAWN and state.hasReport:
                 await self._store.storeReport(name, ())
                 state.hasReport = False
@@ -563,12 +588,53 @@ class Crawler(service.Service):
                     domain=name,
                     status=facts.status,
                 )
+        except StorageFull as e:
+            # Not the domain's failure: fetched again after the pause.
+            self._storeFull(e)
+            state.state = "queued"
+            self._schedule(state, self._fullUntil or self._clock.seconds(), klass)
+            return
         except XmppNetGraphError as e:
             self._log.warn("crawler: storing {domain} failed: {error}", domain=name, error=e)
             failed = True
         if discovery.service is not None and discovery.node is not None and facts.publishes:
             await self._subscribe(state, discovery.service, discovery.node)
         self._planNext(state, failed=failed)
+
+    def _storeFull(self, error: StorageFull) -> None:
+        """
+        The store is full: pause the crawl (unless a pause runs already),
+        for longer each time it is still full; say so once.
+        """
+        now = self._clock.seconds()
+        if self._fullUntil is not None:
+            if now < self._fullUntil:
+                return
+            if now - self._fullUntil > self.settings.refresh:
+                # Full again long after the last time: start short again.
+                self._fullPauses = 0
+        self._fullPauses += 1
+        pause = min(self.settings.backoffBase * 2 ** (self._fullPauses - 1), self.settings.refresh)
+        self._fullUntil = now + pause
+        if not self._fullWarned:
+            self._fullWarned = True
+            self._log.error(
+                "crawler: the store is full ({error}); crawling pauses and tries again after "
+                "{pause:.0f} s, then less often while it stays full",
+                error=error,
+                pause=pause,
+            )
+        self._pump()
+
+    def _storeWorks(self) -> None:
+        """
+        A write that adds to the store succeeded: if it was full, crawling
+        resumes (the next pause, should it fill again soon, is longer).
+        """
+        if self._fullWarned:
+            self._fullWarned = False
+            self._log.info("crawler: the store has room again; crawling resumes")
+            self._pump()
 
     def _withStreamFacts(self, domain: str, facts: DomainFacts) -> DomainFacts:
         """
@@ -749,11 +815,19 @@ class Crawler(service.Service):
         if result.report is None:
             return
         d = defer.Deferred.fromCoroutine(self._storeReport(state, result.report, result.truncated))
-        d.addErrback(
-            lambda f: self._log.failure(
-                "crawler: storing the notified report of {domain} failed", f, domain=domain
+
+        def failed(reason: Failure) -> None:
+            full = reason.value
+            if isinstance(full, StorageFull):
+                # Fetched again, after the pause, with what it says then.
+                self._storeFull(full)
+                self._schedule(state, self._fullUntil or self._clock.seconds(), _NEW)
+                return
+            self._log.failure(
+                "crawler: storing the notified report of {domain} failed", reason, domain=domain
             )
-        )
+
+        d.addCallbacks(lambda _: self._storeWorks(), failed)
         self._track(d)
 
     def _track(self, d: defer.Deferred[Any]) -> None:

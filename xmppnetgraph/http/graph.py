@@ -36,7 +36,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
-from xmppnetgraph.error import Unavailable
+from xmppnetgraph.error import StorageError, StorageFull, Unavailable
 from xmppnetgraph.exclusions import Exclusions
 from xmppnetgraph.graphview import GraphView, ViewEdge, ViewNode, viewGraph
 from xmppnetgraph.http import params
@@ -313,8 +313,15 @@ class GraphViews:
 
     def _computed(self, result: Encoded | Failure, key: tuple[object, ...]) -> None:
         """
-        Hand a computed answer (or its failure) to everyone who waits.
+        Hand a computed answer (or its failure) to everyone who waits. When
+        the store cannot be read (down, or failing), the last answer for
+        the same parameters is handed instead, if there is one: the last
+        state stays served.
         """
+        if isinstance(result, Failure) and result.check(StorageError, StorageFull):
+            last = self._cache.get(key)
+            if last is not None:
+                result = last
         for waiter in self._pending.pop(key, []):
             waiter.callback(result)
 

@@ -301,6 +301,13 @@ class S2SService(service.Service):
 
     _log = Logger()
 
+    #: Seconds after a failed attempt to open a stream to a domain during
+    #: which stanzas to it bounce at once with the same error (no new DNS
+    #: query, no new connection); doubled on each further failure.
+    retryFirst = 5.0
+    #: The longest such wait.
+    retryMost = 300.0
+
     def __init__(
         self,
         config: Config,
@@ -341,6 +348,10 @@ class S2SService(service.Service):
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
         self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # Remote domains whose last stream attempt failed: until when
+        # stanzas to them bounce at once, after how many failures in a row,
+        # with which condition.
+        self._unreachable: dict[str, tuple[float, int, str]] = {}
         # Outgoing streams that may carry dialback verification requests to
         # the remote domain's server, by (local, remote) pair: authenticated
         # ones, and ones authenticating by dialback.
@@ -535,6 +546,14 @@ class S2SService(service.Service):
             link.touch(self._reactor.seconds(), incoming=False)
             xs.send(stanza)
             return
+        failedBefore = self._unreachable.get(recipient)
+        if (
+            failedBefore is not None
+            and key not in self._connecting
+            and self._reactor.seconds() < failedBefore[0]
+        ):
+            self._bounce(stanza, failedBefore[2])
+            return
         queue = self._queues.setdefault(key, [])
         if len(queue) >= self.config.queueLimit:
             self._log.warn(
@@ -609,15 +628,17 @@ class S2SService(service.Service):
                 if reason.check(defer.TimeoutError, ConnectTimeout)
                 else "remote-server-not-found"
             )
+            retry = self._failedToReach(remote, condition) if self.running else 0.0
             self._log.warn(
                 "s2s connection {local} -> {domain} failed: {reason}; "
-                "bouncing {n} stanzas with {condition}",
+                "bouncing {n} stanzas with {condition}, and those of the next {retry:.0f} s",
                 local=local,
                 domain=remote,
                 direction="outgoing",
                 reason=describe(reason),
                 n=len(self._queues.get(key, [])),
                 condition=condition,
+                retry=retry,
             )
             for stanza in self._queues.pop(key, []):
                 self._bounce(stanza, condition)
@@ -631,6 +652,25 @@ class S2SService(service.Service):
         d.addBoth(done)
         d.addCallbacks(established, failed)
         d.addErrback(lambda f: self._log.failure("s2s bookkeeping failed", f))
+
+    def _failedToReach(self, remote: str, condition: str) -> float:
+        """
+        Remember that a stream to C{remote} could not be opened: stanzas
+        to it bounce with C{condition} for a while, longer after each
+        failure in a row (L{retryFirst}, doubled up to L{retryMost}).
+
+        @return: the seconds until the next attempt may be made.
+        """
+        now = self._reactor.seconds()
+        if len(self._unreachable) >= 10_000:
+            for domain, (until, _, _) in list(self._unreachable.items()):
+                if until + self.retryMost < now:
+                    del self._unreachable[domain]
+        previous = self._unreachable.get(remote)
+        failures = 1 if previous is None else previous[1] + 1
+        delay = min(self.retryFirst * 2.0 ** min(failures - 1, 30), self.retryMost)
+        self._unreachable[remote] = (now + delay, failures, condition)
+        return delay
 
     def _outgoingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
         """
@@ -843,6 +883,9 @@ class S2SService(service.Service):
 
         def opened(result: _T) -> _T:
             self._opening.discard(d)
+            if not isinstance(result, Failure):
+                # Reached (for stanzas or to verify a key): no more waiting.
+                self._unreachable.pop(remote, None)
             return result
 
         return d.addBoth(opened)

@@ -13,6 +13,17 @@ rolls the transaction back. Driver errors become L{StorageFull} (disk or
 memory full) or L{StorageError}; other exceptions, such as the domain
 errors an interaction raises, pass through unchanged.
 
+A database server that goes away (stopped, restarted, unreachable) fails
+the operations while it is away, with L{StorageError}; the pool replaces
+each dead connection by a new one on its next use, so operations work
+again as soon as the server answers. An interaction whose connection was
+found dead is run once more on a new connection (nothing of it was
+committed: the server rolls back what a lost connection began). The log
+says so once ("database unavailable: …", then "database available
+again"), rather than once per operation; a full database is logged at
+most once in L{FULL_LOG_INTERVAL} (its writers, which know what they
+write, say when writing works again).
+
 The schema lives in numbered SQL files (C{schema/NNN_name.sql}, package
 data). L{openDatabase} applies those that the database lacks, in order and
 in one transaction, and records them in the C{schema_version} table.
@@ -54,6 +65,9 @@ POSTGRESQL_CONNECT_TIMEOUT = 10
 
 #: The most connections to a PostgreSQL server.
 POSTGRESQL_POOL_SIZE = 5
+
+#: Seconds between two log messages saying that the database is full.
+FULL_LOG_INTERVAL = 3600.0
 
 #: SQLSTATEs that mean PostgreSQL cannot store more: disk_full and
 #: out_of_memory.
@@ -149,6 +163,76 @@ class _Dialect:
             )
         return getattr(error, "sqlstate", None) in _POSTGRESQL_FULL
 
+    def isUnavailable(self, error: BaseException) -> bool:
+        """
+        @return: whether C{error} means the database cannot be reached (as
+            opposed to refusing this one operation): for PostgreSQL a lost
+            or refused connection or a server shutting down, for SQLite a
+            file that cannot be opened or read.
+        """
+        if isinstance(error, adbapi.ConnectionLost):
+            return True
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            return code is not None and code & 0xFF in (
+                sqlite3.SQLITE_CANTOPEN,
+                sqlite3.SQLITE_IOERR,
+            )
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate is None:
+            # psycopg raises OperationalError without a SQLSTATE when it
+            # cannot connect or the connection broke.
+            return type(error).__name__ == "OperationalError"
+        return str(sqlstate).startswith("08") or sqlstate in _POSTGRESQL_GONE
+
+
+#: SQLSTATEs of a server that is going away: admin_shutdown, crash_shutdown,
+#: cannot_connect_now.
+_POSTGRESQL_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+
+class _ConnectionDropped(Exception):
+    """
+    An interaction failed because its connection is dead (raised in the
+    pool thread, so that L{Database} runs it again on a new connection).
+
+    @ivar error: the driver's error.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _PooledConnection(adbapi.Connection):
+    """
+    A pooled connection whose rollback after a failure replaces a dead
+    connection quietly: adbapi's own logs a traceback per failed operation
+    (twice) while the server is away; L{Database} logs the outage once.
+    """
+
+    def rollback(self) -> None:
+        """
+        Roll back; if that fails, or the connection is closed, drop it
+        from the pool (the next operation in this thread connects anew).
+        """
+        raw: Any = self._connection
+        try:
+            raw.rollback()
+        except BaseException:
+            self._pool.disconnect(raw)
+            return
+        if getattr(raw, "closed", False):
+            self._pool.disconnect(raw)
+
+
+class _Pool(adbapi.ConnectionPool):
+    """
+    L{adbapi.ConnectionPool} with L{_PooledConnection}s.
+    """
+
+    connectionFactory = _PooledConnection
+
 
 class Cursor:
     """
@@ -229,13 +313,20 @@ class Database:
     """
 
     def __init__(
-        self, pool: adbapi.ConnectionPool, dialect: _Dialect, description: str, schemaVersion: int
+        self,
+        pool: adbapi.ConnectionPool,
+        dialect: _Dialect,
+        description: str,
+        schemaVersion: int,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param pool: the connection pool, not used by anybody else.
         @param dialect: its driver's differences.
         @param description: see L{Database.description}.
         @param schemaVersion: see L{Database.schemaVersion}.
+        @param clock: the time for spacing the messages about a full
+            database (default: the global reactor's).
         """
         self._pool = pool
         self._dialect = dialect
@@ -245,6 +336,11 @@ class Database:
         self._running = 0
         self._closed = False
         self._idle: list[Deferred[None]] = []
+        self._clock = clock
+        # Whether an outage was logged and has not ended yet.
+        self._unavailable = False
+        # When a full database was last logged.
+        self._fullLogged: float | None = None
 
     def runInteraction(
         self, interaction: Callable[Concatenate[Cursor, _P], _T], *args: _P.args, **kw: _P.kwargs
@@ -261,10 +357,44 @@ class Database:
         if self._closed:
             return fail(StorageError(f"the {self.description} is closed"))
         self._running += 1
-        d: Deferred[_T] = self._pool.runInteraction(self._interact, interaction, args, kw)
-        d.addErrback(self._mapFailure)
+        d = self._attempt(interaction, args, kw, again=True)
+        d.addCallbacks(self._succeeded, self._mapFailure)
         d.addBoth(self._finished)
         return d
+
+    def _attempt(
+        self,
+        interaction: Callable[..., _T],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        again: bool,
+    ) -> Deferred[_T]:
+        """
+        Run C{interaction} in the pool; if its connection was dead and
+        C{again}, once more (on the connection that replaces it).
+
+        @return: a Deferred firing with its result.
+        """
+        d: Deferred[_T] = self._pool.runInteraction(self._interact, interaction, args, kw)
+
+        def dropped(failure: Failure) -> Deferred[_T]:
+            error = failure.value
+            if not isinstance(error, _ConnectionDropped):
+                return fail(failure)
+            if again:
+                return self._attempt(interaction, args, kw, again=False)
+            return fail(error.error)
+
+        return d.addErrback(dropped)
+
+    def _succeeded(self, result: _T) -> _T:
+        """
+        Log the end of an outage; hand on the interaction's result.
+        """
+        if self._unavailable:
+            self._unavailable = False
+            _log.info("database available again: the {database} answers", database=self.description)
+        return result
 
     def runQuery(self, sql: str, params: Sequence[object] = ()) -> Deferred[list[tuple[Any, ...]]]:
         """
@@ -314,10 +444,21 @@ class Database:
         """
         Start the transaction (where the driver needs that) and run
         C{interaction} on a L{Cursor}. Runs in a pool thread.
+
+        @return: its result.
+        @raise _ConnectionDropped: if it failed because the connection is
+            dead (a pooled connection whose server went away meanwhile).
         """
-        if self._dialect.begin is not None:
-            transaction.execute(self._dialect.begin)
-        return interaction(Cursor(transaction, self._dialect), *args, **kw)
+        cursor = Cursor(transaction, self._dialect)
+        try:
+            if self._dialect.begin is not None:
+                transaction.execute(self._dialect.begin)
+            return interaction(cursor, *args, **kw)
+        except self._dialect.errors as e:
+            connection = getattr(transaction, "connection", None)
+            if getattr(connection, "closed", False) is True:
+                raise _ConnectionDropped(e) from e
+            raise
 
     def _mapFailure(self, failure: Failure) -> Failure:
         """
@@ -330,8 +471,26 @@ class Database:
             return failure
         mapped: Exception
         if self._dialect.isFull(error):
-            _log.error("The {database} is full: {error}", database=self.description, error=error)
+            now = currentTime(self._clock)
+            if self._fullLogged is None or now - self._fullLogged >= FULL_LOG_INTERVAL:
+                self._fullLogged = now
+                _log.error(
+                    "database full: the {database} cannot store more: {error} (writes fail "
+                    "until there is room; said at most once an hour)",
+                    database=self.description,
+                    error=_errorText(error),
+                )
             mapped = StorageFull(f"the {self.description} is full: {_errorText(error)}")
+        elif self._dialect.isUnavailable(error):
+            if not self._unavailable:
+                self._unavailable = True
+                _log.error(
+                    "database unavailable: the {database} failed: {error} (operations fail "
+                    "until it answers again)",
+                    database=self.description,
+                    error=_errorText(error),
+                )
+            mapped = StorageError(f"the {self.description} is unavailable: {_errorText(error)}")
         else:
             _log.failure("Operation on the {database} failed", failure, database=self.description)
             mapped = StorageError(f"the {self.description} failed: {_errorText(error)}")
@@ -482,7 +641,7 @@ def _openSQLite(
         return connection
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = adbapi.ConnectionPool(
+    pool = _Pool(  # type: ignore[no-untyped-call]
         "sqlite3",
         str(path),
         cp_min=1,
@@ -492,7 +651,7 @@ def _openSQLite(
         cp_reactor=reactor,
         **connectArgs,
     )
-    return Database(pool, dialect, description, version)
+    return Database(pool, dialect, description, version, reactor)
 
 
 def _openPostgreSQL(
@@ -529,7 +688,7 @@ def _openPostgreSQL(
             raise StorageError(f"cannot connect to the {description}: {reason}") from None
 
     version = _migrate(connect, dialect, description, migrations)
-    pool = adbapi.ConnectionPool(
+    pool = _Pool(  # type: ignore[no-untyped-call]
         "psycopg",
         url,
         connect_timeout=POSTGRESQL_CONNECT_TIMEOUT,
@@ -539,7 +698,7 @@ def _openPostgreSQL(
         cp_reconnect=True,
         cp_reactor=reactor,
     )
-    return Database(pool, dialect, description, version)
+    return Database(pool, dialect, description, version, reactor)
 
 
 def _migrate(
