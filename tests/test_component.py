@@ -202,6 +202,15 @@ class LocalComponentTests(SynchronousTestCase):
         self.failureResultOf(d, defer.CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_stopTwice(self) -> None:
+        """
+        A second C{stopService} does nothing (Wokkel's raises
+        C{AttributeError} on the pipe the first stop dropped).
+        """
+        self.component.stopService()
+        self.component.stopService()
+        self.assertFalse(self.component.running)
+
     def test_unhandledGet(self) -> None:
         """
         An IQ get that no handler takes is answered with

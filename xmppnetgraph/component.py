@@ -111,8 +111,11 @@ class LocalComponent(InternalComponent):
 
     def stopService(self) -> None:
         """
-        Disconnect and fail pending requests.
+        Disconnect and fail pending requests; a second stop does nothing
+        (Wokkel's would fail on the pipe it already dropped).
         """
+        if self._pipe is None:
+            return
         pending = list(self._pending.values())
         self._pending.clear()
         for d in pending:
