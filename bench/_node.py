@@ -12,7 +12,7 @@ L{xmppnetgraph.node.buildService}, in one of three roles.
 
 It speaks JSON lines: events on stdout, commands on stdin. The log goes to
 C{<data dir>/node.log}. Run by L{bench.s2s_throughput} and
-L{bench.s2s_memory}; not meant to be run by hand.
+L{bench.s2s_load}; not meant to be run by hand.
 
 The set-up every benchmark node process shares is here too (L{buildNode},
 L{startNode}, L{listenForCommands}, L{runRole}); L{bench._serverinfo_node}

@@ -15,7 +15,7 @@ parsers (C{StrictExpatElementStream}) after a stream header and three
 stanzas, and after one 15 KB stanza (expat keeps its buffer at the largest
 input it had to hold).
 
-``bench/s2s_memory.py`` measures whole streams in a running node; this one
+``bench/s2s_load.py`` measures whole streams in a running node; this one
 says which part of that figure is which.
 
     python bench/stream_memory.py [-n 2000] [--smoke]

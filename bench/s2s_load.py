@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """
-Memory per idle authenticated s2s stream.
+Streams held under load: memory per idle authenticated s2s stream, how fast
+streams are established, and the CPU an idle server spends holding them,
+for our node and for Prosody driven by the same generator in the same run.
 
 A target node runs as users run it (C{twistd -n xmppnetgraph ...}, its
 own process) with C{--ca-file} of a throw-away test CA. A load
@@ -11,14 +13,17 @@ C{n1.load.example}, ...: TCP, STARTTLS (TLS 1.3), SASL EXTERNAL, no
 dialback. After a warm-up of a few streams, the target's RSS
 (C{/proc/PID/status} VmRSS) is the baseline; streams are then added in
 steps until N, each step confirmed by the target's own C{GET /api/links},
-and the RSS growth per stream is printed.
+and the RSS growth per stream is printed. All N up, the streams are held for
+C{--hold} seconds (keepalives flowing) while the target's CPU time is read
+from C{/proc/PID/stat}; then every stream must still be there.
 
 Then (unless C{--no-prosody}) the same load generator does the same to a
 Prosody process (C{tests.prosody.ProsodyPeer}, logging at info) that
 trusts the same CA.
 
-Usage: python bench/s2s_memory.py [-n 1000] [--steps 4] [--warmup 20]
-       [--concurrency 50] [--settle 2] [--no-prosody] [--keep] [--smoke]
+Usage: python bench/s2s_load.py [-n 1000] [--steps 4] [--warmup 20]
+       [--concurrency 50] [--settle 2] [--hold 60] [--no-prosody] [--keep]
+       [--smoke]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-from _common import REPO, Child, freePort, printTable, rssKiB, sleep
+from _common import REPO, Child, cpuSeconds, freePort, printTable, rssKiB, sleep
 from twisted.web.client import Agent, readBody
 
 # Agent + readBody on Twisted 26 warns about abortConnection; harmless here.
@@ -270,9 +275,13 @@ async def measure(
     target: Target,
     certPath: Path,
     keyPath: Path,
-) -> list[list[object]]:
+) -> tuple[list[list[object]], dict[str, float]]:
     """
-    Open warm-up and then N streams to C{target}; @return: table rows.
+    Open warm-up and then N streams to C{target}, then hold them.
+
+    @return: the RSS table rows, and the summary: C{kib} per stream,
+        C{rate} (streams established per second of opening), C{idleCPU}
+        (percent of one core while holding), C{held}.
     """
     loadgen = Child.spawn(
         reactor,
@@ -309,9 +318,10 @@ async def measure(
     try:
         await loadgen.waitFor("ready", 30, reactor)
         total = 0
+        openSeconds = 0.0
 
         async def openStreams(k: int) -> None:
-            nonlocal total
+            nonlocal total, openSeconds
             loadgen.events.clear()
             loadgen.writeLine({"open": k})
             opened = await loadgen.waitFor("opened", 60 + k / 5, reactor)
@@ -322,6 +332,7 @@ async def measure(
             if set(opened["methods"]) != {"sasl-external"}:
                 raise RuntimeError(f"unexpected authentication methods {opened['methods']}")
             total += k
+            openSeconds += opened["seconds"]
 
             async def allThere() -> bool:
                 return await target.countStreams(reactor) == total
@@ -336,6 +347,7 @@ async def measure(
         rows.append([target.name, total, 0, f"{base / 1024:.1f}", "", ""])
         step = max(1, args.n // args.steps)
         added = 0
+        openSeconds = 0.0
         while added < args.n:
             k = min(step, args.n - added)
             await openStreams(k)
@@ -352,15 +364,59 @@ async def measure(
                     f"{(rss - base) / added:.1f}",
                 ]
             )
+        rss = rssKiB(target.pid)
+        cpu = cpuSeconds(target.pid)
+        print(f"{target.name}: holding {total} streams for {args.hold:g} s")
+        sys.stdout.flush()
+        await sleep(reactor, args.hold)
+        idleCPU = (cpuSeconds(target.pid) - cpu) / args.hold * 100
         count = await target.countStreams(reactor)
         if count != total:
             raise RuntimeError(f"{target.name} lost streams: {count} of {total} left")
         methods = getattr(target, "authMethods", {})
         if methods:
             print(f"{target.name}: incoming load links by auth/TLS: {methods}")
-        return rows
+        summary = {
+            "kib": (rss - base) / max(added, 1),
+            "rate": added / openSeconds if openSeconds else 0.0,
+            "idleCPU": idleCPU,
+            "held": float(count),
+        }
+        return rows, summary
     finally:
         await loadgen.stop(reactor)
+
+
+def printSummary(args: argparse.Namespace, summaries: dict[str, dict[str, float]]) -> None:
+    """
+    Print the load summary, and ours against Prosody as ratios.
+    """
+    rows: list[list[object]] = [
+        [
+            name,
+            f"{s['held']:.0f}",
+            f"{s['kib']:.1f}",
+            f"{s['rate']:.0f}",
+            f"{s['idleCPU']:.2f}",
+        ]
+        for name, s in summaries.items()
+    ]
+    ours, prosody = summaries.get("xmppnetgraph"), summaries.get("Prosody")
+    if ours and prosody:
+
+        def ratio(key: str) -> str:
+            return f"{ours[key] / prosody[key]:.2f}" if prosody[key] else "-"
+
+        rows.append(["ours / Prosody", "", ratio("kib"), ratio("rate"), ratio("idleCPU")])
+    printTable(
+        f"Streams held for {args.hold:g} s after opening them at --concurrency"
+        f" {args.concurrency} (rate: streams established per second of opening;"
+        " idle CPU: percent of one core while holding)",
+        ["server", "held", "KiB/stream", "streams/s", "idle CPU %"],
+        rows,
+    )
+    if not prosody:
+        print("(Prosody not measured: --no-prosody)")
 
 
 async def main(reactor: Any, argv: list[str]) -> None:
@@ -388,11 +444,30 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument(
         "--no-prosody", action="store_true", help="do not measure a Prosody process"
     )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=60.0,
+        help="seconds to hold all streams while measuring idle CPU (default 60)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = _common.parseArguments(
         parser,
         argv,
-        ["-n", "20", "--steps", "1", "--warmup", "5", "--concurrency", "10", "--settle", "0.2"],
+        [
+            "-n",
+            "20",
+            "--steps",
+            "1",
+            "--warmup",
+            "5",
+            "--concurrency",
+            "10",
+            "--settle",
+            "0.2",
+            "--hold",
+            "1",
+        ],
     )
 
     from tests.pki import TestCA
@@ -403,25 +478,29 @@ async def main(reactor: Any, argv: list[str]) -> None:
     ca = TestCA(work / "ca")
     certPath, keyPath = ca.issue([f"*.{SUFFIX}"], name="load", srvIDs=False, xmppAddrs=False)
     rows: list[list[object]] = []
+    summaries: dict[str, dict[str, float]] = {}
     try:
         ours = OurTarget(reactor, work, ca.caPath)
         _common.addCleanup(lambda: ours.stop(reactor))
         await ours.ready(reactor)
-        rows += await measure(reactor, args, work, ours, certPath, keyPath)
+        oursRows, summaries[ours.name] = await measure(reactor, args, work, ours, certPath, keyPath)
+        rows += oursRows
         await ours.stop(reactor)
         if not args.no_prosody:
             pCert, pKey = ca.issue(["p.example"], name="p.example")
             prosody = ProsodyTarget(work, ca.caPath, pCert, pKey)
             await prosody.start(reactor)
-            rows += await measure(reactor, args, work, prosody, certPath, keyPath)
+            prosodyRows, summaries[prosody.name] = await measure(
+                reactor, args, work, prosody, certPath, keyPath
+            )
+            rows += prosodyRows
         printTable(
             "RSS of the receiving server with idle authenticated incoming s2s streams"
             " (TLS, SASL EXTERNAL)",
             ["server", "streams", "added", "RSS MiB", "growth MiB", "KiB/stream"],
             rows,
         )
-        if args.no_prosody:
-            print("(Prosody not measured: --no-prosody)")
+        printSummary(args, summaries)
     finally:
         await _common.runCleanups()
         if args.keep:
