@@ -435,6 +435,9 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
     The C{loadgen} role: on C{{"open": K}} open K more streams to the
     target, each from the next domain C{n<i>.<suffix>}, at most
     C{--concurrency} handshakes at a time; answer with an C{opened} event.
+    On C{{"storm": R, "seconds": S}} start R streams a second for S seconds,
+    each on time (no cap), and answer with C{stormed} (outcomes, handshake
+    times); on C{{"closeAll": true}} close every held stream (C{closed}).
     """
     from xmppnetgraph.s2s.initiate import Authenticate
     from xmppnetgraph.s2s.service import OutgoingAuthenticator
@@ -494,9 +497,68 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
             seconds=time.monotonic() - start,
         )
 
+    def outcome(failure: Any) -> str:
+        # A stream error from the target names its condition; anything
+        # else (timeout, reset, refused connection) its type.
+        condition = getattr(failure.value, "condition", None)
+        if condition:
+            return f"stream error {condition}"
+        return f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+
+    async def storm(rate: float, seconds: float) -> None:
+        # Open rate streams per second for seconds, each started on time
+        # whatever the others do (no concurrency cap), and hold them.
+        start = time.monotonic()
+        count = int(rate * seconds)
+        first = counter[0]
+        counter[0] += count
+        outcomes: dict[str, int] = {}
+        durations: list[float] = []
+
+        def started(index: int) -> defer.Deferred[None]:
+            began = time.monotonic()
+
+            def done(result: Any) -> None:
+                if isinstance(result, Failure):
+                    key = outcome(result)
+                else:
+                    key = "served"
+                    durations.append(time.monotonic() - began)
+                outcomes[key] = outcomes.get(key, 0) + 1
+
+            return openOne(index).addBoth(done)
+
+        results = [task.deferLater(reactor, i / rate, started, first + i) for i in range(count)]
+        await defer.DeferredList(results, consumeErrors=True)
+        durations.sort()
+
+        def quantile(q: float) -> float:
+            return durations[min(len(durations) - 1, int(q * len(durations)))] if durations else 0.0
+
+        emit(
+            "stormed",
+            requested=count,
+            outcomes=outcomes,
+            seconds=time.monotonic() - start,
+            handshakeP50=quantile(0.5),
+            handshakeP99=quantile(0.99),
+            handshakeMax=durations[-1] if durations else 0.0,
+        )
+
+    def closeAll() -> None:
+        streams = list(held)
+        del held[:]
+        for xs in streams:
+            xs.close()
+        emit("closed", streams=len(streams))
+
     async def command(cmd: dict[str, Any]) -> None:
         if "open" in cmd:
             await openMany(int(cmd["open"]))
+        elif "storm" in cmd:
+            await storm(float(cmd["storm"]), float(cmd["seconds"]))
+        elif "closeAll" in cmd:
+            closeAll()
 
     listenForCommands(reactor, command)
     emit("ready", pid=os.getpid())

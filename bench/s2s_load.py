@@ -32,7 +32,7 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,10 @@ class OurTarget(Target):
 
     name = "xmppnetgraph"
 
-    def __init__(self, reactor: Any, work: Path, caPath: Path) -> None:
+    def __init__(self, reactor: Any, work: Path, caPath: Path, extra: Sequence[str] = ()) -> None:
+        """
+        @param extra: more command-line options for the node.
+        """
         self.domain = "target.example"
         self.port = freePort(ADDRESS)
         self.webPort = freePort(ADDRESS)
@@ -146,6 +149,7 @@ class OurTarget(Target):
             str(caPath),
             "--no-crawl",
             "--no-publish",
+            *extra,
         ]
         self.child = Child.spawn(reactor, "target", argv, work)
         assert self.child.pid is not None
