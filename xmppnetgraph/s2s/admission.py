@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_s2s_limits,tests.test_s2s_admission -*-
+# -*- test-case-name: tests.test_s2s_limits -*-
 """
 Admission of incoming s2s connections: a cap on the connections that are
 not yet authenticated, per source address and overall.

@@ -46,7 +46,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from xmppnetgraph.error import StorageError, StorageFull
+from xmppnetgraph.error import StorageError, StorageFull, XmppNetGraphError
 from xmppnetgraph.reactortypes import INodeReactor
 
 _log = Logger()
@@ -191,7 +191,7 @@ class _Dialect:
 _POSTGRESQL_GONE = frozenset({"57P01", "57P02", "57P03"})
 
 
-class _ConnectionDropped(Exception):
+class _ConnectionDropped(XmppNetGraphError):
     """
     An interaction failed because its connection is dead (raised in the
     pool thread, so that L{Database} runs it again on a new connection).
