@@ -19,6 +19,7 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 from zope.interface.verify import verifyObject
 
+from tests.nodes import waitFor
 from tests.test_feed import aLink
 from xmppnetgraph.crawler.crawler import Crawler, CrawlSettings
 from xmppnetgraph.crawler.discovery import Discovery
@@ -26,7 +27,7 @@ from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import ICrawler
 from xmppnetgraph.linktable import LinkTable
-from xmppnetgraph.model import DiscoveryStep, DomainFacts, GraphSnapshot
+from xmppnetgraph.model import CrawlQueue, DiscoveryStep, DomainFacts, GraphSnapshot
 from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.serverinfo.payload import (
     DomainInfo,
@@ -171,6 +172,27 @@ class CrawlerTests(TestCase):
         L{Crawler} provides L{ICrawler}.
         """
         self.assertTrue(verifyObject(ICrawler, self.makeCrawler()))
+
+    async def test_queue(self) -> None:
+        """
+        L{Crawler.queue} counts the fetches in flight, the domains due that
+        wait for a slot, and those due later (a failed fetch backs off).
+        """
+        held: dict[str, defer.Deferred[Discovery]] = {}
+
+        def discover(domain: str) -> defer.Deferred[Discovery]:
+            held[domain] = defer.Deferred()
+            return held[domain]
+
+        self.discover = discover  # type: ignore[method-assign]
+        seeds = [f"s{n}.example" for n in range(6)]
+        crawler = self.makeCrawler(*seeds, maxInFlight=2)
+        await waitFor(lambda: len(held) == 2)
+        self.assertEqual(crawler.queue(), CrawlQueue(pending=4, inFlight=2, scheduled=0))
+        first = sorted(held)[0]
+        held.pop(first).callback(outcome(first, "unreachable", reachable=False))
+        await waitFor(lambda: len(held) == 2)
+        self.assertEqual(crawler.queue(), CrawlQueue(pending=3, inFlight=2, scheduled=1))
 
     async def test_seedsAndFollow(self) -> None:
         """

@@ -12,7 +12,7 @@ from tests.test_feed import aLink
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import ILinkTable
 from xmppnetgraph.linktable import LinkTable
-from xmppnetgraph.model import ChangeEvent, LinkDown, LinkUp
+from xmppnetgraph.model import ChangeEvent, Link, LinkDown, LinkUp
 
 
 class LinkTableTests(SynchronousTestCase):
@@ -109,6 +109,27 @@ class LinkTableTests(SynchronousTestCase):
         link.touch(7.0, incoming=False)
         link.touch(9.0, incoming=True)
         self.assertEqual((link.stanzasIn, link.stanzasOut, link.lastActivity), (2, 1, 9.0))
+
+    def test_stanzaTotals(self) -> None:
+        """
+        L{LinkTable.stanzaTotals} adds up the stanzas of the live links and
+        of those that ended, by direction: removing a link keeps its counts.
+        """
+        self.assertEqual(self.table.stanzaTotals(), {"incoming": (0, 0), "outgoing": (0, 0)})
+        incoming = aLink("a.example")
+        outgoing = Link("b.example", "example.org", "outgoing", "dialback", None, False, 0.0, 0.0)
+        for link in (incoming, outgoing):
+            self.table.add(link)
+        incoming.touch(1.0, incoming=True)
+        incoming.touch(1.0, incoming=True)
+        outgoing.touch(1.0, incoming=False)
+        expected = {"incoming": (2, 0), "outgoing": (0, 1)}
+        self.assertEqual(self.table.stanzaTotals(), expected)
+        self.table.remove(incoming)
+        self.table.remove(incoming)
+        self.assertEqual(self.table.stanzaTotals(), expected)
+        outgoing.touch(2.0, incoming=True)
+        self.assertEqual(self.table.stanzaTotals(), {"incoming": (2, 0), "outgoing": (1, 1)})
 
     def test_uniqueIds(self) -> None:
         """

@@ -255,6 +255,19 @@ class GlobalLimitTests(SchedulerTestsMixin, SynchronousTestCase):
         )
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_load(self) -> None:
+        """
+        L{QueryScheduler.load} tells how many requests wait and how many
+        queries run, as they start and end.
+        """
+        self.makeScheduler(maxConcurrent=3)
+        self.assertEqual(self.scheduler.load(), (0, 0))
+        for i in range(5):
+            self.ask(f"d{i}.example")
+        self.assertEqual(self.scheduler.load(), (2, 3))
+        self.remote.answerAll()
+        self.assertEqual(self.scheduler.load(), (0, 0))
+
     def test_startInterval(self) -> None:
         """
         Starts are at least C{startInterval} apart, even when slots are free.

@@ -638,6 +638,30 @@ class GraphStoreTests:
         self.assertEqual(stale, {"a.example": False, "b.example": False, "c.example": False})
         await self.assertFailure(self.store.markStale(-1), ValueError)
 
+    @asyncTest
+    async def test_statusCounts(self) -> None:
+        """
+        Every known domain counts once: by the status of its current facts,
+        as C{stale} once stale (whatever its last status), as
+        C{unfetched} when only named by others.
+        """
+        self.assertEqual(await self.store.statusCounts(), {})
+        await self.store.storeReport("a.example", [named("b.example"), named("d.example")])
+        await self.store.recordFetch("a.example", PUBLISHES)
+        await self.store.recordFetch("c.example", PUBLISHES)
+        await self.store.recordFetch("d.example", DomainFacts("no-consent", True, consents=False))
+        self.assertEqual(
+            await self.store.statusCounts(),
+            {"publishes": 2, "no-consent": 1, "unfetched": 1},
+        )
+        self.clock.advance(100)
+        await self.store.storeReport("a.example", [named("b.example"), named("d.example")])
+        self.assertEqual(await self.store.markStale(50), ["c.example"])
+        self.assertEqual(
+            await self.store.statusCounts(),
+            {"publishes": 1, "no-consent": 1, "unfetched": 1, "stale": 1},
+        )
+
     # Durability and size
 
     @asyncTest

@@ -26,6 +26,7 @@ from wokkel.disco import DiscoHandler
 from xmppnetgraph.component import LocalComponent
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
+from xmppnetgraph.metrics import Metrics, SchedulerCollector
 from xmppnetgraph.reactortypes import INodeReactor
 from xmppnetgraph.scheduler import QueryScheduler
 from xmppnetgraph.store.database import Database
@@ -49,6 +50,9 @@ class Core:
     @ivar iqTimeout: how long IQ requests of the local hosts wait.
     @ivar components: the service holding one L{LocalComponent} per local
         host, made by L{component}.
+    @ivar metrics: the node's metrics (C{GET /metrics}): each module's
+        builder registers its own; the core's are the scheduler's load and
+        the database's transaction times.
     """
 
     reactor: INodeReactor
@@ -60,7 +64,15 @@ class Core:
     resolver: IResolver | None = None
     iqTimeout: float = 30.0
     components: service.MultiService = attrs.field(factory=service.MultiService)
+    metrics: Metrics = attrs.field(factory=Metrics)
     _byDomain: dict[str, LocalComponent] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        """
+        Register the core's own metrics.
+        """
+        self.metrics.register(SchedulerCollector(self.scheduler))
+        self.metrics.timeTransactions(self.database)
 
     def component(self, domain: str) -> LocalComponent:
         """

@@ -12,6 +12,7 @@ from zope.interface import Attribute, Interface
 
 from xmppnetgraph.model import (
     ChangeEvent,
+    CrawlQueue,
     CrawlStatus,
     DomainFacts,
     DomainProfile,
@@ -418,6 +419,14 @@ class IGraphStore(Interface):
         @return: counts over the current store.
         """
 
+    def statusCounts() -> Deferred[dict[str, int]]:
+        """
+        @return: how many known domains have each status: the status of
+            their current facts (the crawler's vocabulary), C{"stale"} for
+            a stale one, C{"unfetched"} for one only named by others. Every
+            known domain counts once.
+        """
+
     def profiles() -> Deferred[list[DomainProfile]]:
         """
         @return: the software and stream facts of every current, not stale
@@ -446,4 +455,9 @@ class ICrawler(Interface):
         @param domain: a normalised domain name.
         @return: where the crawler stands with C{domain}, or L{None} if it
             does not know it.
+        """
+
+    def queue() -> CrawlQueue:
+        """
+        @return: what the crawl queue holds now.
         """

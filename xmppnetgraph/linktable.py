@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.test_linktable -*-
 """
 The live link table: one L{Link} per authenticated s2s stream and remote
-domain. Each change is announced on the node's change feed.
+domain. Each change is announced on the node's change feed. The stanzas
+counted on links that ended are kept, so that the node's totals
+(L{LinkTable.stanzaTotals}, for the metrics) only grow.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppnetgraph.interfaces import IChangeFeed, ILinkTable
-from xmppnetgraph.model import Link, LinkDown, LinkUp
+from xmppnetgraph.model import Direction, Link, LinkDown, LinkUp
 
 
 @implementer(ILinkTable)
@@ -29,12 +31,26 @@ class LinkTable:
         """
         self._feed = feed
         self._links: dict[int, Link] = {}
+        # Direction -> [stanzas in, stanzas out] of the links that ended.
+        self._ended: dict[Direction, list[int]] = {"incoming": [0, 0], "outgoing": [0, 0]}
 
     def links(self) -> Iterator[Link]:
         """
         @return: the live links, oldest first.
         """
         return iter(list(self._links.values()))
+
+    def stanzaTotals(self) -> dict[Direction, tuple[int, int]]:
+        """
+        @return: by the streams' direction, the stanzas received and sent
+            on every link this table has held, live or ended.
+        """
+        totals = {direction: list(counts) for direction, counts in self._ended.items()}
+        for link in self._links.values():
+            total = totals[link.direction]
+            total[0] += link.stanzasIn
+            total[1] += link.stanzasOut
+        return {direction: (total[0], total[1]) for direction, total in totals.items()}
 
     def add(self, link: Link) -> None:
         """
@@ -58,6 +74,9 @@ class LinkTable:
         """
         if self._links.pop(link.id, None) is None:
             return
+        ended = self._ended[link.direction]
+        ended[0] += link.stanzasIn
+        ended[1] += link.stanzasOut
         self._log.info(
             "s2s link down: {direction} {local} <-> {domain}",
             direction=link.direction,

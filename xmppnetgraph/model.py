@@ -594,6 +594,21 @@ CrawlSource = Literal["seed", "link", "report", "submission", "store"]
 
 
 @attrs.frozen
+class CrawlQueue:
+    """
+    What the crawl queue holds now (L{ICrawler.queue<xmppnetgraph.interfaces.ICrawler.queue>}).
+
+    @ivar pending: domains due for a fetch that has not started.
+    @ivar inFlight: fetches running.
+    @ivar scheduled: domains whose next fetch is due later.
+    """
+
+    pending: int
+    inFlight: int
+    scheduled: int
+
+
+@attrs.frozen
 class CrawlStatus:
     """
     Where the crawler stands with one domain.

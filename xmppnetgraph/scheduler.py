@@ -291,6 +291,13 @@ class QueryScheduler:
         """
         return (domain, key) in self._requests
 
+    def load(self) -> tuple[int, int]:
+        """
+        @return: how many requests wait for their turn, and how many
+            queries run.
+        """
+        return self._queued, len(self._busy)
+
     def stop(self) -> None:
         """
         Cancel the running queries, drop the queued ones and fail their

@@ -18,6 +18,7 @@ from xmppnetgraph.crawler.client import CrawlerPubSubClient
 from xmppnetgraph.crawler.crawler import Crawler, CrawlSettings
 from xmppnetgraph.crawler.discovery import Discoverer
 from xmppnetgraph.interfaces import IGraphStore
+from xmppnetgraph.metrics import CrawlerCollector
 from xmppnetgraph.s2s.resolve import offersDirectTLS
 
 
@@ -60,7 +61,8 @@ def buildCrawler(
     excluded: Callable[[str], bool],
 ) -> Crawler:
     """
-    Attach the crawler (named C{"crawler"}) to C{parent}.
+    Attach the crawler (named C{"crawler"}) to C{parent}, and register
+    its metrics (the crawl queue, the store's domains by status).
 
     @param store: where the graph goes.
     @param excluded: whether a domain is on the exclusion list.
@@ -89,4 +91,6 @@ def buildCrawler(
     pubsub.notified = crawler.notified
     pubsub.nodeChanged = crawler.nodeChanged
     attach(crawler, "crawler", parent)
+    collector = CrawlerCollector(crawler.queue, store)
+    core.metrics.register(collector, collector.refresh)
     return crawler

@@ -64,6 +64,7 @@ from xmppnetgraph.error import (
 from xmppnetgraph.graphview import serviceParent
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.model import (
+    CrawlQueue,
     CrawlSource,
     CrawlStatus,
     DiscoveryStep,
@@ -370,6 +371,22 @@ class Crawler(service.Service):
             return CrawlStatus(domain, "excluded", "store")
         state = self._domains.get(domain)
         return None if state is None else self._status(state)
+
+    def queue(self) -> CrawlQueue:
+        """
+        See L{ICrawler.queue}: counted over the known domains (a heap entry
+        may be outdated, a domain's own due time is not).
+        """
+        now = self._clock.seconds()
+        pending = scheduled = 0
+        for state in self._domains.values():
+            if state.due is None:
+                continue
+            if state.due <= now:
+                pending += 1
+            else:
+                scheduled += 1
+        return CrawlQueue(pending=pending, inFlight=len(self._inFlight), scheduled=scheduled)
 
     def _status(self, state: _Domain) -> CrawlStatus:
         return CrawlStatus(

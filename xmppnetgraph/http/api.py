@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_http -*-
 """
-The handlers of the node's own state: C{/api/links}, C{/api/serverinfo}
-and the OpenAPI document.
+The handlers of the node's own state: C{/api/links}, C{/api/serverinfo},
+C{/metrics} and the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from twisted.web.server import Request
 
 from xmppnetgraph.http.errors import Response, jsonResponse
 from xmppnetgraph.interfaces import ILinkTable
+from xmppnetgraph.metrics import Metrics
 from xmppnetgraph.model import Link, PublishedServerInfo
 from xmppnetgraph.timestamp import formatOptionalTimestamp, formatTimestamp
 
@@ -52,6 +53,26 @@ class Links:
         return jsonResponse(
             {"domain": self.domain, "links": [linkJSON(link) for link in self.linkTable.links()]}
         )
+
+
+class MetricsPage:
+    """
+    C{GET /metrics}: the node's metrics, in OpenMetrics for a client that
+    asks for it (Prometheus does), else in Prometheus' plain text format.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def metricsPage(self, request: Request, path: Mapping[str, str]) -> Response:
+        """
+        @return: every figure, as the client's C{Accept} header chooses.
+        """
+        accept = request.getHeader(b"accept")
+        body, contentType = await self.metrics.exposition(
+            None if accept is None else accept.decode("latin-1")
+        )
+        return Response(body, contentType=contentType.encode("ascii"))
 
 
 class ServerInfo:

@@ -131,6 +131,7 @@ def buildWeb(
         submitRate=config.submitRate,
         trustedProxies=config.trustedProxies,
         layout=layout,
+        metrics=core.metrics,
     )
     if graph is not None and api.views is not None:
         buildLayout(core, config, parent, api.views, layout)

@@ -31,6 +31,7 @@ COMPRESSIBLE: frozenset[bytes] = frozenset(
         b"application/xml",
         b"application/graphml+xml",
         b"application/gexf+xml",
+        b"application/openmetrics-text",
         b"image/svg+xml",
         b"text/html",
         b"text/plain",

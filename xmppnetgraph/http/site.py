@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 
-from xmppnetgraph.http.api import Links, ServerInfo, openAPI
+from xmppnetgraph.http.api import Links, MetricsPage, ServerInfo, openAPI
 from xmppnetgraph.http.badge import Badges
 from xmppnetgraph.http.domains import DomainPages
 from xmppnetgraph.http.events import EventStream
@@ -22,6 +22,7 @@ from xmppnetgraph.http.stats import Stats
 from xmppnetgraph.http.submit import RateLimiter, Submissions
 from xmppnetgraph.interfaces import IChangeFeed, ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.layout.service import Layout
+from xmppnetgraph.metrics import Metrics
 from xmppnetgraph.model import NamePolicy
 
 
@@ -53,6 +54,7 @@ class WebAPI:
         trustedProxies: tuple[str, ...] = (),
         page: StaticPage | None = None,
         layout: Layout | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """
         @param threads: where graph views are computed (L{None}: in the
@@ -69,6 +71,8 @@ class WebAPI:
         @param page: the page's files (default: the package's build).
         @param layout: the positions of the graph's nodes (default: none
             stored; every node placed next to its neighbours).
+        @param metrics: the node's metrics for C{/metrics} (default: none
+            registered but the process's).
         """
         self._threads = threads
         self.naming = Naming(namePolicy, excluded)
@@ -96,6 +100,7 @@ class WebAPI:
         self.events = EventStream(graph, self.tail, self.naming, clock)
         self.submissions = Submissions(crawler, RateLimiter(clock, submitRate), trustedProxies)
         self.page = StaticPage() if page is None else page
+        self.metrics = MetricsPage(Metrics() if metrics is None else metrics)
 
     def routes(self) -> list[Route]:
         """
@@ -112,6 +117,7 @@ class WebAPI:
             Route("POST", "/api/submit", self.submissions.submit),
             Route("GET", "/api/links", self.links.links),
             Route("GET", "/api/openapi.json", openAPI),
+            Route("GET", "/metrics", self.metrics.metricsPage),
             Route("GET", "/badge/{domain}.svg", self.badges.badge),
             Route("GET", "/assets/{name}", self.page.asset),
         ]

@@ -19,6 +19,7 @@ from xmppnetgraph.core import Core, attach
 from xmppnetgraph.datadir import dialbackSecret, ensureDataDir
 from xmppnetgraph.linktable import LinkTable
 from xmppnetgraph.listener import Listener
+from xmppnetgraph.metrics import S2SCollector
 from xmppnetgraph.s2s.resolve import defaultResolver
 from xmppnetgraph.s2s.service import S2SService
 
@@ -27,7 +28,7 @@ def buildS2S(core: Core, config: Config, parent: IServiceCollection) -> S2SServi
     """
     Attach the node's server-to-server streams to C{parent}: the service
     (named C{"s2s"}) and its listeners (C{"s2s-listen"}, and
-    C{"s2s-direct-tls"} if configured).
+    C{"s2s-direct-tls"} if configured), and its metrics.
 
     @param core: its C{linkTable} must be a L{LinkTable} (the s2s service
         adds and removes the links); without a C{resolver}, the system's
@@ -54,6 +55,9 @@ def buildS2S(core: Core, config: Config, parent: IServiceCollection) -> S2SServi
         core.resolver if core.resolver is not None else defaultResolver(core.reactor),
     )
     attach(s2s, "s2s", parent)
+    core.metrics.register(
+        S2SCollector(core.linkTable, lambda: s2s.connectionCount, s2s.streamErrors)
+    )
 
     listener = Listener("s2s", config.s2s, s2s.serverFactory(), core.reactor)
     attach(listener, "s2s-listen", parent)

@@ -47,7 +47,7 @@ from xmppnetgraph.s2s.identity import PeerVerifier
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
-from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, abortTransport
+from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, StreamErrorTally, abortTransport
 
 _STANZAS = ("message", "presence", "iq")
 
@@ -78,6 +78,7 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
         config: Config,
         clock: IReactorTime,
         admission: Admission | None = None,
+        errors: StreamErrorTally | None = None,
     ) -> None:
         """
         @param authenticatorFactory: makes the authenticator of each stream.
@@ -85,11 +86,14 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
         @param clock: the streams' clock.
         @param admission: for a listening factory, the caps on
             unauthenticated connections; L{None} for outgoing streams.
+        @param errors: where the streams count their stream errors (a
+            tally of their own each if L{None}).
         """
         super().__init__(authenticatorFactory)
         self._config = config
         self._clock = clock
         self._admission = admission
+        self._errors = errors
 
     def buildProtocol(self, addr: IAddress | None) -> S2SXmlStream | Refusal:  # type: ignore[override]
         """
@@ -107,6 +111,7 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
             maxStanzaSize=self._config.maxStanzaSize,
             maxDepth=self._config.maxDepth,
             clock=self._clock,
+            errors=self._errors,
         )
         xs.factory = self
         if release is not None:
@@ -297,6 +302,7 @@ class S2SService(service.Service):
     @ivar router: the in-process router; we are its default route.
     @ivar admission: the caps on incoming connections not yet
         authenticated, shared by all our listening endpoints.
+    @ivar streamErrors: the stream errors of all our streams.
     """
 
     _log = Logger()
@@ -364,6 +370,7 @@ class S2SService(service.Service):
         self._opening: set[defer.Deferred[S2SXmlStream]] = set()
         self._streams: set[S2SXmlStream] = set()
         self.admission = Admission(config.maxUnauthenticatedPerAddress, config.maxUnauthenticated)
+        self.streamErrors = StreamErrorTally()
         # The links of each authenticated incoming stream, by remote domain.
         self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
         pipe = XmlPipe()
@@ -387,7 +394,11 @@ class S2SService(service.Service):
             share L{admission}.
         """
         factory = StreamFactory(
-            lambda: ReceivingAuthenticator(self), self.config, self._reactor, self.admission
+            lambda: ReceivingAuthenticator(self),
+            self.config,
+            self._reactor,
+            admission=self.admission,
+            errors=self.streamErrors,
         )
         factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, self._incomingConnected)
         factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._incomingAuthenticated)
@@ -864,7 +875,9 @@ class S2SService(service.Service):
             if not targets:
                 raise RemoteServerNotFound(f"{remote} announces no XMPP s2s service")
             handshake = _Handshake(remote)
-            factory = StreamFactory(lambda: authenticator, self.config, self._reactor)
+            factory = StreamFactory(
+                lambda: authenticator, self.config, self._reactor, errors=self.streamErrors
+            )
             factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, self._track)
             factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, handshake.watch)
             await connectToFirst(

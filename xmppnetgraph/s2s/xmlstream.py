@@ -26,6 +26,7 @@ L{S2SXmlStream} fixes all of this. L{StrictExpatElementStream} is its parser.
 from __future__ import annotations
 
 import pyexpat
+from collections import Counter
 from collections.abc import Callable
 from typing import Literal, TypedDict
 
@@ -53,6 +54,7 @@ __all__ = [
     "StrictExpatElementStream",
     "StrictParserError",
     "abortTransport",
+    "StreamErrorTally",
 ]
 
 #: Seconds a connection that we closed (with a stream error, at the idle
@@ -492,6 +494,79 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._buildEndNamespace(prefix)
 
 
+#: The stream error conditions of RFC 6120 section 4.9.3; a received
+#: condition that is not one of these counts as C{"other"} (a peer must not
+#: be able to make up label values).
+STREAM_ERROR_CONDITIONS: frozenset[str] = frozenset(
+    {
+        "bad-format",
+        "bad-namespace-prefix",
+        "conflict",
+        "connection-timeout",
+        "host-gone",
+        "host-unknown",
+        "improper-addressing",
+        "internal-server-error",
+        "invalid-from",
+        "invalid-namespace",
+        "invalid-xml",
+        "not-authorized",
+        "not-well-formed",
+        "policy-violation",
+        "remote-connection-failed",
+        "reset",
+        "resource-constraint",
+        "restricted-xml",
+        "see-other-host",
+        "system-shutdown",
+        "undefined-condition",
+        "unsupported-encoding",
+        "unsupported-feature",
+        "unsupported-stanza-type",
+        "unsupported-version",
+    }
+)
+
+
+class StreamErrorTally:
+    """
+    The stream errors of a node's s2s streams, by condition, sent and
+    received; every stream of the node counts into the one tally.
+
+    @ivar sent: condition -> how many we sent.
+    @ivar received: condition -> how many peers sent us (conditions that
+        RFC 6120 does not define count as C{"other"}).
+    """
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()
+
+    def countSent(self, condition: str) -> None:
+        """
+        Count one stream error we sent.
+        """
+        self.sent[_condition(condition)] += 1
+
+    def countReceived(self, condition: str | None) -> None:
+        """
+        Count one stream error a peer sent.
+
+        @param condition: its condition element's name, or L{None} if it
+            had none.
+        """
+        self.received[_condition(condition)] += 1
+
+
+def _condition(condition: str | None) -> str:
+    """
+    @return: C{condition} if RFC 6120 defines it, else C{"other"}.
+    """
+    if condition is not None and condition in STREAM_ERROR_CONDITIONS:
+        return condition
+    return "other"
+
+
 @implementer(IHandshakeListener)
 class S2SXmlStream(xmlstream.XmlStream):
     """
@@ -515,6 +590,8 @@ class S2SXmlStream(xmlstream.XmlStream):
     @ivar maxStanzaSize: the largest stanza or stream header accepted, in
         bytes.
     @ivar maxDepth: the deepest element nesting accepted inside a stanza.
+    @ivar errors: where this stream's stream errors are counted (shared by
+        the streams of one node).
     """
 
     _log = Logger()
@@ -532,6 +609,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         maxStanzaSize: int = 256 * 1024,
         maxDepth: int = 64,
         clock: IReactorTime | None = None,
+        errors: StreamErrorTally | None = None,
     ) -> None:
         """
         @param authenticator: the stream's authenticator.
@@ -540,8 +618,11 @@ class S2SXmlStream(xmlstream.XmlStream):
         @param maxDepth: the deepest element nesting accepted inside a
             stanza (the stanza element is at depth 1).
         @param clock: the clock for timers; the global reactor if L{None}.
+        @param errors: where the stream errors sent and received are
+            counted (a new tally of its own if L{None}).
         """
         self._clock = clock
+        self.errors = StreamErrorTally() if errors is None else errors
         self.maxStanzaSize = maxStanzaSize
         self.maxDepth = maxDepth
         self.bytesIn = 0
@@ -680,11 +761,25 @@ class S2SXmlStream(xmlstream.XmlStream):
         Send a stream error and close; nothing the peer sent after the
         offending element (even in the same read) is processed.
         """
+        self.errors.countSent(streamError.condition)
         super().sendStreamError(streamError)
         self._failed = True
         self._stopTimers()
         if isinstance(self.stream, StrictExpatElementStream):
             self.stream.discard()
+
+    def onStreamError(self, errelem: domish.Element) -> None:
+        """
+        A peer's stream error: count its condition, then close as Twisted
+        does.
+        """
+        condition = None
+        for child in errelem.elements():
+            if child.uri == error.NS_XMPP_STREAMS:
+                condition = child.name
+                break
+        self.errors.countReceived(condition)
+        super().onStreamError(errelem)
 
     def logFields(self) -> StreamLogFields:
         """

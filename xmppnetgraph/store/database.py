@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -312,6 +313,9 @@ class Database:
     @ivar schemaVersion: the version of the newest migration applied.
     """
 
+    #: Durations (seconds) are measured on this clock.
+    _timer: Callable[[], float] = staticmethod(time.perf_counter)
+
     def __init__(
         self,
         pool: adbapi.ConnectionPool,
@@ -341,6 +345,16 @@ class Database:
         self._unavailable = False
         # When a full database was last logged.
         self._fullLogged: float | None = None
+        self._observers: list[Callable[[str, float], object]] = []
+
+    def observeTransactions(self, observer: Callable[[str, float], object]) -> None:
+        """
+        Tell C{observer} the name of each interaction (C{"storeReport"}
+        for C{_storeReport}) and the seconds from its request to its
+        commit or rollback (waiting for a pool thread included), in the
+        reactor thread.
+        """
+        self._observers.append(observer)
 
     def runInteraction(
         self, interaction: Callable[Concatenate[Cursor, _P], _T], *args: _P.args, **kw: _P.kwargs
@@ -358,9 +372,21 @@ class Database:
             return fail(StorageError(f"the {self.description} is closed"))
         self._running += 1
         d = self._attempt(interaction, args, kw, again=True)
+        if self._observers:
+            d.addBoth(self._timed, interaction.__name__.lstrip("_"), self._timer())
         d.addCallbacks(self._succeeded, self._mapFailure)
         d.addBoth(self._finished)
         return d
+
+    def _timed(self, result: _T, name: str, started: float) -> _T:
+        """
+        Tell the observers how long interaction C{name} took (both tries,
+        when the first met a dead connection).
+        """
+        seconds = self._timer() - started
+        for observer in self._observers:
+            observer(name, seconds)
+        return result
 
     def _attempt(
         self,

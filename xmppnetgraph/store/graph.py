@@ -766,6 +766,18 @@ def _counts(cursor: Cursor) -> GraphCounts:
     return GraphCounts(*(int(value) for value in row))
 
 
+def _statusCounts(cursor: Cursor) -> dict[str, int]:
+    """
+    @return: see L{IGraphStore.statusCounts}.
+    """
+    rows = cursor.execute(
+        "SELECT CASE WHEN f.stale = 1 THEN 'stale' ELSE COALESCE(f.status, 'unfetched') END,"
+        " COUNT(*) FROM graph_domains d LEFT JOIN graph_domain_facts f"
+        " ON f.domain = d.domain AND f.valid_to IS NULL GROUP BY 1"
+    ).fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
 @implementer(IGraphStore)
 class GraphStore:
     """
@@ -880,6 +892,12 @@ class GraphStore:
         See L{IGraphStore.counts}.
         """
         return self._database.runInteraction(_counts)
+
+    def statusCounts(self) -> Deferred[dict[str, int]]:
+        """
+        See L{IGraphStore.statusCounts}.
+        """
+        return self._database.runInteraction(_statusCounts)
 
     def profiles(self) -> Deferred[list[DomainProfile]]:
         """
