@@ -1231,7 +1231,7 @@ class MakeServiceTests(SynchronousTestCase):
     def test_buildService(self) -> None:
         """
         L{makeService} wraps what C{buildService(config, reactor)} returns
-        in a L{CommandLineService}.
+        in a L{CommandLineService}, and raises the open-files limit.
         """
         from twisted.internet import reactor
 
@@ -1256,10 +1256,15 @@ class MakeServiceTests(SynchronousTestCase):
 
         self.addCleanup(restore)
 
+        import xmppnetgraph.tap
+
+        raised: list[bool] = []
+        self.patch(xmppnetgraph.tap, "raiseFileLimit", lambda: raised.append(True))
         options = Options()
         options.parseOptions(["--domain=a.example"])
         service = makeService(options)
         self.assertIsInstance(service, CommandLineService)
+        self.assertEqual(raised, [True])
         import gc
 
         self.assertEqual(gc.get_threshold()[0], 50_000)

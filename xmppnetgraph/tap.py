@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
 from twisted.python import usage
 
 from xmppnetgraph.config import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
@@ -50,6 +51,8 @@ _PARAMETER_KINDS = frozenset({"string", "path", "int", "float"})
 
 # Every option with the Config field it sets (None for --config), in the
 # order of Config's fields.
+_log = Logger()
+
 _OPTIONS: list[tuple[attrs.Attribute[Any] | None, Option]] = [
     *((field, option) for field, setting in settings() for option in setting.options),
     (None, CONFIG_OPTION),
@@ -472,6 +475,46 @@ def tuneGarbageCollector() -> None:
     gc.set_threshold(50_000, 50, 50)
 
 
+def raiseFileLimit() -> tuple[int, int]:
+    """
+    Raise the soft limit of open files to the hard one, and log the
+    result once: a node holds a descriptor per s2s stream, and systems
+    start processes with a soft limit of 1,024 (systemd's default, for
+    select()'s sake) under a hard one of 524,288. An unlimited hard limit
+    is taken as the kernel's C{fs.nr_open}.
+
+    Process-wide, so only C{twistd xmppnetgraph} does this.
+
+    @return: the soft limit before and after.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (not POSIX)
+        return (0, 0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = soft
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as e:
+            _log.warn(
+                "open files: could not raise the limit from {soft} to {target}: {error}",
+                soft=soft,
+                target=target,
+                error=e,
+            )
+            return (soft, soft)
+        _log.info("open files: raised the limit from {soft} to {target}", soft=soft, target=target)
+        return (soft, target)
+    _log.info("open files: the limit is {soft}", soft=soft)
+    return (soft, soft)
+
+
 class CommandLineService(MultiService):
     """
     The parent of the node's services under C{twistd}: a port that cannot
@@ -516,4 +559,5 @@ def makeService(options: Options) -> IService:
     top = newTop()
     _setServiceParent(node, top)
     tuneGarbageCollector()
+    raiseFileLimit()
     return top
