@@ -97,8 +97,7 @@ class S2SCollector(Collector):
             "Stanzas sent on authenticated s2s streams, by the stream's direction.",
             labels=["direction"],
         )
-        for direction in ("incoming", "outgoing"):
-            stanzasIn, stanzasOut = totals.get(direction, (0, 0))
+        for direction, (stanzasIn, stanzasOut) in sorted(totals.items()):
             received.add_metric([direction], stanzasIn)
             sent.add_metric([direction], stanzasOut)
         yield received
@@ -247,7 +246,7 @@ class Metrics:
             PREFIX + "store_transaction_seconds",
             "Time from the request to the commit (or rollback) of each store "
             "transaction, by operation (storeReport: a crawled report; recordFetch: "
-            "a domain's facts; publish: a pub-sub item).",
+            "a domain's facts; publishItem: a pub-sub item).",
             ["operation"],
             registry=self.registry,
             buckets=TRANSACTION_BUCKETS,
