@@ -372,11 +372,26 @@ class GraphTests(APIFixture, TestCase):
             ("fold=maybe", "fold"),
             ("focus=not%20a%20domain", "focus"),
             ("skipAnon=1&skipAnon=0", "skipAnon"),
+            ("focus=%FF", "focus"),
+            ("focus=b%C3%BC..example", "focus"),
         ]:
             error = await self.getJSON(f"/api/graph?{query}", 400)
             validator("Error").validate(error)
             self.assertEqual(error["error"]["status"], 400)
             self.assertTrue(error["error"]["message"].startswith(name + ":"), error)
+
+    async def test_percentEncodedUnicode(self) -> None:
+        """
+        A parameter's value is percent-encoded UTF-8; non-ASCII ones are
+        read too. (Until fuzzing found it, every byte above 0x7F in a
+        query was a 500.)
+        """
+        self.makeAPI()
+        await self.fill()
+        graph = await self.getJSON("/api/graph?focus=b%C3%BCcher.example")
+        self.assertEqual(graph["nodes"], [])
+        error = await self.getJSON("/api/graph?at=2026-01-01%C3%BC", 400)
+        self.assertIn("'2026-01-01\u00fc'", error["error"]["message"])
 
     async def test_dataJSON(self) -> None:
         """
