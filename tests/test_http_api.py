@@ -19,7 +19,11 @@ from jsonschema import Draft202012Validator
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -28,6 +32,7 @@ from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.http.api import ServerInfo
+from xmppnetgraph.http.build import _APISite
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.layout.place import JITTER
@@ -676,6 +681,38 @@ class SubmitTests(APIFixture, TestCase):
             error = await self.post(400, **kw)
             validator("Error").validate(error)
         self.assertEqual(self.crawler.submitted, [])
+
+    def test_bodiesOnTheNodesSite(self) -> None:
+        """
+        On the node's own site (which leaves bodies to the API), a form
+        body is submitted, and a malformed multipart body is the API's JSON
+        400, not Twisted's bare one. (Found by fuzzing.)
+        """
+        self.makeAPI()
+        site = _APISite(self.api)
+        answers = []
+        for contentType, body in [
+            (b"application/x-www-form-urlencoded", b"domain=New.Example"),
+            (b"multipart/form-data; boundary=x", b"\x00"),
+        ]:
+            channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(
+                b"POST /api/submit HTTP/1.1\r\nHost: agg.example\r\nContent-Type: "
+                + contentType
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            head, _, answer = transport.value().partition(b"\r\n\r\n")
+            channel.connectionLost(Failure(ConnectionDone()))
+            self.assertIn(b"\r\ncontent-type: application/json; charset=utf-8", head.lower())
+            answers.append((head.split(b" ")[1], json.loads(answer)))
+        self.assertEqual(answers[0][0], b"202")
+        self.assertEqual(self.crawler.submitted, ["new.example"])
+        self.assertEqual(answers[1][0], b"400")
+        validator("Error").validate(answers[1][1])
+        self.assertIn("domain: missing", answers[1][1]["error"]["message"])
 
     async def test_rateLimit(self) -> None:
         """

@@ -33,9 +33,18 @@ def query(request: Request) -> Args:
     """
     @return: the query parameters of C{request}, with those given without
         a value (C{?skipAnon}) as empty values, which C{request.args}
-        drops; each value as the bytes sent.
+        drops.
     """
-    raw = (request.uri or b"").partition(b"?")[2]
+    return parseForm((request.uri or b"").partition(b"?")[2])
+
+
+def parseForm(raw: bytes) -> Args:
+    """
+    @param raw: a query string, or an C{application/x-www-form-urlencoded}
+        body.
+    @return: its parameters, each value as the bytes sent; those given
+        without a value as empty values.
+    """
     # Latin-1 maps every byte to one character and back, so the values come
     # out as the very bytes the client sent or percent-encoded (L{text}
     # decodes them as UTF-8). parse_qs on bytes decodes and re-encodes them
