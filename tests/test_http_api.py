@@ -685,8 +685,9 @@ class SubmitTests(APIFixture, TestCase):
     def test_bodiesOnTheNodesSite(self) -> None:
         """
         On the node's own site (which leaves bodies to the API), a form
-        body is submitted, and a malformed multipart body is the API's JSON
-        400, not Twisted's bare one. (Found by fuzzing.)
+        body is submitted, and a malformed multipart body or content type
+        is the API's JSON 400, not Twisted's bare 400 or a dropped
+        connection. (Found by fuzzing.)
         """
         self.makeAPI()
         site = _APISite(self.api)
@@ -694,6 +695,7 @@ class SubmitTests(APIFixture, TestCase):
         for contentType, body in [
             (b"application/x-www-form-urlencoded", b"domain=New.Example"),
             (b"multipart/form-data; boundary=x", b"\x00"),
+            (b";+*", b"\x00"),
         ]:
             channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
             transport = StringTransport()
@@ -710,9 +712,10 @@ class SubmitTests(APIFixture, TestCase):
             answers.append((head.split(b" ")[1], json.loads(answer)))
         self.assertEqual(answers[0][0], b"202")
         self.assertEqual(self.crawler.submitted, ["new.example"])
-        self.assertEqual(answers[1][0], b"400")
-        validator("Error").validate(answers[1][1])
-        self.assertIn("domain: missing", answers[1][1]["error"]["message"])
+        for status, error in answers[1:]:
+            self.assertEqual(status, b"400")
+            validator("Error").validate(error)
+            self.assertIn("domain: missing", error["error"]["message"])
 
     async def test_rateLimit(self) -> None:
         """
