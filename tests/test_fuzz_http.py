@@ -186,7 +186,9 @@ _headerNames = st.sampled_from(
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -288,9 +290,7 @@ class ParameterTests(APIFixture, TestCase):
         if request.body is not None:
             kw["data"] = request.body
         response = await self.settle(self.http.request(request.method, url, **kw))
-        if response.headers.getRawHeaders(b"content-type") == [
-            b"text/event-stream; charset=utf-8"
-        ]:
+        if response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]:
             self.api.events.stop()
         body = await self.settle(response.content())
         headers = {k.lower(): v for k, v in response.headers.getAllRawHeaders()}
@@ -382,7 +382,11 @@ class ParameterTests(APIFixture, TestCase):
             [
                 # Twisted's form parsing answered these itself, or failed.
                 FuzzRequest(
-                    "POST", "/api/submit", "", {b"Content-Type": [b"multipart/form-data; boundary=x"]}, b"\x00"
+                    "POST",
+                    "/api/submit",
+                    "",
+                    {b"Content-Type": [b"multipart/form-data; boundary=x"]},
+                    b"\x00",
                 ),
                 FuzzRequest("POST", "/api/submit", "", {b"Content-Type": [b";+*"]}, b"\x00"),
             ],

@@ -30,8 +30,8 @@ from xmppnetgraph.crawler.discovery import (
 from xmppnetgraph.names import normalizeDomain, parseJID
 from xmppnetgraph.serverinfo.payload import (
     CONNECTION_TYPES,
-    DomainInfo,
     NS_SERVERINFO,
+    DomainInfo,
     PayloadError,
     RemoteDomain,
     ServerInfo,
@@ -119,7 +119,9 @@ def serverInfoElements(draw: st.DrawFn) -> domish.Element:
 
     def noise(parent: domish.Element) -> None:
         if draw(st.integers(0, 4)) == 0:
-            parent.addChild(domish.Element((draw(_namespaces), draw(st.sampled_from(["x", "users", "domain"])))))
+            parent.addChild(
+                domish.Element((draw(_namespaces), draw(st.sampled_from(["x", "users", "domain"]))))
+            )
         if draw(st.integers(0, 4)) == 0:
             parent.addContent(draw(st.text(max_size=5)))
 
@@ -199,7 +201,9 @@ def mutatedItems(draw: st.DrawFn) -> domish.Element:
             target.uri = draw(_namespaces)
         elif kind == "rename":
             target.name = draw(
-                st.sampled_from(["domain", "federation", "remote-domain", "connection", "item", "x"])
+                st.sampled_from(
+                    ["domain", "federation", "remote-domain", "connection", "item", "x"]
+                )
             )
         else:
             target.addChild(draw(serverInfoElements()))
@@ -219,9 +223,7 @@ def _checkInfo(testCase: SynchronousTestCase, info: ServerInfo) -> None:
     it is valid and canonical.
     """
     testCase.assertLessEqual(len(info.domains), LIMITS["maxDomains"])
-    testCase.assertLessEqual(
-        sum(len(d.remotes) for d in info.domains), LIMITS["maxRemoteDomains"]
-    )
+    testCase.assertLessEqual(sum(len(d.remotes) for d in info.domains), LIMITS["maxRemoteDomains"])
     for domain in info.domains:
         testCase.assertEqual(normalizeDomain(domain.name), domain.name)
         for remote in domain.remotes:
@@ -272,7 +274,13 @@ class PayloadTests(SynchronousTestCase):
                 _checkInfo(self, info)
 
     @examples(100)
-    @given(st.builds(lambda name, uri: domish.Element((uri, name)), st.text(max_size=12), st.text(max_size=12)))
+    @given(
+        st.builds(
+            lambda name, uri: domish.Element((uri, name)),
+            st.text(max_size=12),
+            st.text(max_size=12),
+        )
+    )
     def test_notAPayload(self, element: domish.Element) -> None:
         """
         Any element but C{serverinfo} in its namespace is a
@@ -294,7 +302,13 @@ class ReportTests(SynchronousTestCase):
     @given(
         mutatedItems(),
         st.sampled_from(
-            ["prosody.example", "ejabberd.example", "openfire.example", "Prosody.Example", "x.example"]
+            [
+                "prosody.example",
+                "ejabberd.example",
+                "openfire.example",
+                "Prosody.Example",
+                "x.example",
+            ]
         ),
         st.integers(0, 10),
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
@@ -70,7 +70,8 @@ HANDSHAKE = (
     + f"<starttls xmlns='{NS_TLS}'/>".encode()
     + header(PEER, LOCAL)
     + f"<db:result from='{PEER}' to='{LOCAL}'>key</db:result>".encode()
-    + f"<message from='u@{PEER}/r' to='{LOCAL}'><body>h\u00e9 &amp; &#x1F600;</body></message>".encode()
+    + f"<message from='u@{PEER}/r' to='{LOCAL}'>".encode()
+    + "<body>h\u00e9 &amp; &#x1F600;</body></message>".encode()
     + f"<iq type='get' id='1' from='{PEER}' to='{LOCAL}'><query xmlns='urn:x'/></iq>".encode()
     + b"</stream:stream>"
 )
