@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from twisted.logger import LogEvent, globalLogPublisher
 
 _BASE = 100
 
@@ -49,3 +50,30 @@ def examples(count: int) -> settings:
     """
     scale = settings.default.max_examples / _BASE
     return settings(max_examples=max(1, round(count * scale)))
+
+
+class LoggedFailures:
+    """
+    Collects the failures logged (C{log.failure}, C{log.err}) while it is
+    entered, so that a property can fail on the very example that logged
+    one (trial fails the whole test on them, without naming the example).
+
+    @ivar events: the failure events.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        """
+        Keep C{event} if it holds a failure.
+        """
+        if "log_failure" in event:
+            self.events.append(event)
+
+    def __enter__(self) -> LoggedFailures:
+        globalLogPublisher.addObserver(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self)

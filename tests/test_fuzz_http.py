@@ -29,10 +29,9 @@ from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import blockingCallFromThread, deferToThread
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from tests.fuzzing import examples
+from tests.fuzzing import LoggedFailures, examples
 from tests.test_http import validator
 from tests.test_http_api import APIFixture
 from xmppnetgraph.http.api import ServerInfo
@@ -237,19 +236,6 @@ submissions = st.builds(
 )
 
 
-class _Failures:
-    """
-    Collects the failures logged while it is installed.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def __call__(self, event: LogEvent) -> None:
-        if "log_failure" in event:
-            self.events.append(event)
-
-
 def _notes(error: BaseException) -> list[str]:
     """
     @return: the notes of C{error} and of the errors it groups, and the
@@ -301,14 +287,10 @@ class ParameterTests(APIFixture, TestCase):
         Make C{request} from a thread that is not the reactor's, and check
         what it answers.
         """
-        failures = _Failures()
-        globalLogPublisher.addObserver(failures)
-        try:
+        with LoggedFailures() as failures:
             code, headers, body = blockingCallFromThread(
                 reactor, lambda: Deferred.fromCoroutine(self.answer(request))
             )
-        finally:
-            globalLogPublisher.removeObserver(failures)
         self.assertEqual(failures.events, [], request)
         self.assertTrue(200 <= code < 500, (code, headers, body, request))
         self.assertNotIn(b"Traceback", body)

@@ -19,12 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
-from tests.fuzzing import examples
+from tests.fuzzing import LoggedFailures, examples
 from tests.test_s2s_receive import PEER, ReceivingTestsBase
 from tests.xmlstrategies import Stream, chunked, header, mutated, split, validStreams
 from xmppnetgraph.s2s.initiate import NS_TLS
@@ -95,26 +94,6 @@ def sentElements(data: bytes) -> list[domish.Element]:
     return elements
 
 
-class _Failures:
-    """
-    Collects the failures logged while it is installed.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def __call__(self, event: LogEvent) -> None:
-        if "log_failure" in event:
-            self.events.append(event)
-
-    def __enter__(self) -> _Failures:
-        globalLogPublisher.addObserver(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        globalLogPublisher.removeObserver(self)
-
-
 class HostileInputTests(ReceivingTestsBase):
     """
     An incoming stream of the real s2s service (L{S2SService}, a
@@ -133,7 +112,7 @@ class HostileInputTests(ReceivingTestsBase):
         ended: list[bool] = []
         xs.addObserver(xmlstream.STREAM_END_EVENT, lambda _: ended.append(True))
         peerEnded = self._watchDocumentEnd(xs)
-        with _Failures() as failures:
+        with LoggedFailures() as failures:
             for data in reads:
                 xs.dataReceived(data)
         output = transport.value()
