@@ -18,8 +18,12 @@ import attrs
 from jsonschema import Draft202012Validator
 from treq.testing import StubTreq
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -28,6 +32,7 @@ from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.http.api import ServerInfo
+from xmppnetgraph.http.build import _APISite
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.layout.place import JITTER
@@ -372,11 +377,26 @@ class GraphTests(APIFixture, TestCase):
             ("fold=maybe", "fold"),
             ("focus=not%20a%20domain", "focus"),
             ("skipAnon=1&skipAnon=0", "skipAnon"),
+            ("focus=%FF", "focus"),
+            ("focus=b%C3%BC..example", "focus"),
         ]:
             error = await self.getJSON(f"/api/graph?{query}", 400)
             validator("Error").validate(error)
             self.assertEqual(error["error"]["status"], 400)
             self.assertTrue(error["error"]["message"].startswith(name + ":"), error)
+
+    async def test_percentEncodedUnicode(self) -> None:
+        """
+        A parameter's value is percent-encoded UTF-8; non-ASCII ones are
+        read too. (Until fuzzing found it, every byte above 0x7F in a
+        query was a 500.)
+        """
+        self.makeAPI()
+        await self.fill()
+        graph = await self.getJSON("/api/graph?focus=b%C3%BCcher.example")
+        self.assertEqual(graph["nodes"], [])
+        error = await self.getJSON("/api/graph?at=2026-01-01%C3%BC", 400)
+        self.assertIn("'2026-01-01\u00fc'", error["error"]["message"])
 
     async def test_dataJSON(self) -> None:
         """
@@ -661,6 +681,41 @@ class SubmitTests(APIFixture, TestCase):
             error = await self.post(400, **kw)
             validator("Error").validate(error)
         self.assertEqual(self.crawler.submitted, [])
+
+    def test_bodiesOnTheNodesSite(self) -> None:
+        """
+        On the node's own site (which leaves bodies to the API), a form
+        body is submitted, and a malformed multipart body or content type
+        is the API's JSON 400, not Twisted's bare 400 or a dropped
+        connection. (Found by fuzzing.)
+        """
+        self.makeAPI()
+        site = _APISite(self.api)
+        answers = []
+        for contentType, body in [
+            (b"application/x-www-form-urlencoded", b"domain=New.Example"),
+            (b"multipart/form-data; boundary=x", b"\x00"),
+            (b";+*", b"\x00"),
+        ]:
+            channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(
+                b"POST /api/submit HTTP/1.1\r\nHost: agg.example\r\nContent-Type: "
+                + contentType
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            head, _, answer = transport.value().partition(b"\r\n\r\n")
+            channel.connectionLost(Failure(ConnectionDone()))
+            self.assertIn(b"\r\ncontent-type: application/json; charset=utf-8", head.lower())
+            answers.append((head.split(b" ")[1], json.loads(answer)))
+        self.assertEqual(answers[0][0], b"202")
+        self.assertEqual(self.crawler.submitted, ["new.example"])
+        for status, error in answers[1:]:
+            self.assertEqual(status, b"400")
+            validator("Error").validate(error)
+            self.assertIn("domain: missing", error["error"]["message"])
 
     async def test_rateLimit(self) -> None:
         """

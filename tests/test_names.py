@@ -140,6 +140,19 @@ class NormalizeDomainTests(SynchronousTestCase):
         self.assertEqual(normalizeDomain("a.1a"), "a.1a")
         self.assertEqual(normalizeDomain("xmpp.3com"), "xmpp.3com")
 
+    def test_mappedToAnAddress(self) -> None:
+        """
+        A name that the UTS 46 mapping turns into an address (full-width
+        digits and dots, circled digits) is refused like the address.
+        (Found by fuzzing: C{\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11} was
+        accepted as C{127.0.0.1}.)
+        """
+        self.assertRejected("\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11", "IP address")
+        self.assertRejected("\uff12", "IPv4")
+        self.assertRejected("x.example.\uff12", "all-numeric")
+        self.assertRejected("a.\u2460", "all-numeric")
+        self.assertEqual(normalizeDomain("\uff41.example"), "a.example")
+
     def test_emptyLabels(self) -> None:
         """
         Empty names, empty labels (also behind an ideographic full stop), a

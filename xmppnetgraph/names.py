@@ -100,13 +100,7 @@ def normalizeDomain(text: str) -> str:
         if not labels[-1] and len(labels) > 1 and all(labels[:-1]):
             raise ValueError(f"{text!r} has an empty label (no trailing dot allowed)")
         raise ValueError(f"{text!r} has an empty label")
-    if text.isascii() and _isIPv4Notation(text):
-        raise ValueError(f"{text!r} is an IPv4 address in inet_aton notation, not a domain name")
-    if labels[-1].isascii() and labels[-1].isdigit():
-        raise ValueError(
-            f"{text!r} ends in an all-numeric label, which resolvers may read as an IPv4 "
-            "address; no top-level domain is all-numeric"
-        )
+    _refuseAddress(text, text)
     try:
         mapped = idna.uts46_remap(text, std3_rules=True, transitional=False)
         labels = _DOTS.split(mapped)
@@ -115,9 +109,31 @@ def normalizeDomain(text: str) -> str:
         asciiLength = sum(len(idna.alabel(label)) for label in labels) + len(labels) - 1
     except idna.IDNAError as e:
         raise ValueError(f"{text!r} is not a valid domain name: {e}") from None
+    # Full-width digits and dots, circled digits and the like map to ASCII
+    # ones: the mapped name must not read as an address either.
+    _refuseAddress(mapped, text)
     if asciiLength > MAX_DOMAIN_LENGTH:
         raise ValueError(f"{text!r} is longer than {MAX_DOMAIN_LENGTH} characters")
     return mapped
+
+
+def _refuseAddress(name: str, text: str) -> None:
+    """
+    @param name: C{text}, or what the UTS 46 mapping made of it.
+    @param text: the name as given, for the message.
+    @raise ValueError: if C{name} is an IP address, or reads as one: in
+        C{inet_aton} notation, or with an all-numeric last label.
+    """
+    if _isIPAddress(name):
+        raise ValueError(f"{text!r} is an IP address, not a domain name")
+    if name.isascii() and _isIPv4Notation(name):
+        raise ValueError(f"{text!r} is an IPv4 address in inet_aton notation, not a domain name")
+    last = _DOTS.split(name)[-1]
+    if last and last.isascii() and last.isdigit():
+        raise ValueError(
+            f"{text!r} ends in an all-numeric label, which resolvers may read as an IPv4 "
+            "address; no top-level domain is all-numeric"
+        )
 
 
 def normalizeLocalDomain(text: str) -> str:

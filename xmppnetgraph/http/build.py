@@ -29,10 +29,14 @@ class _APISite(Site):
     """
     The web endpoint's site: when its port closes (the node stops), the
     API's event streams are closed and it stops observing the feed.
+
+    It leaves request bodies to the API (C{POST /api/submit} reads its own,
+    bounded): Twisted's form parsing reads any multipart upload whole, and
+    answers a malformed one with a bare 400 instead of the API's JSON error.
     """
 
     def __init__(self, api: WebAPI) -> None:
-        super().__init__(api.resource())  # type: ignore[no-untyped-call]
+        super().__init__(api.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
         self.api = api
 
     def stopFactory(self) -> None:

@@ -35,8 +35,25 @@ def query(request: Request) -> Args:
         a value (C{?skipAnon}) as empty values, which C{request.args}
         drops.
     """
-    raw = (request.uri or b"").partition(b"?")[2]
-    return parse_qs(raw, keep_blank_values=True)
+    return parseForm((request.uri or b"").partition(b"?")[2])
+
+
+def parseForm(raw: bytes) -> Args:
+    """
+    @param raw: a query string, or an C{application/x-www-form-urlencoded}
+        body.
+    @return: its parameters, each value as the bytes sent; those given
+        without a value as empty values.
+    """
+    # Latin-1 maps every byte to one character and back, so the values come
+    # out as the very bytes the client sent or percent-encoded (L{text}
+    # decodes them as UTF-8). parse_qs on bytes decodes and re-encodes them
+    # as ASCII, and raised on every other byte (a 500 for ?focus=b%C3%BCcher.de).
+    parsed = parse_qs(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return {
+        name.encode("latin-1"): [value.encode("latin-1") for value in values]
+        for name, values in parsed.items()
+    }
 
 
 def text(args: Args, name: str) -> str | None:
