@@ -120,6 +120,17 @@ class StreamFactory(xmlstream.XmlStreamServerFactory):
         self.installBootstraps(xs)
         return xs
 
+    def release(self) -> None:
+        """
+        Let go of the authenticator factory and the bootstraps, once the
+        one stream an outgoing factory is made for has ended: the factory
+        outlives it (the connector keeps it), and through them it would
+        keep the stream, its parser and its TLS connection until a full
+        garbage collection.
+        """
+        self.authenticatorFactory = None
+        self.bootstraps = []
+
 
 class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
     """
@@ -273,11 +284,13 @@ class _Handshake:
 
     def _ended(self, reason: object) -> None:
         """
-        C{STREAM_END_EVENT}: fail, if still in the handshake.
+        C{STREAM_END_EVENT}: fail, if still in the handshake; forget the
+        stream.
         """
         self._fail(
             Failure(RemoteServerNotFound(f"stream to {self.remote} closed during the handshake"))
         )
+        self.stream = None
 
     def _fail(self, reason: Failure) -> None:
         """
@@ -880,6 +893,7 @@ class S2SService(service.Service):
             )
             factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, self._track)
             factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, handshake.watch)
+            factory.addBootstrap(xmlstream.STREAM_END_EVENT, lambda _: factory.release())
             await connectToFirst(
                 self._reactor,
                 targets,

@@ -299,9 +299,16 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         Called when the owning stream resets its parser. If this parser is
         still inside C{parse} (the reset happened in an observer), the next
         handler call raises and expat stops; the rest of the input is dropped.
+        It also lets go of the owner and of expat (whose handlers point back
+        here), so that neither waits for the garbage collector.
         """
         self._discarded = True
         self._pending = None
+        self._documentStartTarget = None
+        self._elementTarget = None
+        self.DocumentEndEvent = None
+        # A running Parse call holds expat itself until it returns.
+        self.parser = None  # type: ignore[assignment]
 
     def _checkDiscarded(self) -> None:
         """
@@ -1048,4 +1055,17 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._connectionLost = True
         self._stopTimers()
         self._cancel("_dropCall")
+        if isinstance(self.stream, StrictExpatElementStream):
+            self.stream.discard()
         super().connectionLost(reason)
+        # Break the stream's reference cycles (observers bound to it, its
+        # authenticator, initializers and factory pointing back), so that reference
+        # counting frees it, its parser and its TLS connection now, not at
+        # the next full collection: under twistd's collector settings that
+        # can be minutes away, and 1,000 closed streams kept 79 MB
+        # (bench/s2s_storm.py).
+        self._eventObservers = {}
+        self._xpathObservers = {}
+        self.initializers = []
+        self.authenticator = None
+        self.factory = None
