@@ -142,12 +142,16 @@ def streamErrorConditions(elements: list[domish.Element]) -> list[str]:
 class _StartTLSTransport(StringTransport):
     """
     A L{StringTransport} that claims L{ISSLTransport} once C{startTLS} has
-    been called, as a real TLS transport does (no handshake happens).
+    been called, as a real TLS transport does (no handshake happens: the
+    protocol is told at once that it is done, as a real one is before any
+    data reaches it over TLS).
 
     @ivar tlsOptions: what C{startTLS} was given, or L{None}.
+    @ivar listener: the protocol to tell, if any.
     """
 
     tlsOptions: object = None
+    listener: Any = None
 
     def startTLS(self, contextFactory: object, normal: bool = True) -> None:
         """
@@ -155,6 +159,8 @@ class _StartTLSTransport(StringTransport):
         """
         self.tlsOptions = contextFactory
         alsoProvides(self, ISSLTransport)
+        if self.listener is not None:
+            self.listener.handshakeCompleted()
 
     def getPeerCertificate(self) -> None:
         """
@@ -252,6 +258,7 @@ class ReceivingTestsBase(SynchronousTestCase):
         """
         xs = self.service.serverFactory().buildProtocol(_PEER_ADDRESS)
         transport = _StartTLSTransport(peerAddress=_PEER_ADDRESS)
+        transport.listener = xs
         xs.makeConnection(transport)
         self.addCleanup(self.disconnect, xs)
         return xs, transport
