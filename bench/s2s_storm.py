@@ -12,10 +12,13 @@ failed otherwise: a storm passes when every stream is served or refused
 with a stream error), handshake times of the served ones (p50, p99, max),
 the target's CPU during the storm, and its RSS before, at the peak (read
 every 0.5 s), with the streams held, and after they are closed
-(C{--settle} seconds later): memory should return to its level.
+(C{--settle} seconds later): memory should return to its level. Each of
+C{--rounds} storms in turn against the same target: the last column,
+against the RSS before the first, shows whether storms leave memory
+behind.
 
 Usage: python bench/s2s_storm.py [--rate 200] [--seconds 30] [--settle 10]
-       [--node-option=--max-unauthenticated-per-address=1000 ...] [--keep]
+       [--rounds 2] [--node-option=--max-unauthenticated-per-address=1000 ...] [--keep]
        [--smoke]
 """
 
@@ -36,10 +39,19 @@ from s2s_load import ADDRESS, SUFFIX, OurTarget, getLinks, waitUntil
 
 
 async def storm(
-    reactor: Any, args: argparse.Namespace, work: Path, target: OurTarget, cert: Path, key: Path
+    reactor: Any,
+    args: argparse.Namespace,
+    work: Path,
+    target: OurTarget,
+    cert: Path,
+    key: Path,
+    number: int,
+    baseline: int,
 ) -> list[list[object]]:
     """
-    Run the storm against C{target}; @return: the table rows.
+    Run one storm against C{target}; @return: the table rows.
+
+    @param baseline: the target's RSS before the first storm, in KiB.
     """
     loadgen = Child.spawn(
         reactor,
@@ -55,7 +67,7 @@ async def storm(
             "--s2s-port",
             str(freePort(ADDRESS)),
             "--data-dir",
-            str(work / "loadgen"),
+            str(work / f"loadgen{number}"),
             "--route",
             f"{target.domain}={target.address}:{target.port}",
             "--target",
@@ -129,6 +141,7 @@ async def storm(
     )
     return [
         [
+            number,
             f"{served}/{result['requested']}",
             f"{result['handshakeP50'] * 1000:.0f}",
             f"{result['handshakeP99'] * 1000:.0f}",
@@ -138,7 +151,7 @@ async def storm(
             f"{peak[0] / 1024:.1f}",
             f"{held / 1024:.1f}",
             f"{after / 1024:.1f}",
-            f"{(after - before) / 1024:+.1f}",
+            f"{(after - baseline) / 1024:+.1f}",
         ]
     ]
 
@@ -161,9 +174,12 @@ async def main(reactor: Any, argv: list[str]) -> None:
         default=[],
         help="an option for the target node, e.g. --node-option=--max-unauthenticated=20000",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="storms one after the other (default 2)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = _common.parseArguments(
-        parser, argv, ["--rate", "20", "--seconds", "1", "--settle", "0.5"]
+        parser, argv, ["--rate", "20", "--seconds", "1", "--settle", "0.5", "--rounds", "1"]
     )
 
     from tests.pki import TestCA
@@ -177,11 +193,15 @@ async def main(reactor: Any, argv: list[str]) -> None:
         target = OurTarget(reactor, work, ca.caPath, args.node_option)
         _common.addCleanup(lambda: target.stop(reactor))
         await target.ready(reactor)
-        rows = await storm(reactor, args, work, target, certPath, keyPath)
+        baseline = rssKiB(target.pid)
+        rows = []
+        for number in range(1, args.rounds + 1):
+            rows += await storm(reactor, args, work, target, certPath, keyPath, number, baseline)
         printTable(
             "The target through the storm (handshakes of the served streams; CPU in percent of"
             " one core while it lasted; RSS in MiB)",
             [
+                "round",
                 "served",
                 "p50 ms",
                 "p99 ms",
@@ -191,7 +211,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
                 "peak",
                 "held",
                 "after close",
-                "after - before",
+                "after - first before",
             ],
             rows,
         )

@@ -20,6 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from xmppnetgraph import config as configModule
 from xmppnetgraph.config import Config, Route, normalizeDomain, parseRoute, settings
 from xmppnetgraph.disco import CONTACT_FIELDS
+from xmppnetgraph.feed import ChangeFeed
+from xmppnetgraph.freedmemory import FreedMemoryReleaser
 from xmppnetgraph.tap import (
     CONFIG_OPTION,
     DEFAULT_DATA_DIR,
@@ -1231,12 +1233,14 @@ class MakeServiceTests(SynchronousTestCase):
     def test_buildService(self) -> None:
         """
         L{makeService} wraps what C{buildService(config, reactor)} returns
-        in a L{CommandLineService}, and raises the open-files limit.
+        in a L{CommandLineService}, and raises the open-files limit, and
+        adds the L{FreedMemoryReleaser}.
         """
         from twisted.internet import reactor
 
         calls = []
         built = MultiService()
+        built.core = types.SimpleNamespace(feed=ChangeFeed())  # type: ignore[attr-defined]
 
         def buildService(config: Config, reactor: object) -> MultiService:
             calls.append((config, reactor))
@@ -1268,7 +1272,9 @@ class MakeServiceTests(SynchronousTestCase):
         import gc
 
         self.assertEqual(gc.get_threshold()[0], 50_000)
-        self.assertEqual(list(service), [built])  # type: ignore[call-overload]
+        children = list(service)  # type: ignore[call-overload]
+        self.assertEqual(children[0], built)
+        self.assertEqual([type(c) for c in children[1:]], [FreedMemoryReleaser])
         self.assertTrue(IService.providedBy(service))
         self.assertEqual(calls, [(options.config, reactor)])
 

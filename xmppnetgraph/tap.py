@@ -548,7 +548,9 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from xmppnetgraph.certs import TLSConfigError
+    from xmppnetgraph.core import attach
     from xmppnetgraph.datadir import DataDirError
+    from xmppnetgraph.freedmemory import FreedMemoryReleaser, mallocTrim
     from xmppnetgraph.node import buildService
 
     try:
@@ -560,4 +562,5 @@ def makeService(options: Options) -> IService:
     _setServiceParent(node, top)
     tuneGarbageCollector()
     raiseFileLimit()
+    attach(FreedMemoryReleaser(node.core.feed, reactor, mallocTrim()), "freed-memory", top)
     return top
