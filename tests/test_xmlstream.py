@@ -568,6 +568,18 @@ class ErrorHandlingTests(_StreamTestMixin, SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(_streamErrors(self.transport.value()), [])
 
+    def test_streamEndAnswered(self) -> None:
+        """
+        When our header went out, the peer's closing tag is answered with
+        ours before the connection closes (RFC 6120 4.4).
+        """
+        self.xs.dataReceived(HEADER)
+        self.xs.sendHeader()
+        self.transport.clear()  # type: ignore[attr-defined]
+        self.xs.dataReceived(b"</stream:stream>")
+        self.assertEqual(self.transport.value(), b"</stream:stream>")  # type: ignore[attr-defined]
+        self.assertTrue(self.transport.disconnecting)
+
     def test_headerOnceBeforeError(self) -> None:
         """
         When our header was already sent, the error follows it without a

@@ -749,6 +749,17 @@ class S2SXmlStream(xmlstream.XmlStream):
             self.lastStanza = self.lastSent
         super().send(obj)
 
+    def onDocumentEnd(self) -> None:
+        """
+        The peer closed its stream: close ours too, with our closing tag if
+        our header went out (RFC 6120 4.4), then the connection (Twisted's
+        stream only drops the connection).
+        """
+        if not self._headerSent:
+            self.transport.loseConnection()
+            return
+        self.close()
+
     def sendFooter(self) -> None:
         """
         Send the stream footer; no keepalive follows it.
