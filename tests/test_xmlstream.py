@@ -860,6 +860,45 @@ class LivenessTests(_StreamTestMixin, SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertFalse(transport.disconnected)
 
+    def test_directStreamErrorDeadline(self) -> None:
+        """
+        A stream error sent directly (as the authenticators do) is followed
+        by a drop after L{CLOSE_GRACE} seconds when the connection has not
+        ended (over TLS, Twisted waits for the peer's close_notify); so is
+        a stream error the peer sent, and the peer's closing tag before our
+        header.
+        """
+        self.xs.dataReceived(HEADER)
+        self.xs.sendStreamError(error.StreamError("host-unknown"))
+        self.assertTrue(self.transport.disconnecting)
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(self.transport.disconnected)
+
+        xs, transport = self.connect()
+        xs.dataReceived(
+            HEADER + b"<stream:error><host-gone xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            b"</stream:error>"
+        )
+        self.assertTrue(transport.disconnecting)
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
+
+        xs, transport = self.connect()
+        xs.dataReceived(HEADER + b"</stream:stream>")
+        self.assertTrue(transport.disconnecting)
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
+
+    def test_directStreamErrorDuringTLSHandshake(self) -> None:
+        """
+        A stream error sent during an unfinished TLS handshake cannot go
+        out: the connection is dropped at once.
+        """
+        self.xs.dataReceived(HEADER)
+        directlyProvides(self.transport, ISSLTransport)
+        self.xs.sendStreamError(error.StreamError("host-unknown"))
+        self.assertTrue(self.transport.disconnected)
+
     def test_closeDuringTLSHandshake(self) -> None:
         """
         L{S2SXmlStream.close} sends the footer and closes; during an

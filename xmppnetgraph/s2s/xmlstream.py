@@ -756,7 +756,7 @@ class S2SXmlStream(xmlstream.XmlStream):
         stream only drops the connection).
         """
         if not self._headerSent:
-            self.transport.loseConnection()
+            self._closeWithinGrace()
             return
         self.close()
 
@@ -785,11 +785,18 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._stopTimers()
         if isinstance(self.stream, StrictExpatElementStream):
             self.stream.discard()
+        # Twisted only asks the transport to close; over TLS that waits for
+        # the peer's close_notify, which a hostile peer never sends.
+        if self.transport is not None and self.tlsHandshakePending():
+            abortTransport(self.transport)
+        else:
+            self._closeWithinGrace()
 
     def onStreamError(self, errelem: domish.Element) -> None:
         """
         A peer's stream error: count its condition, then close as Twisted
-        does.
+        does, dropping the connection if it has not ended within
+        L{CLOSE_GRACE} seconds.
         """
         condition = None
         for child in errelem.elements():
@@ -798,6 +805,7 @@ class S2SXmlStream(xmlstream.XmlStream):
                 break
         self.errors.countReceived(condition)
         super().onStreamError(errelem)
+        self._closeWithinGrace()
 
     def logFields(self) -> StreamLogFields:
         """
@@ -843,7 +851,6 @@ class S2SXmlStream(xmlstream.XmlStream):
             self._closeWithinGrace()
         else:
             self.sendStreamError(error.StreamError(condition, text))
-            self._closeWithinGrace()
         self.dispatch(reason, xmlstream.STREAM_ERROR_EVENT)
 
     def handshakeCompleted(self) -> None:
