@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmppnetgraph.feed import ChangeFeed
-from xmppnetgraph.freedmemory import QUIET, FreedMemoryReleaser, mallocTrim
+from xmppnetgraph.freedmemory import INTERVAL, QUIET, FreedMemoryReleaser, mallocTrim
 from xmppnetgraph.model import Link, LinkDown, LinkUp
 
 
@@ -62,6 +62,20 @@ class FreedMemoryReleaserTests(SynchronousTestCase):
         self.assertEqual(self.trims, [0])
         self.clock.advance(QUIET * 10)
         self.assertEqual(self.trims, [0])
+
+    def test_interval(self) -> None:
+        """
+        A link going down soon after a trim trims again only L{INTERVAL}
+        seconds after that trim.
+        """
+        self.feed.emit(LinkDown(_link("p.example")))
+        self.clock.advance(QUIET)
+        self.assertEqual(self.trims, [0])
+        self.feed.emit(LinkDown(_link("q.example")))
+        self.clock.advance(INTERVAL - 1)
+        self.assertEqual(self.trims, [0])
+        self.clock.advance(1)
+        self.assertEqual(self.trims, [0, 0])
 
     def test_linksUpIgnored(self) -> None:
         """

@@ -8,7 +8,7 @@ streams timing out), a node's resident size stays at its peak although it
 uses far less (bench/s2s_storm.py: 1,000 closed streams, 46 MB of 77 MB
 returned only by C{malloc_trim}). L{FreedMemoryReleaser} asks glibc to
 return its free pages a few seconds after the last link of a burst went
-down; with another C library it does nothing.
+down (at most every five minutes); with another C library it does nothing.
 
 Process-wide, like the collector settings: C{twistd xmppnetgraph}
 installs it, and an embedding program decides for its own process.
@@ -28,6 +28,10 @@ from xmppnetgraph.model import LinkDown
 
 #: Seconds without a link going down before free memory is returned.
 QUIET = 5.0
+
+#: Seconds at least between two returns: C{malloc_trim} walks the whole
+#: heap in the reactor thread, and links of a busy node go down all day.
+INTERVAL = 300.0
 
 
 def mallocTrim() -> Callable[[int], int] | None:
@@ -56,17 +60,21 @@ class FreedMemoryReleaser(Service):
         clock: IReactorTime,
         trim: Callable[[int], int] | None,
         quiet: float = QUIET,
+        interval: float = INTERVAL,
     ) -> None:
         """
         @param feed: where links going down are announced.
         @param clock: for the quiet period.
         @param trim: L{mallocTrim}'s answer; L{None} makes this a no-op.
         @param quiet: seconds without a link going down before trimming.
+        @param interval: seconds at least between two trims.
         """
         self._feed = feed
         self._clock = clock
         self._trim = trim
         self._quiet = quiet
+        self._interval = interval
+        self._last: float | None = None
         self._call: IDelayedCall | None = None
         self._stopObserving: Callable[[], None] | None = None
 
@@ -92,17 +100,22 @@ class FreedMemoryReleaser(Service):
 
     def _linkDown(self, event: LinkDown) -> None:
         """
-        A link went down: release L{QUIET} seconds after the last one.
+        A link went down: release L{QUIET} seconds after the last one, but
+        not sooner than L{INTERVAL} seconds after the last release.
         """
+        delay = self._quiet
+        if self._last is not None:
+            delay = max(delay, self._last + self._interval - self._clock.seconds())
         if self._call is not None and self._call.active():
-            self._call.reset(self._quiet)
+            self._call.reset(delay)
         else:
-            self._call = self._clock.callLater(self._quiet, self._release)
+            self._call = self._clock.callLater(delay, self._release)
 
     def _release(self) -> None:
         """
         Ask the C library to return its free pages.
         """
         self._call = None
+        self._last = self._clock.seconds()
         assert self._trim is not None
         self._trim(0)
