@@ -10,10 +10,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
@@ -23,7 +26,7 @@ from tests.nodes import waitFor
 from tests.test_feed import aLink
 from xmppnetgraph.crawler.crawler import Crawler, CrawlSettings
 from xmppnetgraph.crawler.discovery import Discovery
-from xmppnetgraph.error import InvalidDomainName
+from xmppnetgraph.error import InvalidDomainName, StorageError
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.interfaces import ICrawler
 from xmppnetgraph.linktable import LinkTable
@@ -382,6 +385,57 @@ class CrawlerTests(TestCase):
         await self.settle(crawler)
         self.assertEqual(len(self.asked), 4)
         self.assertFalse(crawler.submit("late.example").accepted)
+
+    async def test_maxDomainsSaidOnce(self) -> None:
+        """
+        Reaching C{maxDomains} is logged once however many domains are
+        refused and however many writes follow, and says nothing about the
+        store (the cap and the full store's pause once shared a flag: each
+        write logged "the store has room again" and re-armed the warning).
+        """
+        self.answers["a.example"] = lambda: publishes(
+            "a.example", *(RemoteDomain(f"n{n}.example") for n in range(10))
+        )
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        crawler = self.makeCrawler("a.example", maxDomains=4)
+        await self.settle(crawler)
+        self.assertFalse(crawler.submit("late.example").accepted)
+        await self.settle(crawler, CrawlSettings().refresh)
+        self.assertFalse(crawler.submit("later.example").accepted)
+        formats = [e.get("log_format", "") for e in events]
+        self.assertEqual(len([f for f in formats if "domains known" in f]), 1)
+        self.assertEqual([f for f in formats if "room again" in f], [])
+
+    async def test_storeErrorOnce(self) -> None:
+        """
+        A store that fails (not full: unavailable) is not the domains'
+        fault: it is logged once, each domain is fetched again later
+        without a failure counted, and "storing works again" once a write
+        succeeds.
+        """
+        for n in range(3):
+            self.answers[f"s{n}.example"] = lambda n=n: publishes(f"s{n}.example")
+        failing = [True]
+        recordFetch = self.store.recordFetch
+
+        def flaky(domain: str, facts: Any) -> defer.Deferred[bool]:
+            if failing[0]:
+                return defer.fail(StorageError("the database is unavailable (test)"))
+            return recordFetch(domain, facts)
+
+        self.patch(self.store, "recordFetch", flaky)
+        warnings = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        crawler = self.makeCrawler("s0.example", "s1.example", "s2.example")
+        await self.settle(crawler)
+        said = [e for e in warnings if "storing" in e.get("log_format", "")]
+        self.assertEqual(len(said), 1)
+        self.assertEqual(crawler.queue().scheduled, 3)
+        failing[0] = False
+        await self.settle(crawler, CrawlSettings().backoffBase)
+        self.assertEqual(len(self.asked), 6)
+        self.assertEqual(
+            len([e for e in warnings if "storing works again" in e.get("log_format", "")]), 1
+        )
 
     async def test_notifications(self) -> None:
         """

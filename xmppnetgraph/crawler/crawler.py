@@ -58,6 +58,7 @@ from xmppnetgraph.error import (
     InvalidDomainName,
     QueueFull,
     SchedulerStopped,
+    StorageError,
     StorageFull,
     XmppNetGraphError,
 )
@@ -251,9 +252,13 @@ class Crawler(service.Service):
         self._budgets: dict[str, _Budget] = {}
         self._ignoredSenders: set[tuple[str, str]] = set()
         # The store was full: no fetch starts before _fullUntil, then one
-        # at a time until a write works (_fullWarned until then).
-        self._fullWarned = False
+        # at a time until a write works (_storeFullWarned until then).
+        self._storeFullWarned = False
         self._fullUntil: float | None = None
+        # A store failure other than full was logged (until a write works).
+        self._storeErrorWarned = False
+        # --max-domains was reached and said so.
+        self._maxDomainsWarned = False
         self._fullPauses = 0
         self._removeObservers: list[Callable[[], None]] = []
         # Our live links by remote domain (kept from the feed: a fetch
@@ -465,8 +470,8 @@ class Crawler(service.Service):
         if self._excluded(domain):
             return None
         if len(self._domains) >= self.settings.maxDomains:
-            if not self._fullWarned:
-                self._fullWarned = True
+            if not self._maxDomainsWarned:
+                self._maxDomainsWarned = True
                 self._log.warn(
                     "crawler: {max} domains known (--max-domains); newly named domains are not "
                     "crawled",
@@ -510,7 +515,7 @@ class Crawler(service.Service):
         paused = self._fullUntil is not None and now < self._fullUntil
         # After a pause for a full store, one fetch at a time finds out
         # whether there is room again.
-        limit = 1 if self._fullWarned else self.settings.maxInFlight
+        limit = 1 if self._storeFullWarned else self.settings.maxInFlight
         while self._waiting and self._waiting[0][0] <= now:
             due, sequence, generation, name = heapq.heappop(self._waiting)
             state = self._domains.get(name)
@@ -611,6 +616,20 @@ class Crawler(service.Service):
             state.state = "queued"
             self._schedule(state, self._fullUntil or self._clock.seconds(), klass)
             return
+        except StorageError as e:
+            # Not the domain's failure either (the database logs an outage
+            # once); said once here too, and fetched again after a while.
+            if not self._storeErrorWarned:
+                self._storeErrorWarned = True
+                self._log.warn(
+                    "crawler: storing {domain} failed: {error}; domains are fetched again "
+                    "later (not logged again until storing works)",
+                    domain=name,
+                    error=e,
+                )
+            state.state = "queued"
+            self._schedule(state, self._clock.seconds() + self.settings.backoffBase, klass)
+            return
         except XmppNetGraphError as e:
             self._log.warn("crawler: storing {domain} failed: {error}", domain=name, error=e)
             failed = True
@@ -633,8 +652,8 @@ class Crawler(service.Service):
         self._fullPauses += 1
         pause = min(self.settings.backoffBase * 2 ** (self._fullPauses - 1), self.settings.refresh)
         self._fullUntil = now + pause
-        if not self._fullWarned:
-            self._fullWarned = True
+        if not self._storeFullWarned:
+            self._storeFullWarned = True
             self._log.error(
                 "crawler: the store is full ({error}); crawling pauses and tries again after "
                 "{pause:.0f} s, then less often while it stays full",
@@ -648,8 +667,11 @@ class Crawler(service.Service):
         A write that adds to the store succeeded: if it was full, crawling
         resumes (the next pause, should it fill again soon, is longer).
         """
-        if self._fullWarned:
-            self._fullWarned = False
+        if self._storeErrorWarned:
+            self._storeErrorWarned = False
+            self._log.info("crawler: storing works again")
+        if self._storeFullWarned:
+            self._storeFullWarned = False
             self._log.info("crawler: the store has room again; crawling resumes")
             self._pump()
 
