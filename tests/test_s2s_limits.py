@@ -20,16 +20,20 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
 from zope.interface import provider
 
 from tests.nodes import freePort, waitFor
 from tests.test_s2s_failures import ADDRESS, NodeTestCase, rawHeader, streamErrors
+from xmppnetgraph.s2s.admission import Admission, sourceOf
 from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream
 
 #: Stalling connections the slow-peer test opens.
@@ -363,3 +367,48 @@ class AdmissionTests(NodeTestCase):
         self.assertEqual(await self.refused("127.0.0.2", directPort), b"")
         self.assertEqual(streamErrors(await self.refused("127.0.0.2")), ["resource-constraint"])
         self.assertEqual(self.a.s2s.admission.refusedTotal, 2)
+
+
+class AdmissionUnitTests(SynchronousTestCase):
+    """
+    L{Admission} and L{sourceOf} on their own.
+    """
+
+    def test_sourceOf(self) -> None:
+        """
+        IPv4 addresses count alone, also mapped into IPv6; IPv6 ones by
+        their /64; anything else shares one key.
+        """
+        self.assertEqual(sourceOf(IPv4Address("TCP", "192.0.2.7", 1)), "192.0.2.7")
+        self.assertEqual(sourceOf(IPv6Address("TCP", "::ffff:192.0.2.7", 1)), "192.0.2.7")
+        self.assertEqual(
+            sourceOf(IPv6Address("TCP", "2001:db8:1:2:aaaa::1", 1)),
+            sourceOf(IPv6Address("TCP", "2001:db8:1:2:ffff::9", 1)),
+        )
+        self.assertNotEqual(
+            sourceOf(IPv6Address("TCP", "2001:db8:1:2::1", 1)),
+            sourceOf(IPv6Address("TCP", "2001:db8:1:3::1", 1)),
+        )
+        self.assertEqual(sourceOf(None), "")
+
+    def test_heldAtTheCap(self) -> None:
+        """
+        A source held at its cap, each release letting the next refused
+        connection in, is one episode: logged when it starts and when the
+        count is a tenth under the cap, not twice per connection.
+        """
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        admission = Admission(perAddress=20, total=1000)
+        releases = [admission.admit("192.0.2.7") for _ in range(20)]
+        for _ in range(10):
+            self.assertIsNone(admission.admit("192.0.2.7"))
+            releases.pop()()  # type: ignore[misc]
+            new = admission.admit("192.0.2.7")
+            self.assertIsNotNone(new)
+            releases.append(new)
+        self.assertEqual(len(events), 1)
+        releases.pop()()  # type: ignore[misc]
+        self.assertEqual(len(events), 1)
+        releases.pop()()  # type: ignore[misc]
+        self.assertEqual(len(events), 2)
+        self.assertIn("10 refused", formatEvent(events[1]))

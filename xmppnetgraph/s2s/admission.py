@@ -16,12 +16,14 @@ stream error (RFC 6120, section 4.9.3.17), written at once without
 parsing anything (section 4.9.1.2 lets an entity send its header first),
 then the connection is closed; on a direct-TLS listener (XEP-0368) a plain
 close, since saying anything would first cost a TLS handshake. Refusals are
-logged once per episode: when a cap is first reached, and when it is left
-again, with the number refused meanwhile.
+logged once per episode: when a cap is first reached, and when the count
+is a tenth below it again (at least one), with the number refused meanwhile. The
+per-address cap counts an IPv6 source by its /64.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 
@@ -37,11 +39,33 @@ __all__ = ["Admission", "Refusal", "sourceOf"]
 
 def sourceOf(address: IAddress | None) -> str:
     """
-    @return: the host of an IP address (the key of the per-address cap),
-        or C{""} for every other kind of address (UNIX sockets share one).
+    @return: the key of the per-address cap: an IPv4 address (also when
+        mapped into IPv6), the /64 network of an IPv6 address (one host
+        usually has a whole /64 to pick addresses from), or C{""} for every
+        other kind of address (UNIX sockets share one).
     """
     host = getattr(address, "host", None)
-    return host if isinstance(host, str) else ""
+    if not isinstance(host, str):
+        return ""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _lowWater(cap: int) -> int:
+    """
+    @return: at how many connections an episode at C{cap} ends: a tenth
+        under the cap (at least one), so that a source held at its cap (each release
+        admitting the next refused one) logs one episode, not two lines
+        per connection.
+    """
+    return cap - max(1, cap // 10)
 
 
 class Admission:
@@ -140,15 +164,16 @@ class Admission:
             self.waiting[source] = left
         else:
             del self.waiting[source]
-        refused = self._refusedFrom.pop(source, None)
-        if refused is not None:
+        refused = self._refusedFrom.get(source)
+        if refused is not None and left <= _lowWater(self.perAddress):
+            del self._refusedFrom[source]
             self._log.info(
                 "accepting incoming s2s connections from {address} again; {refused} refused "
                 "meanwhile",
                 address=source,
                 refused=refused,
             )
-        if self._refusedOverall is not None:
+        if self._refusedOverall is not None and self.count <= _lowWater(self.total):
             refused, self._refusedOverall = self._refusedOverall, None
             self._log.info(
                 "accepting incoming s2s connections again; {refused} refused meanwhile",
