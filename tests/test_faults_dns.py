@@ -15,11 +15,12 @@ from twisted.internet import reactor
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.names import client, dns
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID
 
 from tests.nodes import RunningNode, waitFor
+from xmppnetgraph.s2s import service
 
 ADDRESS = "127.0.0.1"
 DNS_ADDRESS = "127.0.0.2"
@@ -148,3 +149,33 @@ class FailingDNSTests(TestCase):
         """
         server = self.startNode(answer=False)
         await self.backsOff(server, "remote-server-timeout")
+
+
+class UnreachableMemoryTests(SynchronousTestCase):
+    """
+    What the s2s service remembers of failed domains stays bounded (the
+    names come from remote input, e.g. dialback requests).
+    """
+
+    def test_bounded(self) -> None:
+        """
+        Past the cap the oldest failure is forgotten; a failure long
+        expired is forgotten at the next one; a domain failing again moves
+        to the back.
+        """
+        base = Path(self.mktemp())
+        base.mkdir()
+        node = RunningNode(base, "a.example", ADDRESS)
+        node.build()
+        s2s = node.s2s
+        self.patch(service, "_UNREACHABLE_KEPT", 3)
+        for name in ("d1.example", "d2.example", "d3.example"):
+            s2s._failedToReach(name, "remote-server-not-found")
+        s2s._failedToReach("d1.example", "remote-server-not-found")
+        s2s._failedToReach("d4.example", "remote-server-not-found")
+        self.assertEqual(list(s2s._unreachable), ["d3.example", "d1.example", "d4.example"])
+        self.assertEqual(s2s._unreachable["d1.example"][1], 2)
+        clock = [reactor.seconds()]  # type: ignore[attr-defined]
+        self.patch(s2s._reactor, "seconds", lambda: clock[0] + 2 * s2s.retryMost + 60)
+        s2s._failedToReach("d5.example", "remote-server-not-found")
+        self.assertEqual(list(s2s._unreachable), ["d5.example"])

@@ -49,6 +49,9 @@ from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connecti
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, StreamErrorTally, abortTransport
 
+#: Domains whose failed attempts L{S2SService} remembers at most.
+_UNREACHABLE_KEPT = 10_000
+
 _STANZAS = ("message", "presence", "iq")
 
 # Failures after which another connection to the same server is no use.
@@ -686,14 +689,20 @@ class S2SService(service.Service):
         @return: the seconds until the next attempt may be made.
         """
         now = self._reactor.seconds()
-        if len(self._unreachable) >= 10_000:
-            for domain, (until, _, _) in list(self._unreachable.items()):
-                if until + self.retryMost < now:
-                    del self._unreachable[domain]
-        previous = self._unreachable.get(remote)
+        previous = self._unreachable.pop(remote, None)
         failures = 1 if previous is None else previous[1] + 1
         delay = min(self.retryFirst * 2.0 ** min(failures - 1, 30), self.retryMost)
-        self._unreachable[remote] = (now + delay, failures, condition)
+        # The map is in the order of the last failure, so the front holds
+        # the oldest: forget those long expired, and the oldest beyond
+        # _UNREACHABLE_KEPT (names come from remote input), in O(1) each.
+        unreachable = self._unreachable
+        while unreachable:
+            oldest = next(iter(unreachable))
+            until = unreachable[oldest][0]
+            if until + self.retryMost >= now and len(unreachable) < _UNREACHABLE_KEPT:
+                break
+            del unreachable[oldest]
+        unreachable[remote] = (now + delay, failures, condition)
         return delay
 
     def _outgoingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
