@@ -29,7 +29,8 @@ from twisted.web.http_headers import Headers
 from twisted.words.protocols.jabber import xmlstream
 
 from tests.nodes import RawRequest, RunningNode, discoBothWays, routesTo, waitFor
-from xmppnetgraph.model import DomainFacts
+from xmppnetgraph.metrics import CrawlerCollector
+from xmppnetgraph.model import CrawlQueue, DomainFacts
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream, StreamErrorTally
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -317,3 +318,46 @@ class StreamErrorTallyTests(SynchronousTestCase):
         self.stream(tally).dataReceived(b"<iq><</iq>")
         self.assertEqual(dict(tally.sent), {"not-well-formed": 1})
         self.assertEqual(dict(tally.received), {})
+
+
+class _CountingStore:
+    """
+    A store whose C{statusCounts} answers when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.reads: list[Deferred[dict[str, int]]] = []
+
+    def statusCounts(self) -> Deferred[dict[str, int]]:
+        self.reads.append(Deferred())
+        return self.reads[-1]
+
+
+class CrawlerCollectorTests(SynchronousTestCase):
+    """
+    The domains' status counts are read at most once per C{maxAge}, and
+    scrapes that come during a read share it (the read is a full-table
+    query and C{/metrics} is public).
+    """
+
+    def test_coalescedAndKept(self) -> None:
+        """
+        Three scrapes during one read cause one read and all finish with
+        it; a scrape within C{maxAge} reads nothing; one after it reads.
+        """
+        store = _CountingStore()
+        clock = Clock()
+        collector = CrawlerCollector(lambda: CrawlQueue(0, 0, 0), store, clock, maxAge=10)  # type: ignore[arg-type]
+        scrapes = [collector.refresh() for _ in range(3)]
+        self.assertEqual(len(store.reads), 1)
+        for scrape in scrapes:
+            self.assertNoResult(scrape)
+        store.reads[0].callback({"publishes": 2})
+        for scrape in scrapes:
+            self.successResultOf(scrape)
+        clock.advance(9)
+        self.successResultOf(collector.refresh())
+        self.assertEqual(len(store.reads), 1)
+        clock.advance(1)
+        self.assertNoResult(collector.refresh())
+        self.assertEqual(len(store.reads), 2)

@@ -30,6 +30,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
@@ -149,6 +151,11 @@ class SchedulerCollector(Collector):
         yield family
 
 
+#: Seconds the domains' status counts are shown before a scrape reads
+#: them again.
+STATUS_MAX_AGE = 10.0
+
+
 class CrawlerCollector(Collector):
     """
     The crawl queue, and the known domains by status (read from the store
@@ -157,21 +164,52 @@ class CrawlerCollector(Collector):
 
     _log = Logger()
 
-    def __init__(self, queue: Callable[[], CrawlQueue], store: IGraphStore) -> None:
+    def __init__(
+        self,
+        queue: Callable[[], CrawlQueue],
+        store: IGraphStore,
+        clock: IReactorTime,
+        maxAge: float = STATUS_MAX_AGE,
+    ) -> None:
         """
         @param queue: tells what the crawl queue holds now.
         @param store: the graph store, whose status counts are shown.
+        @param clock: for the age of the counts.
+        @param maxAge: seconds the counts are shown before they are read
+            again.
         """
         self._queue = queue
         self._store = store
+        self._clock = clock
+        self._maxAge = maxAge
         self._statuses: Mapping[str, int] | None = None
+        self._readAt: float | None = None
+        # The scrapes waiting for the read that runs, if one does.
+        self._waiters: list[Deferred[None]] | None = None
         self._failing = False
 
-    async def refresh(self) -> None:
+    def refresh(self) -> Deferred[None]:
         """
-        Read the domains' status counts from the store; when that fails,
-        the scrape goes without them (and the failure is logged once until
-        a read works again).
+        Read the domains' status counts from the store, unless they are
+        younger than C{maxAge}; scrapes that come while a read runs wait for
+        that one (the read is a full-table query, and C{/metrics} is public).
+        When the read fails the scrape goes without them (and the failure
+        is logged once until a read works again).
+        """
+        now = self._clock.seconds()
+        if self._readAt is not None and now - self._readAt < self._maxAge:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        if self._waiters is not None:
+            self._waiters.append(waiter)
+            return waiter
+        self._waiters = [waiter]
+        Deferred.fromCoroutine(self._read())
+        return waiter
+
+    async def _read(self) -> None:
+        """
+        One read of the status counts.
         """
         try:
             self._statuses = await self._store.statusCounts()
@@ -182,6 +220,11 @@ class CrawlerCollector(Collector):
             self._failing = True
         else:
             self._failing = False
+            self._readAt = self._clock.seconds()
+        finally:
+            waiters, self._waiters = self._waiters or [], None
+            for waiter in waiters:
+                waiter.callback(None)
 
     def collect(self) -> Iterator[Metric]:
         """

@@ -91,6 +91,6 @@ def buildCrawler(
     pubsub.notified = crawler.notified
     pubsub.nodeChanged = crawler.nodeChanged
     attach(crawler, "crawler", parent)
-    collector = CrawlerCollector(crawler.queue, store)
+    collector = CrawlerCollector(crawler.queue, store, core.reactor)
     core.metrics.register(collector, collector.refresh)
     return crawler
