@@ -32,7 +32,7 @@ from tests.test_http import DOCUMENT, validator
 from xmppnetgraph.error import InvalidDomainName
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.http.api import ServerInfo
-from xmppnetgraph.http.build import _APISite
+from xmppnetgraph.http.build import MAX_REQUEST_BODY, _APISite
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore, ILinkTable
 from xmppnetgraph.layout.place import JITTER
@@ -716,6 +716,38 @@ class SubmitTests(APIFixture, TestCase):
             self.assertEqual(status, b"400")
             validator("Error").validate(error)
             self.assertIn("domain: missing", error["error"]["message"])
+
+    def test_bodyTooLarge(self) -> None:
+        """
+        On the node's own site, a body past C{MAX_REQUEST_BODY} (announced
+        by its length, or sent chunked) is not buffered: it is answered
+        with a JSON 413, and nothing is submitted.
+        """
+        self.makeAPI()
+        site = _APISite(self.api)
+        big = b"domain=x.example&pad=" + b"x" * MAX_REQUEST_BODY
+        chunked = b"".join(
+            b"%x\r\n%s\r\n" % (len(big[i : i + 4096]), big[i : i + 4096])
+            for i in range(0, len(big), 4096)
+        )
+        for framing, body in [
+            (b"Content-Length: %d" % len(big), big),
+            (b"Transfer-Encoding: chunked", chunked + b"0\r\n\r\n"),
+        ]:
+            channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(
+                b"POST /api/submit HTTP/1.1\r\nHost: agg.example\r\nContent-Type: "
+                b"application/x-www-form-urlencoded\r\n" + framing + b"\r\n\r\n" + body
+            )
+            head, _, answer = transport.value().partition(b"\r\n\r\n")
+            channel.connectionLost(Failure(ConnectionDone()))
+            self.assertEqual(head.split(b" ")[1], b"413", head)
+            if b"chunked" in head.lower():
+                answer = answer.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0].strip()
+            validator("Error").validate(json.loads(answer))
+        self.assertEqual(self.crawler.submitted, [])
 
     async def test_rateLimit(self) -> None:
         """

@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.interfaces import IReactorProcess
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from xmppnetgraph.config import Config
 from xmppnetgraph.core import Core, attach
 from xmppnetgraph.http.api import ServerInfo
+from xmppnetgraph.http.errors import errorResponse
 from xmppnetgraph.http.graph import GraphViews, ViewParameters
 from xmppnetgraph.http.site import WebAPI
 from xmppnetgraph.interfaces import ICrawler, IGraphStore
@@ -24,19 +25,72 @@ from xmppnetgraph.listener import Listener
 from xmppnetgraph.serverinfo.build import ServerInfoModule
 from xmppnetgraph.store.layout import LayoutStore
 
+#: The largest request body the web endpoint takes (the API's only body,
+#: C{POST /api/submit}, may be at most L{MAX_BODY<xmppnetgraph.http.submit.MAX_BODY>}).
+MAX_REQUEST_BODY = 64 * 1024
+
+
+class _BoundedRequest(Request):
+    """
+    A request whose body is kept only up to L{MAX_REQUEST_BODY} bytes:
+    Twisted buffers any body whole (in a temporary file past 100 kB) before
+    a resource sees it. A longer one is read and dropped, and answered with
+    a JSON 413.
+    """
+
+    _tooLarge = False
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Refuse to buffer a body announced as too large.
+        """
+        if length is not None and length > MAX_REQUEST_BODY:
+            self._tooLarge = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep the body while it fits.
+        """
+        content = self.content
+        assert content is not None, "gotLength made it"
+        if not self._tooLarge and content.tell() + len(data) > MAX_REQUEST_BODY:
+            self._tooLarge = True
+            content.seek(0)
+            content.truncate()
+        if not self._tooLarge:
+            super().handleContentChunk(data)
+
+    def process(self) -> None:
+        """
+        Answer a too large body with a 413, anything else as usual.
+        """
+        if not self._tooLarge:
+            super().process()
+            return
+        answer = errorResponse(413, f"the request body is larger than {MAX_REQUEST_BODY} bytes")
+        self.setResponseCode(413)
+        self.setHeader(b"content-type", answer.contentType)
+        self.setHeader(b"connection", b"close")
+        self.write(answer.body)
+        self.finish()
+
 
 class _APISite(Site):
     """
     The web endpoint's site: when its port closes (the node stops), the
     API's event streams are closed and it stops observing the feed.
 
-    It leaves request bodies to the API (C{POST /api/submit} reads its own,
-    bounded): Twisted's form parsing reads any multipart upload whole, and
+    It keeps at most L{MAX_REQUEST_BODY} bytes of a request body
+    (L{_BoundedRequest}) and leaves them to the API (C{POST /api/submit}
+    reads its own, bounded): Twisted's form parsing reads any multipart upload whole, and
     answers a malformed one with a bare 400 instead of the API's JSON error.
     """
 
     def __init__(self, api: WebAPI) -> None:
-        super().__init__(api.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
+        super().__init__(api.resource(), parsePOSTFormSubmission=False)
+        self.requestFactory = _BoundedRequest
         self.api = api
 
     def stopFactory(self) -> None:
