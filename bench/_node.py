@@ -8,7 +8,10 @@ L{xmppnetgraph.node.buildService}, in one of three roles.
     s2s stream to the sink and times each round until the sink says it has
     them all.
   - C{loadgen}: opens authenticated (SASL EXTERNAL) s2s streams to a target
-    node, each from a distinct domain, on request.
+    node, each from a distinct domain, on request; pings the target from
+    some of them, so that the target opens streams of its own back to
+    those domains, which the load generator accepts for any domain under
+    its C{--suffix}.
 
 It speaks JSON lines: events on stdout, commands on stdin. The log goes to
 C{<data dir>/node.log}. Run by L{bench.s2s_throughput} and
@@ -45,14 +48,18 @@ from twisted.logger import (
 )
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import xmlstream
 from twisted.words.xish import domish
+from twisted.words.xish.utility import XmlPipe
 from wokkel.subprotocols import XMPPHandler
 
 from xmppnetgraph.config import Config, parseRoute
+from xmppnetgraph.core import attach
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.node import NodeService, buildService
 
 NS_BENCH = "urn:xmppnetgraph:bench"
+NS_PING = "urn:xmpp:ping"
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -430,14 +437,73 @@ async def runThroughput(args: argparse.Namespace, reactor: Any) -> None:
         index += 1
 
 
+class SuffixDomains(frozenset[str]):
+    """
+    The local domains of a load generator: its own, and every domain under
+    its suffix (C{n0.load.example}, C{n1.load.example}, ...), so that it
+    accepts the streams a target opens to any of them.
+
+    Iterating gives the fixed domains only (the service authorises an
+    incoming SASL EXTERNAL peer for each of them);
+    L{acceptAnyDomainUnder} authorises the one a stream is addressed to.
+    """
+
+    suffix: str
+
+    def __new__(cls, domains: frozenset[str], suffix: str) -> SuffixDomains:
+        """
+        @param domains: the node's own local domains.
+        @param suffix: accept every domain ending in C{.<suffix>} too.
+        """
+        self = super().__new__(cls, domains)
+        self.suffix = "." + suffix
+        return self
+
+    def __contains__(self, domain: object) -> bool:
+        """
+        @return: whether C{domain} is one of ours or under the suffix.
+        """
+        return super().__contains__(domain) or (
+            isinstance(domain, str) and domain.endswith(self.suffix)
+        )
+
+
+def acceptAnyDomainUnder(reactor: Any, node: NodeService, suffix: str) -> None:
+    """
+    Make a built (not started) node serve every domain under C{suffix} on
+    its s2s listener: what a benchmark's load generator needs, not a feature
+    of the node (which serves a fixed set of domains).
+
+    The listener is replaced by one whose streams, once authenticated,
+    also authorise the pair (peer, the domain the stream is addressed to).
+    """
+    s2s = node.s2s
+    s2s.localDomains = SuffixDomains(s2s.localDomains, suffix)
+    factory = s2s.serverFactory()
+
+    def authorizeAddressed(xs: Any) -> None:
+        xs.authenticator.authorized.add((xs.otherEntity.host, xs.thisEntity.host))
+
+    factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, authorizeAddressed)
+    old = node.getServiceNamed("s2s-listen")
+    assert isinstance(old, Listener)
+    old.disownServiceParent()
+    attach(Listener("s2s", old.description, factory, reactor), "s2s-listen", node)
+
+
 async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
     """
     The C{loadgen} role: on C{{"open": K}} open K more streams to the
     target, each from the next domain C{n<i>.<suffix>}, at most
     C{--concurrency} handshakes at a time; answer with an C{opened} event.
-    On C{{"storm": R, "seconds": S}} start R streams a second for S seconds,
-    each on time (no cap), and answer with C{stormed} (outcomes, handshake
-    times); on C{{"closeAll": true}} close every held stream (C{closed}).
+    On C{{"ping": I, "count": K}} send an XEP-0199 ping to the target from
+    C{n<I>} ... C{n<I+K-1>} over their open streams, so that the target
+    answers over streams of its own to those domains, which we accept (at
+    most C{--concurrency} at a time); answer with C{pinged} (how those
+    streams authenticated, as our link table says). On C{{"storm": R,
+    "seconds": S}} start R streams a second for S seconds, each on time
+    (no cap), and answer with C{stormed} (outcomes, handshake times); on
+    C{{"closeAll": true}} close every held stream (C{closed}).
     """
     from xmppnetgraph.s2s.initiate import Authenticate
     from xmppnetgraph.s2s.service import OutgoingAuthenticator
@@ -447,15 +513,29 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
         reactor,
         tlsCert=Path(args.cert),
         tlsKey=Path(args.key),
+        caFile=Path(args.ca) if args.ca else None,
         requireValidCerts=False,
         handshakeTimeout=120.0,
         connectTimeout=60.0,
+        idleTimeout=args.idle_timeout,
     )
+    acceptAnyDomainUnder(reactor, node, args.suffix)
+    # The target's answers to our pings come to the load domains: the
+    # router hands them to this pipe.
+    answers = XmlPipe()
+    waiting: dict[str, defer.Deferred[domish.Element]] = {}
+
+    def answered(iq: domish.Element) -> None:
+        d = waiting.pop(iq.getAttribute("id", ""), None)
+        if d is not None:
+            d.callback(iq)
+
+    answers.source.addObserver("/iq", answered)
     await startNode(reactor, node)
     s2s = node.s2s
     semaphore = defer.DeferredSemaphore(args.concurrency)
     counter = [0]
-    held: list[Any] = []
+    held: dict[str, Any] = {}
 
     def openOne(index: int) -> defer.Deferred[Any]:
         local = f"n{index}.{args.suffix}"
@@ -470,7 +550,7 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
         d = s2s.openStream(args.target, authenticator)
 
         def ok(xs: Any) -> str:
-            held.append(xs)
+            held[local] = xs
             return methods[0].method or "?"
 
         return d.addCallback(ok)
@@ -495,6 +575,51 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
             failures=len(failures),
             firstFailures=failures[:3],
             seconds=time.monotonic() - start,
+        )
+
+    async def pingOne(local: str) -> None:
+        xs = held.get(local)
+        if xs is None:
+            raise RuntimeError(f"no open stream from {local}")
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["id"] = f"ping-{local}"
+        iq["from"] = local
+        iq["to"] = args.target
+        iq.addElement((NS_PING, "ping"))
+        answer: defer.Deferred[domish.Element] = defer.Deferred()
+        answer.addTimeout(180, reactor)
+        waiting[iq["id"]] = answer
+        node.core.router.addRoute(local, answers.sink)
+        xs.send(iq)
+        try:
+            result = await answer
+        finally:
+            waiting.pop(iq["id"], None)
+        if result.getAttribute("type") != "result":
+            raise RuntimeError(f"the target answered the ping from {local} with {result.toXml()}")
+
+    async def pingMany(first: int, k: int) -> None:
+        start = time.monotonic()
+        domains = [f"n{i}.{args.suffix}" for i in range(first, first + k)]
+        results = await defer.DeferredList(
+            [semaphore.run(lambda d: defer.Deferred.fromCoroutine(pingOne(d)), d) for d in domains],
+            consumeErrors=True,
+        )
+        seconds = time.monotonic() - start
+        failures = [str(r.getErrorMessage()) for ok, r in results if not ok]
+        pinged = set(domains)
+        methods: dict[str, int] = {}
+        for link in node.core.linkTable.links():
+            if link.direction == "incoming" and link.localDomain in pinged:
+                methods[link.auth] = methods.get(link.auth, 0) + 1
+        emit(
+            "pinged",
+            requested=k,
+            methods=methods,
+            failures=len(failures),
+            firstFailures=failures[:3],
+            seconds=seconds,
         )
 
     def outcome(failure: Any) -> str:
@@ -546,8 +671,8 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
         )
 
     def closeAll() -> None:
-        streams = list(held)
-        del held[:]
+        streams = list(held.values())
+        held.clear()
         for xs in streams:
             xs.close()
         emit("closed", streams=len(streams))
@@ -555,6 +680,8 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
     async def command(cmd: dict[str, Any]) -> None:
         if "open" in cmd:
             await openMany(int(cmd["open"]))
+        elif "ping" in cmd:
+            await pingMany(int(cmd["ping"]), int(cmd["count"]))
         elif "storm" in cmd:
             await storm(float(cmd["storm"]), float(cmd["seconds"]))
         elif "closeAll" in cmd:
@@ -583,6 +710,8 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--suffix", default="load.example")
     parser.add_argument("--cert", default="")
     parser.add_argument("--key", default="")
+    parser.add_argument("--ca", default="", help="CA file to trust (loadgen)")
+    parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args(argv)
     run = runLoadgen if args.role == "loadgen" else runThroughput
