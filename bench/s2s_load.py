@@ -182,14 +182,17 @@ class OurTarget(Target):
         reactor: Any,
         work: Path,
         caPath: Path,
-        certPath: Path,
-        keyPath: Path,
         extra: Sequence[str] = (),
+        *,
+        certPath: Path | None = None,
+        keyPath: Path | None = None,
     ) -> None:
         """
-        @param certPath: the node's certificate (for C{target.example}, from
-            the CA), and C{keyPath} its key.
         @param extra: more command-line options for the node.
+        @param certPath: the node's certificate (for C{target.example},
+            from the CA), and C{keyPath} its key; without them, the node
+            makes itself a self-signed one, and its outgoing streams cannot
+            authenticate with SASL EXTERNAL.
         """
         self.domain = "target.example"
         self.port = freePort(ADDRESS)
@@ -215,10 +218,11 @@ class OurTarget(Target):
             str(work / "target"),
             "--ca-file",
             str(caPath),
-            "--tls-cert",
-            str(certPath),
-            "--tls-key",
-            str(keyPath),
+            *(
+                ["--tls-cert", str(certPath), "--tls-key", str(keyPath)]
+                if certPath is not None and keyPath is not None
+                else []
+            ),
             "--route",
             f"*.{SUFFIX}={self.accept[0]}:{self.accept[1]}",
             "--idle-timeout",
@@ -676,7 +680,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
     summaries: dict[str, dict[str, float]] = {}
     try:
         tCert, tKey = ca.issue(["target.example"], name="target")
-        ours = OurTarget(reactor, work, ca.caPath, tCert, tKey)
+        ours = OurTarget(reactor, work, ca.caPath, certPath=tCert, keyPath=tKey)
         _common.addCleanup(lambda: ours.stop(reactor))
         await ours.ready(reactor)
         oursRows, summaries[ours.name] = await measure(
