@@ -380,6 +380,55 @@ class ProsodyTarget(Target):
             _common.untrackPID(pid)
 
 
+def spawnLoadgen(
+    reactor: Any,
+    name: str,
+    work: Path,
+    target: Target,
+    listen: tuple[str, int],
+    certPath: Path,
+    keyPath: Path,
+    extra: Sequence[str] = (),
+) -> Child:
+    """
+    Start the load generator (C{_node.py loadgen}) for C{target}: its
+    domains are C{n<i>.load.example}, with the certificate C{certPath}.
+
+    @param name: the child's name (and its data directory's).
+    @param listen: the address and port its own s2s listener takes.
+    @param extra: more of its options.
+    """
+    return Child.spawn(
+        reactor,
+        name,
+        [
+            sys.executable,
+            str(REPO / "bench" / "_node.py"),
+            "loadgen",
+            "--domain",
+            SUFFIX,
+            "--address",
+            listen[0],
+            "--s2s-port",
+            str(listen[1]),
+            "--data-dir",
+            str(work / name),
+            "--route",
+            f"{target.domain}={target.address}:{target.port}",
+            "--target",
+            target.domain,
+            "--suffix",
+            SUFFIX,
+            "--cert",
+            str(certPath),
+            "--key",
+            str(keyPath),
+            *extra,
+        ],
+        work,
+    )
+
+
 async def measure(
     reactor: Any,
     args: argparse.Namespace,
@@ -398,31 +447,15 @@ async def measure(
         second of opening), C{idleCPU} (percent of one core while
         holding), C{heldIn} and C{heldOut}.
     """
-    loadgen = Child.spawn(
+    loadgen = spawnLoadgen(
         reactor,
         f"loadgen-{target.name}",
+        work,
+        target,
+        target.accept,
+        certPath,
+        keyPath,
         [
-            sys.executable,
-            str(REPO / "bench" / "_node.py"),
-            "loadgen",
-            "--domain",
-            SUFFIX,
-            "--address",
-            target.accept[0],
-            "--s2s-port",
-            str(target.accept[1]),
-            "--data-dir",
-            str(work / f"loadgen-{target.name}"),
-            "--route",
-            f"{target.domain}={target.address}:{target.port}",
-            "--target",
-            target.domain,
-            "--suffix",
-            SUFFIX,
-            "--cert",
-            str(certPath),
-            "--key",
-            str(keyPath),
             "--ca",
             str(caPath),
             "--idle-timeout",
@@ -430,7 +463,6 @@ async def measure(
             "--concurrency",
             str(args.concurrency),
         ],
-        work,
     )
     _common.addCleanup(lambda: loadgen.stop(reactor))
     rows: list[list[object]] = []

@@ -34,8 +34,8 @@ from twisted.internet import defer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-from _common import REPO, Child, cpuSeconds, freePort, printTable, rssKiB, sleep
-from s2s_load import ADDRESS, SUFFIX, OurTarget, getLinks, waitUntil
+from _common import cpuSeconds, freePort, printTable, rssKiB, sleep
+from s2s_load import ADDRESS, SUFFIX, OurTarget, getLinks, spawnLoadgen, waitUntil
 
 
 async def storm(
@@ -53,33 +53,8 @@ async def storm(
 
     @param baseline: the target's RSS before the first storm, in KiB.
     """
-    loadgen = Child.spawn(
-        reactor,
-        "loadgen",
-        [
-            sys.executable,
-            str(REPO / "bench" / "_node.py"),
-            "loadgen",
-            "--domain",
-            SUFFIX,
-            "--address",
-            ADDRESS,
-            "--s2s-port",
-            str(freePort(ADDRESS)),
-            "--data-dir",
-            str(work / f"loadgen{number}"),
-            "--route",
-            f"{target.domain}={target.address}:{target.port}",
-            "--target",
-            target.domain,
-            "--suffix",
-            SUFFIX,
-            "--cert",
-            str(cert),
-            "--key",
-            str(key),
-        ],
-        work,
+    loadgen = spawnLoadgen(
+        reactor, f"loadgen{number}", work, target, (ADDRESS, freePort(ADDRESS)), cert, key
     )
     _common.addCleanup(lambda: loadgen.stop(reactor))
     await loadgen.waitFor("ready", 30, reactor)
