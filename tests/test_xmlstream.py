@@ -738,6 +738,22 @@ class LivenessTests(_StreamTestMixin, SynchronousTestCase):
         self.clock.advance(60)
         self.assertEqual(self.sent(), b"<presence/>" * 10 + b" ")
 
+    def test_noKeepaliveWhilePeerSends(self) -> None:
+        """
+        Bytes from the peer, its own keepalives included, prove the
+        connection alive: no keepalive is sent until the stream has been
+        silent both ways for a whole interval.
+        """
+        self.xs.startLiveness(60, 600)
+        for _ in range(5):
+            self.clock.advance(50)
+            self.xs.dataReceived(b" ")
+        self.assertEqual(self.sent(), b"")
+        self.clock.advance(59)
+        self.assertEqual(self.sent(), b"")
+        self.clock.advance(1)
+        self.assertEqual(self.sent(), b" ")
+
     def test_idleTimeout(self) -> None:
         """
         After C{idleTimeout} seconds without an element in either direction

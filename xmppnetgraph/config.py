@@ -1064,12 +1064,13 @@ class Config:
         ),
     )
     keepaliveInterval: float = attrs.field(
-        default=60.0,
+        default=300.0,
         metadata=_declare(
             Option(
                 "keepalive-interval",
                 "float",
-                "SECONDS between whitespace keepalives on idle s2s streams.",
+                "SECONDS of silence both ways after which an s2s stream carries a whitespace "
+                "keepalive.",
             ),
             convert=_positiveFloat,
         ),

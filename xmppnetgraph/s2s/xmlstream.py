@@ -915,13 +915,16 @@ class S2SXmlStream(xmlstream.XmlStream):
         """
         Start keepalives and the idle timeout (call once authenticated).
 
-        A single space is sent whenever nothing has been sent for
-        C{keepaliveInterval} seconds. When no element has crossed the stream
+        A single space is sent whenever nothing has crossed the stream in
+        either direction for C{keepaliveInterval} seconds (bytes the peer
+        sends prove the connection alive as well as ours would, so a pair
+        of streams between two nodes carries one keepalive per interval,
+        not two). When no element has crossed the stream
         in either direction for C{idleTimeout} seconds (keepalives do not
         count), the stream is closed gracefully. Calling this again replaces
         the settings.
 
-        @param keepaliveInterval: seconds of send silence before a keepalive.
+        @param keepaliveInterval: seconds of silence before a keepalive.
         @param idleTimeout: seconds without elements before closing.
         @raise ValueError: if either value is not positive.
         """
@@ -939,20 +942,22 @@ class S2SXmlStream(xmlstream.XmlStream):
     def _armKeepalive(self) -> None:
         """
         Schedule the next keepalive check, C{keepaliveInterval} after the
-        last write.
+        last read or write.
         """
-        basis = self.lastSent
+        basis = max(self.lastSent, self.lastReceived)
         delay = max(0.0, basis + self._keepaliveInterval - self._getClock().seconds())
         self._keepaliveCall = self._getClock().callLater(delay, self._keepaliveDue, basis)
 
     def _keepaliveDue(self, basis: float) -> None:
         """
-        Send a space if nothing was sent since C{basis}, and re-arm.
+        Send a space if nothing was read or written since C{basis}, and
+        re-arm.
 
-        @param basis: the value of C{lastSent} when the timer was armed.
+        @param basis: the later of C{lastSent} and C{lastReceived} when the
+            timer was armed.
         """
         self._keepaliveCall = None
-        if self.lastSent == basis:
+        if max(self.lastSent, self.lastReceived) == basis:
             self.send(b" ")
         self._armKeepalive()
 
