@@ -1131,7 +1131,8 @@ class FederationTests(NodesMixin, TestCase):
         self.assertEqual((found.service, found.node), ("pubsub.b.example", "serverinfo"))
         (peer,) = found.report or ()
         self.assertEqual(peer.name, "a.example")
-        self.assertEqual(set(peer.connections), {"incoming", "outgoing"})
+        # Bidirectional streams (XEP-0288), one each way for dialback.
+        self.assertEqual(set(peer.connections), {"bidi"})
         self.assertEqual(
             [s.step for s in found.facts.steps],
             ["disco#info", "serverinfo form", "items pubsub.b.example node serverinfo", "version"],

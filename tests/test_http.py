@@ -48,6 +48,7 @@ class DocumentTests(SynchronousTestCase):
             "domain": "a.example",
             "local_domain": "b.example",
             "direction": "incoming",
+            "bidi": False,
             "auth": "dialback",
             "tls": "TLSv1.3",
             "cert_valid": False,
@@ -118,7 +119,7 @@ class APITests(TestCase):
         info = json.loads(body)
         validator("ServerInfo").validate(info)
         self.assertEqual(
-            info["remote_domains"], [{"name": "b.example", "connections": ["incoming", "outgoing"]}]
+            info["remote_domains"], [{"name": "b.example", "connections": ["bidi", "bidi"]}]
         )
         self.assertEqual(
             [(p["domain"], p["consents"]) for p in info["peers"]], [("b.example", True)]

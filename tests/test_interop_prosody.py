@@ -38,6 +38,69 @@ def identities(stanza: domish.Element) -> set[tuple[str, str]]:
     }
 
 
+async def federate(
+    testCase: TestCase, base: Path, *, ca: TestCA | None, prosodyBidi: bool = False
+) -> tuple[RunningNode, ProsodyPeer, Any]:
+    """
+    Start Prosody and our node on two free loopback addresses (port 5269
+    each: Prosody dials that port), register and log in alice.
+
+    @param testCase: the test, whose cleanups stop everything.
+    @param base: the test's directory.
+    @param ca: a CA for both sides (SASL EXTERNAL), or L{None} for
+        self-signed certificates (dialback over TLS).
+    @param prosodyBidi: load Prosody's C{mod_s2s_bidi} (XEP-0288; not
+        in its default configuration).
+    @return: our node, the Prosody peer, alice's client stream.
+    """
+    names = ["prosody.example", "pubsub.prosody.example"]
+    if ca is not None:
+        certPath, keyPath = ca.issue(names)
+    else:
+        certPath, keyPath = selfSigned(base / "pki", names)
+    peer, nodeAddress = await startBeside(
+        base / "prosody",
+        "prosody.example",
+        ["node.example", "pubsub.node.example"],
+        certPath=certPath,
+        keyPath=keyPath,
+        caPath=ca.caPath if ca is not None else None,
+        secureAuth=ca is not None,
+        extraModules=["s2s_bidi"] if prosodyBidi else [],
+    )
+    testCase.addCleanup(peer.stop)
+    prosodyAddress = peer.address
+    node = RunningNode(base, "node.example", nodeAddress, s2sPort=5269)
+    routes = (
+        Route("prosody.example", prosodyAddress, 5269),
+        Route("*.prosody.example", prosodyAddress, 5269),
+    )
+    if ca is not None:
+        nodeCert, nodeKey = ca.issue(["node.example", "pubsub.node.example"])
+        node.build(
+            routes=routes,
+            tlsCert=nodeCert,
+            tlsKey=nodeKey,
+            caFile=ca.caPath,
+            requireValidCerts=True,
+        )
+    else:
+        node.build(routes=routes)
+    node.start()
+    testCase.addCleanup(node.stop)
+    await peer.register("alice", PASSWORD)
+    xs = await c2sclient.connectClient(
+        reactor,
+        JID("alice@prosody.example/test"),
+        PASSWORD,
+        peer.address,
+        peer.c2sPort,
+        caPath=ca.caPath if ca else None,
+    )
+    testCase.addCleanup(c2sclient.disconnect, xs)
+    return node, peer, xs
+
+
 class ProsodyInteropTests(TestCase):
     """
     A Prosody user asks our node for disco#info (Prosody -> node), our node
@@ -52,61 +115,6 @@ class ProsodyInteropTests(TestCase):
         requireProsody()
         self.base = Path(self.mktemp()).absolute()
         self.base.mkdir(parents=True)
-
-    async def federate(self, *, ca: TestCA | None) -> tuple[RunningNode, ProsodyPeer, Any]:
-        """
-        Start Prosody and our node on two free loopback addresses (port 5269
-        each: Prosody dials that port), register and log in alice.
-
-        @param ca: a CA for both sides (SASL EXTERNAL), or L{None} for
-            self-signed certificates (dialback over TLS).
-        @return: our node, the Prosody peer, alice's client stream.
-        """
-        names = ["prosody.example", "pubsub.prosody.example"]
-        if ca is not None:
-            certPath, keyPath = ca.issue(names)
-        else:
-            certPath, keyPath = selfSigned(self.base / "pki", names)
-        peer, nodeAddress = await startBeside(
-            self.base / "prosody",
-            "prosody.example",
-            ["node.example", "pubsub.node.example"],
-            certPath=certPath,
-            keyPath=keyPath,
-            caPath=ca.caPath if ca is not None else None,
-            secureAuth=ca is not None,
-        )
-        self.addCleanup(peer.stop)
-        prosodyAddress = peer.address
-        node = RunningNode(self.base, "node.example", nodeAddress, s2sPort=5269)
-        routes = (
-            Route("prosody.example", prosodyAddress, 5269),
-            Route("*.prosody.example", prosodyAddress, 5269),
-        )
-        if ca is not None:
-            nodeCert, nodeKey = ca.issue(["node.example", "pubsub.node.example"])
-            node.build(
-                routes=routes,
-                tlsCert=nodeCert,
-                tlsKey=nodeKey,
-                caFile=ca.caPath,
-                requireValidCerts=True,
-            )
-        else:
-            node.build(routes=routes)
-        node.start()
-        self.addCleanup(node.stop)
-        await peer.register("alice", PASSWORD)
-        xs = await c2sclient.connectClient(
-            reactor,
-            JID("alice@prosody.example/test"),
-            PASSWORD,
-            peer.address,
-            peer.c2sPort,
-            caPath=ca.caPath if ca else None,
-        )
-        self.addCleanup(c2sclient.disconnect, xs)
-        return node, peer, xs
 
     async def roundTrips(self, node: RunningNode, xs: Any, auth: str) -> None:
         """
@@ -150,7 +158,7 @@ class ProsodyInteropTests(TestCase):
         Prosody (which Prosody answers before that stream is authenticated),
         so it opens that one connection and no verification connection.
         """
-        node, peer, xs = await self.federate(ca=None)
+        node, peer, xs = await federate(self, self.base, ca=None)
         opened: list[str] = []
         openStream = node.s2s.openStream
 
@@ -168,5 +176,92 @@ class ProsodyInteropTests(TestCase):
         C{s2s_secure_auth}), both directions use SASL EXTERNAL.
         """
         ca = TestCA(self.base / "ca")
-        node, peer, xs = await self.federate(ca=ca)
+        node, peer, xs = await federate(self, self.base, ca=ca)
         await self.roundTrips(node, xs, "sasl-external")
+
+
+class ProsodyBidiTests(TestCase):
+    """
+    XEP-0288 with Prosody's C{mod_s2s_bidi}: one stream carries both
+    directions, whichever side opens it, with SASL EXTERNAL.
+    """
+
+    skip = prosodySkip()
+    timeout = 60
+
+    def setUp(self) -> None:
+        requireProsody()
+        self.base = Path(self.mktemp()).absolute()
+        self.base.mkdir(parents=True)
+
+    async def start(self) -> tuple[RunningNode, Any, list[str]]:
+        """
+        Federate our node with a Prosody running C{mod_s2s_bidi}.
+
+        @return: our node, alice's client stream, and the domains our node
+            opens streams to from now on.
+        """
+        node, _, xs = await federate(self, self.base, ca=TestCA(self.base / "ca"), prosodyBidi=True)
+        opened: list[str] = []
+        openStream = node.s2s.openStream
+
+        def counting(remote: str, authenticator: Any) -> Any:
+            opened.append(remote)
+            return openStream(remote, authenticator)
+
+        self.patch(node.s2s, "openStream", counting)
+        return node, xs, opened
+
+    async def aliceAsks(self, xs: Any) -> None:
+        """
+        alice@prosody.example asks our node for disco#info.
+        """
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["to"] = "node.example"
+        iq.addElement((NS_DISCO_INFO, "query"))
+        answer = await c2sclient.sendIQ(xs, iq, timeout=15)
+        self.assertIn(("server", "im"), identities(answer))
+
+    async def nodeAsks(self, node: RunningNode) -> None:
+        """
+        Our node asks prosody.example for disco#info.
+        """
+        info = await node.disco.requestInfo(JID("prosody.example"), sender=JID("node.example"))
+        self.assertIn(("server", "im"), info.identities)
+
+    def assertOneLink(self, node: RunningNode, direction: str) -> None:
+        """
+        Assert that our node has one link with Prosody, bidirectional, with
+        stanzas counted both ways.
+        """
+        [link] = node.s2s.linkTable.links()
+        self.assertEqual(
+            (link.domain, link.direction, link.auth, link.bidi),
+            ("prosody.example", direction, "sasl-external", True),
+        )
+        self.assertGreaterEqual(link.stanzasIn, 1)
+        self.assertGreaterEqual(link.stanzasOut, 1)
+
+    async def test_prosodyOpens(self) -> None:
+        """
+        Prosody opens the stream (alice asks first) and asks for bidi: our
+        answer to alice, and our own request to Prosody, go back over it;
+        our node opens no stream.
+        """
+        node, xs, opened = await self.start()
+        await self.aliceAsks(xs)
+        await self.nodeAsks(node)
+        self.assertOneLink(node, "incoming")
+        self.assertEqual(opened, [])
+
+    async def test_nodeOpens(self) -> None:
+        """
+        Our node opens the stream (it asks first) and asks for bidi: Prosody
+        answers over it, and alice's request to our node comes over it too.
+        """
+        node, xs, opened = await self.start()
+        await self.nodeAsks(node)
+        await self.aliceAsks(xs)
+        self.assertOneLink(node, "outgoing")
+        self.assertEqual(opened, ["prosody.example"])

@@ -86,9 +86,11 @@ class ScrapeTests(TestCase):
         self.a = RunningNode(base, "a.example", "127.0.0.1")
         self.b = RunningNode(base, "b.example", "127.0.0.1")
         # Nothing but what the test sends crosses the streams: no
-        # publisher (no consent checks), no crawler.
-        self.a.build(routes=routesTo(self.b), publish=False)
-        self.b.build(routes=routesTo(self.a), publish=False)
+        # publisher (no consent checks), no crawler; and one stream each
+        # way, without XEP-0288, so that the stanzas of each direction
+        # have a stream of their own.
+        self.a.build(routes=routesTo(self.b), publish=False, bidi=False)
+        self.b.build(routes=routesTo(self.a), publish=False, bidi=False)
         for node in (self.a, self.b):
             node.start()
             self.addCleanup(lambda node=node: node.stop() if node.service.running else None)

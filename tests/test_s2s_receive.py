@@ -33,7 +33,14 @@ from xmppnetgraph.certs import ensureSelfSigned, loadCredentials
 from xmppnetgraph.config import Config, Route
 from xmppnetgraph.feed import ChangeFeed
 from xmppnetgraph.linktable import LinkTable
-from xmppnetgraph.s2s.initiate import NS_DIALBACK, NS_SASL, NS_TLS, dialbackKey
+from xmppnetgraph.s2s.initiate import (
+    NS_BIDI,
+    NS_BIDI_FEATURE,
+    NS_DIALBACK,
+    NS_SASL,
+    NS_TLS,
+    dialbackKey,
+)
 from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
@@ -916,6 +923,93 @@ class AuthenticatedStreamTests(ReceivingTestsBase):
         self.assertNoStreamError(goodTransport)
         self.assertEqual(len(self.routed[LOCAL]), 1)
         self.assertEqual(len(list(self.service.linkTable.links())), 1)
+
+
+BIDI = f"<bidi xmlns='{NS_BIDI}'/>".encode()
+
+
+class BidiTests(ReceivingTestsBase):
+    """
+    XEP-0288 on the receiving side: the offer after TLS, the request before
+    authentication, and where our own stanzas to the peer go.
+    """
+
+    def featuresAfterTLS(self) -> tuple[S2SXmlStream, _StartTLSTransport, list[tuple[str, str]]]:
+        xs, transport = self.connect()
+        xs.dataReceived(header(PEER, LOCAL))
+        xs.dataReceived(STARTTLS)
+        transport.clear()
+        xs.dataReceived(header(PEER, LOCAL))
+        (features,) = self.sent(transport)
+        return xs, transport, [(c.uri, c.name) for c in features.elements()]
+
+    def test_offeredAfterTLS(self) -> None:
+        """
+        The features after TLS offer bidi; those before (STARTTLS required)
+        do not.
+        """
+        xs, transport = self.connect()
+        xs.dataReceived(header(PEER, LOCAL))
+        (features,) = self.sent(transport)
+        self.assertNotIn((NS_BIDI_FEATURE, "bidi"), [(c.uri, c.name) for c in features.elements()])
+        _, _, after = self.featuresAfterTLS()
+        self.assertIn((NS_BIDI_FEATURE, "bidi"), after)
+
+    def test_requestedThenAnswersGoBack(self) -> None:
+        """
+        A peer that asks for bidi before dialback gets a bidirectional link;
+        a stanza from our domain to it goes over its stream, with no
+        connection of our own.
+        """
+        xs, transport, _ = self.featuresAfterTLS()
+        xs.dataReceived(BIDI)
+        self.assertNoStreamError(transport)
+        xs.dataReceived(dbResult(PEER, LOCAL))
+        self.assertEqual(self.resultTypes(self.sent(transport)), [(LOCAL, PEER, "valid")])
+        [link] = self.service.linkTable.links()
+        self.assertTrue(link.bidi)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.service.send(domish.Element((None, "message"), attribs={"from": LOCAL, "to": PEER}))
+        [message] = self.sent(transport)
+        self.assertEqual((message.name, message["to"]), ("message", PEER))
+        self.assertEqual(self.reactor.tcpClients, [])
+        self.assertEqual(link.stanzasOut, 1)
+        # Only the pair the peer authenticated goes back over it: for
+        # another, we open a stream of our own.
+        opened: list[tuple[str, str]] = []
+        self.patch(self.service, "_connectOutgoing", lambda *pair: opened.append(pair))
+        self.service.send(domish.Element((None, "message"), attribs={"from": PUBSUB, "to": PEER}))
+        self.assertEqual(self.sent(transport), [])
+        self.assertEqual(opened, [(PUBSUB, PEER)])
+        self.disconnect(xs)
+        self.assertNotIn((LOCAL, PEER), self.service._outgoing)
+
+    def test_requestAfterAuthenticationIgnored(self) -> None:
+        """
+        A request after authentication is ignored: no stream error, and the
+        link stays one way.
+        """
+        xs, transport = self.dialback()
+        xs.dataReceived(BIDI)
+        self.assertNoStreamError(transport)
+        [link] = self.service.linkTable.links()
+        self.assertFalse(link.bidi)
+        self.assertNotIn((LOCAL, PEER), self.service._outgoing)
+
+    def test_notOffered(self) -> None:
+        """
+        With bidi off, the features do not offer it, and a request anyway is
+        ignored.
+        """
+        self.service = self.buildService(bidi=False)
+        xs, transport, features = self.featuresAfterTLS()
+        self.assertNotIn((NS_BIDI_FEATURE, "bidi"), features)
+        xs.dataReceived(BIDI)
+        self.assertNoStreamError(transport)
+        xs.dataReceived(dbResult(PEER, LOCAL))
+        [link] = self.service.linkTable.links()
+        self.assertFalse(link.bidi)
 
 
 class DialbackDisabledTests(ReceivingTestsBase):

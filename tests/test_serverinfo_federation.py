@@ -83,10 +83,15 @@ def names(info: ServerInfo) -> set[str]:
 def directions(node: RunningNode, domain: str) -> tuple[str, ...]:
     """
     @return: the directions of C{node}'s live links with C{domain}, sorted
-        (one per stream, as the item lists connections).
+        (one per stream, as the item lists connections: C{bidi} for a
+        bidirectional stream).
     """
     return tuple(
-        sorted(link.direction for link in node.s2s.linkTable.links() if link.domain == domain)
+        sorted(
+            "bidi" if link.bidi else link.direction
+            for link in node.s2s.linkTable.links()
+            if link.domain == domain
+        )
     )
 
 
@@ -399,7 +404,9 @@ class ConsentTests(NodesMixin, TestCase):
         (remote,) = remotesOf(info, a.domain)
         self.assertEqual(remote.name, name)
         self.assertEqual(remote.connections, directions(a, peer))
-        self.assertEqual(set(remote.connections), {"incoming", "outgoing"})
+        # Bidirectional streams (XEP-0288) both ways: with dialback each
+        # side verifies the other's key over a stream of its own.
+        self.assertEqual(set(remote.connections), {"bidi"})
         self.assertFalse(names(info) & set(a.config.localDomains))
         self.assertFalse(info.truncated)
         self.assertEqual(info, readXml(publisherOf(a).lastPayload))
@@ -407,8 +414,8 @@ class ConsentTests(NodesMixin, TestCase):
     async def test_optedInPeerNamed(self) -> None:
         """
         B is opted in (the default): after a disco#info A -> B, the item B
-        retrieves from A over s2s names B, with an incoming and an outgoing
-        connection; A's C{/api/serverinfo} shows the item, when it was
+        retrieves from A over s2s names B, with its (bidirectional)
+        connections; A's C{/api/serverinfo} shows the item, when it was
         published, and B's consent.
         """
         a, b = self.node("a.example"), self.node("b.example")

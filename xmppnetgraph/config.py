@@ -987,6 +987,18 @@ class Config:
             convert=_boolean,
         ),
     )
+    bidi: bool = attrs.field(
+        default=True,
+        metadata=_declare(
+            Option(
+                "bidi",
+                "switch",
+                "Use one s2s stream for both directions with peers that offer it "
+                "(XEP-0288), and offer it to peers that connect.",
+            ),
+            convert=_boolean,
+        ),
+    )
     optIn: bool = attrs.field(
         default=True,
         metadata=_declare(

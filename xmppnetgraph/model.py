@@ -39,6 +39,9 @@ class Link:
     @ivar lastActivity: when a stanza last crossed it.
     @ivar stanzasIn: stanzas received on it.
     @ivar stanzasOut: stanzas sent on it.
+    @ivar bidi: whether the stream carries stanzas both ways (XEP-0288):
+        those of the domain pair it was authenticated for and of the
+        inverse pair.
     @ivar id: unique among the links of this process.
     """
 
@@ -52,6 +55,7 @@ class Link:
     lastActivity: float
     stanzasIn: int = 0
     stanzasOut: int = 0
+    bidi: bool = False
     id: int = attrs.field(factory=lambda: next(_linkIds))
 
     def touch(self, now: float, *, incoming: bool) -> None:

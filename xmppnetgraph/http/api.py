@@ -27,6 +27,7 @@ def linkJSON(link: Link) -> dict[str, object]:
         "domain": link.domain,
         "local_domain": link.localDomain,
         "direction": link.direction,
+        "bidi": link.bidi,
         "auth": link.auth,
         "tls": link.tls,
         "cert_valid": link.certValid,

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_federation,tests.test_s2s_receive -*-
 """
 Initiating-side authentication of an s2s stream after TLS: SASL EXTERNAL
-(XEP-0178) when the receiving server offers it, dialback (XEP-0220) otherwise.
+(XEP-0178) when the receiving server offers it, dialback (XEP-0220)
+otherwise; and the request for a bidirectional stream (XEP-0288).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 NS_DIALBACK = "jabber:server:dialback"
 NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
+#: XEP-0288: the stream feature a receiving server offers, and the element
+#: the initiating server answers it with.
+NS_BIDI_FEATURE = "urn:xmpp:features:bidi"
+NS_BIDI = "urn:xmpp:bidi"
 NS_SASL = sasl.NS_XMPP_SASL
 NS_TLS = xmlstream.NS_XMPP_TLS
 
@@ -187,6 +192,29 @@ class SASLExternal(sasl.SASLInitiatingInitializer):
         # mypy infers the attribute's type from the base class's first
         # assignment (DigestMD5); any ISASLMechanism is what it takes.
         self.mechanism = External()  # type: ignore[assignment]
+
+
+@implementer(ijabber.IInitiatingInitializer)
+class RequestBidi:
+    """
+    XEP-0288: when the receiving server offers bidirectional streams, ask
+    for one before authenticating (it may then send its own stanzas to us
+    over this stream instead of opening one of its own).
+
+    @ivar requested: whether C{<bidi/>} was sent.
+    """
+
+    def __init__(self, xs: S2SXmlStream) -> None:
+        self.xmlstream = xs
+        self.requested = False
+
+    def initialize(self) -> None:
+        """
+        Send C{<bidi xmlns='urn:xmpp:bidi'/>} if the features offer it.
+        """
+        if (NS_BIDI_FEATURE, "bidi") in self.xmlstream.features:
+            self.xmlstream.send(domish.Element((NS_BIDI, "bidi")))
+            self.requested = True
 
 
 def offersExternal(xs: S2SXmlStream) -> bool:

@@ -2,7 +2,8 @@
 """
 The receiving side of an s2s stream: stream header checks, STARTTLS,
 SASL EXTERNAL (XEP-0178), dialback (XEP-0220, including multiplexed domain
-pairs and answering verify requests as the authoritative server).
+pairs and answering verify requests as the authoritative server), and the
+offer of a bidirectional stream (XEP-0288).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from twisted.words.xish import domish
 from xmppnetgraph.model import AuthMethod
 from xmppnetgraph.names import parseJID
 from xmppnetgraph.s2s.initiate import (
+    NS_BIDI,
+    NS_BIDI_FEATURE,
     NS_DIALBACK,
     NS_DIALBACK_FEATURE,
     NS_SASL,
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from xmppnetgraph.s2s.service import S2SService
 
 NS_SERVER = "jabber:server"
-_AUTH_NAMESPACES = (NS_DIALBACK, NS_TLS, NS_SASL, xmlstream.NS_STREAMS)
+_AUTH_NAMESPACES = (NS_DIALBACK, NS_TLS, NS_SASL, NS_BIDI, xmlstream.NS_STREAMS)
 
 
 def validDomain(value: str | None) -> str | None:
@@ -74,6 +77,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
     @ivar method: how the peer authenticated, once it has.
     @ivar certValid: whether the peer's certificate is valid for the domain
         it authenticated as.
+    @ivar bidi: whether the peer asked for a bidirectional stream
+        (XEP-0288): once a domain pair is authorised, we may send the
+        stanzas of the inverse pair over this stream.
     """
 
     namespace = NS_SERVER
@@ -91,6 +97,8 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         self.authorized: set[tuple[str, str]] = set()
         self.method: AuthMethod | None = None
         self.certValid = False
+        self.bidi = False
+        self._bidiOffered = False
         self._peerDomain: str | None = None
         self._externalOffered = False
         self._saslDomain: str | None = None
@@ -161,6 +169,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
             xs.addObserver(f"/auth[@xmlns='{NS_SASL}']", self._guard(self.onAuth))
             xs.addObserver(f"/result[@xmlns='{NS_DIALBACK}']", self._guard(self.onResult))
             xs.addObserver(f"/verify[@xmlns='{NS_DIALBACK}']", self._guard(self.onVerify))
+            xs.addObserver(f"/bidi[@xmlns='{NS_BIDI}']", self._guard(self.onBidi))
             xs.addObserver("/*", self._guard(self.onOther), -1)
         xs.sendHeader()
         if xs.version >= (1, 0):
@@ -184,6 +193,11 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
                 starttls.addElement("required")
                 return features
         if self._saslDomain is None:
+            if self.service.config.bidi and not self.authorized:
+                # XEP-0288: asked for before authentication, and kept over
+                # the restart after SASL.
+                self._bidiOffered = True
+                features.addElement((NS_BIDI_FEATURE, "bidi"))
             self._externalOffered = self._peerDomain is not None and self._certificateValidFor(
                 self._peerDomain
             )
@@ -254,6 +268,15 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         xs.send(domish.Element((NS_TLS, "proceed")))
         ITLSTransport(xs.transport).startTLS(self.service.serverTLSOptions)
         xs.reset()
+
+    def onBidi(self, element: domish.Element) -> None:
+        """
+        XEP-0288: the peer asks for a bidirectional stream; granted if we
+        offered it (the request has no answer). After authentication, or
+        unoffered, it is ignored.
+        """
+        if self._bidiOffered and not self.authorized and self._saslDomain is None:
+            self.bidi = True
 
     def onAuth(self, element: domish.Element) -> None:
         """

@@ -44,7 +44,7 @@ from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.addresses import AddressFilter
 from xmppnetgraph.s2s.admission import Admission, Refusal, sourceOf
 from xmppnetgraph.s2s.identity import PeerVerifier
-from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, VerifyDialback
+from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, RequestBidi, VerifyDialback
 from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, StreamErrorTally, abortTransport
@@ -142,6 +142,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
     @ivar final: the initializer C{finalInitializer} made, once connected.
     @ivar certValid: whether the receiving server's certificate is valid
         for C{otherHost}.
+    @ivar bidi: whether the stream was made bidirectional (XEP-0288).
     """
 
     namespace = NS_SERVER
@@ -155,6 +156,8 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
         thisHost: str,
         otherHost: str,
         finalInitializer: Callable[[S2SXmlStream], _Final],
+        *,
+        requestBidi: bool = False,
     ) -> None:
         """
         @param s2s: the service.
@@ -162,6 +165,8 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
         @param otherHost: the remote domain.
         @param finalInitializer: makes the initializer that authenticates
             the stream, once TLS is up and the peer checked.
+        @param requestBidi: ask for a bidirectional stream (XEP-0288) if
+            the receiving server offers one, before authenticating.
         """
         super().__init__(otherHost)
         self.s2s = s2s
@@ -169,6 +174,16 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
         self.finalInitializer: Callable[[S2SXmlStream], _Final] = finalInitializer
         self.final: _Final | None = None
         self.certValid = False
+        self._requestBidi = requestBidi
+        self._bidi: RequestBidi | None = None
+
+    @property
+    def bidi(self) -> bool:
+        """
+        Whether we asked the receiving server for a bidirectional stream
+        (it offered one, so it accepts the request).
+        """
+        return self._bidi is not None and self._bidi.requested
 
     def connectionMade(self) -> None:
         """
@@ -187,6 +202,9 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
                 )
             )
         inits.append(_CheckPeer(self))
+        if self._requestBidi:
+            self._bidi = RequestBidi(xs)
+            inits.append(self._bidi)
         final = self.final = self.finalInitializer(xs)
         inits.append(final)
         xs.initializers = inits
@@ -474,6 +492,9 @@ class S2SService(service.Service):
             self._incomingLinks.pop(xs, None)
             for link in links.values():
                 self.linkTable.remove(link)
+                key = (link.localDomain, link.domain)
+                if self._outgoing.get(key, (None,))[0] is xs:
+                    del self._outgoing[key]
 
         xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
         xs.addObserver("/*", functools.partial(self._incomingElement, xs))
@@ -501,8 +522,17 @@ class S2SService(service.Service):
             certValid=authenticator.certValid,
             since=now,
             lastActivity=now,
+            bidi=authenticator.bidi,
         )
         links[remote] = link
+        key = (local, remote)
+        if link.bidi and key not in self._outgoing:
+            # XEP-0288: our stanzas from the domain it authorised to the
+            # peer's domain go back over this stream (one of our own that
+            # is up, or being opened, is used as before). Before the link
+            # is announced: what its observers send takes this stream.
+            self._outgoing[key] = (xs, link)
+            self._sendQueued(key, xs, link)
         self.linkTable.add(link)
 
     def _incomingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
@@ -613,7 +643,9 @@ class S2SService(service.Service):
                 dialbackStarted=lambda xs: self._carriesVerifications(key, xs),
             )
 
-        authenticator = OutgoingAuthenticator(self, local, remote, authInit)
+        authenticator = OutgoingAuthenticator(
+            self, local, remote, authInit, requestBidi=self.config.bidi
+        )
         d = self.openStream(remote, authenticator)
         self._connecting[key] = d
 
@@ -632,6 +664,7 @@ class S2SService(service.Service):
                 certValid=authenticator.certValid,
                 since=now,
                 lastActivity=now,
+                bidi=authenticator.bidi,
             )
             self._outgoing[key] = (xs, link)
             self._carriesVerifications(key, xs)
@@ -643,11 +676,9 @@ class S2SService(service.Service):
                 self.linkTable.remove(link)
 
             xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
-            xs.addObserver("/*", functools.partial(self._outgoingElement, xs))
+            xs.addObserver("/*", functools.partial(self._outgoingElement, xs, link))
             xs.startLiveness(self.config.keepaliveInterval, self.config.idleTimeout)
-            for stanza in self._queues.pop(key, []):
-                link.touch(now, incoming=False)
-                xs.send(stanza)
+            self._sendQueued(key, xs, link)
 
         def failed(reason: Failure) -> None:
             condition = (
@@ -680,6 +711,15 @@ class S2SService(service.Service):
         d.addCallbacks(established, failed)
         d.addErrback(lambda f: self._log.failure("s2s bookkeeping failed", f))
 
+    def _sendQueued(self, key: tuple[str, str], xs: S2SXmlStream, link: Link) -> None:
+        """
+        Send what is queued for the pair C{key} over C{xs}.
+        """
+        now = self._reactor.seconds()
+        for stanza in self._queues.pop(key, []):
+            link.touch(now, incoming=False)
+            xs.send(stanza)
+
     def _failedToReach(self, remote: str, condition: str) -> float:
         """
         Remember that a stream to C{remote} could not be opened: stanzas
@@ -705,15 +745,44 @@ class S2SService(service.Service):
         unreachable[remote] = (now + delay, failures, condition)
         return delay
 
-    def _outgoingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
+    def _outgoingElement(self, xs: S2SXmlStream, link: Link, element: domish.Element) -> None:
         """
-        An element on an outgoing stream: receiving servers send nothing
-        but negotiation and errors there; stanzas are not authorised.
+        An element on an outgoing stream: a receiving server sends nothing
+        but negotiation and errors there, unless the stream is
+        bidirectional (XEP-0288); then it may send stanzas from the domain
+        we connected to, to our domain on the stream (the inverse of the
+        pair we authenticated), and nothing else.
         """
-        if element.uri == NS_SERVER and element.name in _STANZAS:
+        if (
+            element.uri != NS_SERVER
+            or element.name not in _STANZAS
+            or connectionClosing(xs.transport)
+        ):
+            return
+        if not link.bidi:
             xs.sendStreamError(
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
             )
+            return
+        sender = validDomainOf(element.getAttribute("from"))
+        recipient = validDomainOf(element.getAttribute("to"))
+        if sender is None or recipient is None:
+            xs.sendStreamError(error.StreamError("improper-addressing"))
+            return
+        if sender != link.domain or recipient != link.localDomain:
+            condition = "invalid-from" if sender != link.domain else "host-unknown"
+            self._log.warn(
+                "closing bidirectional stream to {domain}: stanza from {sender} to {recipient} "
+                "not authorised ({condition})",
+                sender=sender,
+                recipient=recipient,
+                condition=condition,
+                **xs.logFields(),
+            )
+            xs.sendStreamError(error.StreamError(condition))
+            return
+        link.touch(self._reactor.seconds(), incoming=True)
+        self.router.route(element)
 
     def _carriesVerifications(self, key: tuple[str, str], xs: S2SXmlStream) -> None:
         """

@@ -198,7 +198,10 @@ class ServerInfoPublisher(service.Service):
         """
         return fromLinks(
             self.domain,
-            [(link.domain, link.direction) for link in self.linkTable.links()],
+            [
+                (link.domain, "bidi" if link.bidi else link.direction)
+                for link in self.linkTable.links()
+            ],
             self.consent.consents,
             set(self.localDomains),
         )

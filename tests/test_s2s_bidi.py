@@ -1,0 +1,183 @@
+# -*- test-case-name: tests.test_s2s_bidi -*-
+"""
+Bidirectional s2s streams (XEP-0288) between two real nodes over loopback
+TLS: one stream for both directions when both sides offer it, two when one
+does not, and the limits on what the peer may send back over our stream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+from twisted.words.protocols.jabber.jid import JID
+
+from tests.nodes import RunningNode, countAcceptedConnections, routesTo, waitFor
+from tests.pki import TestCA
+from xmppnetgraph.s2s.xmlstream import S2SXmlStream
+
+
+def bidiLinks(node: RunningNode) -> list[tuple[str, str, str, bool]]:
+    """
+    @return: (domain, direction, auth, bidi) of every live link, sorted.
+    """
+    return sorted(
+        (link.domain, link.direction, link.auth, link.bidi) for link in node.s2s.linkTable.links()
+    )
+
+
+class BidiTests(TestCase):
+    """
+    Node A (a.example) and node B (b.example) on 127.0.0.1.
+    """
+
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.base = Path(self.mktemp())
+        self.base.mkdir()
+        self.a = RunningNode(self.base, "a.example", "127.0.0.1")
+        self.b = RunningNode(self.base, "b.example", "127.0.0.1")
+        self.accepted = countAcceptedConnections(self)
+
+    def start(self, a: dict[str, object], b: dict[str, object]) -> None:
+        self.a.build(routes=routesTo(self.b), **a)
+        self.b.build(routes=routesTo(self.a), **b)
+        for node in (self.a, self.b):
+            node.start()
+            self.addCleanup(node.stop)
+
+    def startWithCA(self, **b: object) -> None:
+        """
+        Start both with certificates from a CA both trust (SASL EXTERNAL).
+        """
+        ca = TestCA(self.base / "ca")
+        aCert, aKey = ca.issue(["a.example", "pubsub.a.example"])
+        bCert, bKey = ca.issue(["b.example", "pubsub.b.example"])
+        self.start(
+            dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath),
+            dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath, **b),
+        )
+
+    async def askBothWays(self) -> None:
+        """
+        A asks B for disco#info, then B asks A.
+        """
+        info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        self.assertIn(("server", "im"), info.identities)
+        info = await self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
+        self.assertIn(("server", "im"), info.identities)
+
+    async def test_saslOneStream(self) -> None:
+        """
+        With valid certificates, the stream A opens to B carries B's answers
+        and B's own requests too: A's listener accepts nothing, each node
+        has one link, marked bidirectional, with the stanzas of both
+        directions counted, and A's server information reports the
+        connection as C{bidi}.
+        """
+        self.startWithCA()
+        await self.askBothWays()
+        self.assertEqual(bidiLinks(self.a), [("b.example", "outgoing", "sasl-external", True)])
+        self.assertEqual(bidiLinks(self.b), [("a.example", "incoming", "sasl-external", True)])
+        self.assertEqual(self.accepted, {self.b.s2s: 1})
+        self.assertEqual(self.a.s2s.connectionCount, 1)
+        # Each side sent two requests (the test's disco#info, and its
+        # consent check of the new peer) and answered the other's two.
+        [aLink] = self.a.s2s.linkTable.links()
+        self.assertEqual((aLink.stanzasOut, aLink.stanzasIn), (4, 4))
+        [bLink] = self.b.s2s.linkTable.links()
+        self.assertEqual((bLink.stanzasOut, bLink.stanzasIn), (4, 4))
+        publisher = self.a.service.serverInfo.publisher
+        assert publisher is not None
+        [domain] = publisher.currentInfo().domains
+        self.assertEqual([remote.connections for remote in domain.remotes], [("bidi",)])
+        api = await self.a.apiLinks()
+        self.assertEqual([link["bidi"] for link in api["links"]], [True])
+
+    async def test_refusedByPeer(self) -> None:
+        """
+        When B does not offer bidirectional streams, A does not ask, and B
+        opens a stream of its own for its answers, as without XEP-0288.
+        """
+        self.startWithCA(bidi=False)
+        await self.askBothWays()
+        await waitFor(lambda: len(self.a.links()) == 2)
+        self.assertEqual(
+            bidiLinks(self.a),
+            [
+                ("b.example", "incoming", "sasl-external", False),
+                ("b.example", "outgoing", "sasl-external", False),
+            ],
+        )
+        self.assertEqual(self.accepted, {self.a.s2s: 1, self.b.s2s: 1})
+
+    async def test_notAsked(self) -> None:
+        """
+        A node that does not use bidirectional streams does not ask for one
+        when offered, and still gets its answers, over B's own stream.
+        """
+        ca = TestCA(self.base / "ca")
+        aCert, aKey = ca.issue(["a.example"])
+        bCert, bKey = ca.issue(["b.example"])
+        self.start(
+            dict(tlsCert=aCert, tlsKey=aKey, caFile=ca.caPath, bidi=False),
+            dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath),
+        )
+        await self.askBothWays()
+        await waitFor(lambda: len(self.b.links()) == 2)
+        self.assertEqual(
+            [link[3] for link in bidiLinks(self.b)],
+            [False, False],
+        )
+        self.assertEqual(self.accepted, {self.a.s2s: 1, self.b.s2s: 1})
+
+    async def test_dialback(self) -> None:
+        """
+        With self-signed certificates A's stream to B is bidirectional, but
+        B verifies A's dialback key over a stream of its own to A (never on
+        the stream the key came on), which is then bidirectional too: the
+        stanzas go both ways, each side holds two links.
+        """
+        self.start({}, {})
+        await self.askBothWays()
+        await waitFor(lambda: len(self.a.links()) == 2 == len(self.b.links()))
+        for node, peer in ((self.a, "b.example"), (self.b, "a.example")):
+            self.assertEqual(
+                bidiLinks(node),
+                [(peer, "incoming", "dialback", True), (peer, "outgoing", "dialback", True)],
+            )
+
+    async def incomingStreamOfB(self) -> S2SXmlStream:
+        """
+        Open A's bidirectional stream to B, and return B's end of it.
+        """
+        self.startWithCA()
+        await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
+        await waitFor(lambda: len(self.b.links()) == 1)
+        xs, _ = self.b.s2s._outgoing[("b.example", "a.example")]
+        return xs
+
+    async def test_spoofedSenderRefused(self) -> None:
+        """
+        On A's stream to B, B may only send stanzas from b.example: one from
+        another domain closes the stream with C{<invalid-from/>}, and is not
+        delivered.
+        """
+        xs = await self.incomingStreamOfB()
+        delivered: list[object] = []
+        self.a.domainHost.xmlstream.addObserver("/message", delivered.append)
+        xs.send("<message from='c.example' to='a.example'><body>x</body></message>")
+        await waitFor(lambda: self.a.links() == [])
+        self.assertEqual(self.a.s2s.streamErrors.sent.get("invalid-from"), 1)
+        self.assertEqual(delivered, [])
+
+    async def test_otherRecipientRefused(self) -> None:
+        """
+        Nor may B address another domain of A's than the one A authenticated
+        as on the stream: C{<host-unknown/>}.
+        """
+        xs = await self.incomingStreamOfB()
+        xs.send("<message from='b.example' to='pubsub.a.example'/>")
+        await waitFor(lambda: self.a.links() == [])
+        self.assertEqual(self.a.s2s.streamErrors.sent.get("host-unknown"), 1)
