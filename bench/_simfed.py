@@ -6,8 +6,10 @@ aggregator that crawls it.
 C{simulator}: many domains C{d00000.sim}, C{d00001.sim}, ... and their
 pub-sub services C{pubsub.dNNNNN.sim}, all in this one process behind one
 of our L{S2SService}s: its C{localDomains} is set to every simulated
-domain, so each one accepts streams (TLS, dialback; one self-signed
-certificate and one dialback secret for all) and opens its own outgoing
+domain, so each one accepts streams (TLS; one self-signed certificate and
+one dialback secret for all; SASL EXTERNAL from an aggregator whose
+certificate is from the C{--ca} it trusts, dialback otherwise;
+bidirectional streams unless C{--no-bidi}) and opens its own outgoing
 streams, as a separate server would. One handler answers the IQs of all
 of them: disco#info (C{urn:xmpp:serverinfo:0} and the serverinfo form
 naming C{pubsub.dNNNNN.sim} node C{serverinfo}), disco#items, the items of
@@ -389,6 +391,8 @@ async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
         handshakeTimeout=120.0,
         connectTimeout=60.0,
         idleTimeout=args.idle_timeout,
+        caFile=Path(args.ca) if args.ca else None,
+        bidi=not args.no_bidi,
     )
     core = makeCore(reactor, openDatabase(config.database, dataDir, reactor), resolver=NoDNS())
     top = service.MultiService()
@@ -452,7 +456,10 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
         idleTimeout=args.idle_timeout,
         handshakeTimeout=120.0,
         connectTimeout=60.0,
+        bidi=not args.no_bidi,
     )
+    if args.tls_cert:
+        options.update(tlsCert=Path(args.tls_cert), tlsKey=Path(args.tls_key))
     if args.profile:
         import cProfile
 
@@ -622,6 +629,10 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--ca", default="", help="CA file to trust (simulator)")
+    parser.add_argument("--tls-cert", default="", help="certificate (aggregator)")
+    parser.add_argument("--tls-key", default="", help="its key (aggregator)")
+    parser.add_argument("--no-bidi", action="store_true", help="no XEP-0288 streams")
     parser.add_argument("--gc", choices=["twistd", "default"], default="twistd")
     args = parser.parse_args(argv)
     # Four streams per crawled domain stay open for --idle-timeout: raise

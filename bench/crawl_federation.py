@@ -16,11 +16,23 @@ crawls it: it has to follow the names to find them all. The time runs
 from the aggregator's start until the report of the N-th simulated domain
 is stored.
 
+How the aggregator's streams authenticate is the C{--modes} choice (each
+mode is a separate crawl, in the same run, so that they compare):
+C{sasl+bidi} (the default) gives the aggregator a certificate from a
+throw-away CA the simulator trusts, so its streams use SASL EXTERNAL, and
+both sides use bidirectional streams (XEP-0288): the simulated domains
+answer over the aggregator's streams, two streams per domain (to
+C{dNNNNN.sim} and to C{pubsub.dNNNNN.sim}); C{sasl} is the same without
+XEP-0288 (four streams per domain: each answer needs a stream of its own);
+C{dialback} has self-signed certificates on both sides and no XEP-0288
+(four streams, each authenticated by dialback, verified over the others).
+
 Then, for freshness, the simulator changes one domain's item (a link added
 or removed) and sends the notification to the aggregator's subscription;
 the time runs until the aggregator's graph store has committed it.
 
 Usage: python bench/crawl_federation.py [--domains 1000,10000]
+       [--modes sasl+bidi,sasl,dialback]
        [--concurrency 16] [--publish] [--no-anonymous] [--freshness 5]
        [--gc twistd|default] [--idle-timeout SECONDS]
        [--profile] [--timeout 900] [--keep] [--smoke]
@@ -46,6 +58,16 @@ from _simfed import domainName
 
 NODE = str(Path(__file__).resolve().parent / "_simfed.py")
 AGGREGATOR = "agg.example"
+#: Mode -> (the aggregator has a certificate the simulator trusts, both
+#: use XEP-0288), and the streams each crawled domain keeps open.
+MODES = {"sasl+bidi": (True, True), "sasl": (True, False), "dialback": (False, False)}
+
+
+def streamsPerDomain(mode: str) -> int:
+    """
+    @return: the s2s streams one crawled domain keeps open in C{mode}.
+    """
+    return 2 if MODES[mode][1] else 4
 
 
 def peakKiB(pid: int) -> int:
@@ -71,19 +93,19 @@ def spawn(reactor: Any, name: str, work: Path, *args: str) -> Child:
     return child
 
 
-def idleTimeout(given: float | None, count: int) -> float:
+def idleTimeout(given: float | None, count: int, streams: int) -> float:
     """
-    @return: the C{--idle-timeout} for a crawl of C{count} domains: the one
-        C{given}, else the node's default (600 s) unless the 4 streams per
-        domain that stay open that long would not fit in the hard limit
-        on open files, then 60 s.
+    @return: the C{--idle-timeout} for a crawl of C{count} domains with
+        C{streams} streams each: the one C{given}, else the node's default
+        (600 s) unless the streams that stay open that long would not fit
+        in the hard limit on open files, then 60 s.
     """
     if given is not None:
         return given
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and 4 * count + 1000 > hard:
+    if hard != resource.RLIM_INFINITY and streams * count + 1000 > hard:
         print(
-            f"  {count} domains keep {4 * count} streams open for 600 s, more than the "
+            f"  {count} domains keep {streams * count} streams open for 600 s, more than the "
             f"{hard} open files allowed here: --idle-timeout 60 for this size",
             flush=True,
         )
@@ -96,16 +118,27 @@ def mib(kib: int) -> str:
 
 
 async def runOne(
-    reactor: Any, args: argparse.Namespace, work: Path, count: int
+    reactor: Any, args: argparse.Namespace, work: Path, count: int, mode: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """
-    Crawl a federation of C{count} domains, then measure freshness.
+    Crawl a federation of C{count} domains in C{mode}, then measure
+    freshness.
 
     @return: the crawl's figures and one row per freshness repeat.
     """
-    run = work / f"n{count}"
+    run = work / f"n{count}-{mode}"
     run.mkdir()
-    idle = idleTimeout(args.idle_timeout, count)
+    idle = idleTimeout(args.idle_timeout, count, streamsPerDomain(mode))
+    certified, bidi = MODES[mode]
+    simModeArgs: list[str] = [] if bidi else ["--no-bidi"]
+    aggModeArgs = list(simModeArgs)
+    if certified:
+        from tests.pki import TestCA
+
+        ca = TestCA(run / "ca")
+        cert, key = ca.issue([AGGREGATOR, f"pubsub.{AGGREGATOR}"], name="aggregator")
+        simModeArgs += ["--ca", str(ca.caPath)]
+        aggModeArgs += ["--tls-cert", str(cert), "--tls-key", str(key)]
     port = freePort("127.0.0.1")
     simAddress, aggAddress = quietLoopbackAddresses(2, port)
     simArgs = [
@@ -118,7 +151,7 @@ async def runOne(
     ]
     if args.no_anonymous:
         simArgs.append("--no-anonymous")
-    simArgs += ["--gc", args.gc]
+    simArgs += ["--gc", args.gc, *simModeArgs]
     sim = spawn(
         reactor,
         "simulator",
@@ -148,6 +181,7 @@ async def runOne(
         str(idle),
         "--gc",
         args.gc,
+        *aggModeArgs,
     ]
     if args.publish:
         aggArgs.append("--publish")
@@ -184,6 +218,7 @@ async def runOne(
     counts = await ask(reactor, agg, {"counts": {}}, "counts", 120)
     result = {
         "domains": count,
+        "mode": mode,
         "idle": idle,
         "namedLinks": ready["namedLinks"],
         "anonymous": ready["anonymous"],
@@ -202,7 +237,7 @@ async def runOne(
         "counts": counts,
     }
     print(
-        f"  {count} domains: {wall:.1f} s, {count / wall:.0f} domains/s; "
+        f"  {count} domains, {mode}: {wall:.1f} s, {count / wall:.0f} domains/s; "
         f"aggregator CPU {aggCPU:.1f} s, simulator CPU {simCPU:.1f} s",
         flush=True,
     )
@@ -256,7 +291,9 @@ async def freshness(
     return rows
 
 
-def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]) -> None:
+def report(
+    results: list[dict[str, Any]], fresh: dict[tuple[int, str], list[dict[str, Any]]]
+) -> None:
     """
     Print the tables.
     """
@@ -265,6 +302,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         rows.append(
             [
                 r["domains"],
+                r["mode"],
                 f"{r['idle']:.0f}",
                 f"{r['wall']:.1f}",
                 f"{r['rate']:.0f}",
@@ -279,6 +317,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         "Crawl from one seed (time from the aggregator's start to the last report stored)",
         [
             "domains",
+            "mode",
             "idle timeout s",
             "wall s",
             "domains/s",
@@ -293,6 +332,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
     rows = [
         [
             r["domains"],
+            r["mode"],
             f"{r['wall']:.1f}",
             f"{r['warm']:.1f}",
             f"{r['domains'] / r['warm']:.0f}",
@@ -308,6 +348,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         "Baseline: the same discoveries and stores again over the streams already up",
         [
             "domains",
+            "mode",
             "crawl s",
             "again s",
             "domains/s",
@@ -325,6 +366,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         rows.append(
             [
                 r["domains"],
+                r["mode"],
                 f"{r['namedLinks']} ({r['maxNamed']})",
                 r["anonymous"],
                 c["domains"],
@@ -341,6 +383,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         "What was crawled (simulated links vs the aggregator's store)",
         [
             "domains",
+            "mode",
             "sim named links (max per domain)",
             "sim anonymous peers",
             "stored domains",
@@ -355,13 +398,36 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         rows,
     )
     rows = []
-    for count, repeats in fresh.items():
+    base = {r["domains"]: r for r in results if r["mode"] == "dialback"}
+    for r in results:
+        b = base.get(r["domains"])
+        if b is None or b is r:
+            continue
+        rows.append(
+            [
+                r["domains"],
+                r["mode"],
+                f"{r['wall'] / b['wall']:.2f}",
+                f"{r['aggCPU'] / b['aggCPU']:.2f}",
+                f"{r['simCPU'] / b['simCPU']:.2f}",
+                f"{r['aggPeak'] / b['aggPeak']:.2f}",
+            ]
+        )
+    if rows:
+        printTable(
+            "Against dialback without XEP-0288 in the same run (ratio; lower is better)",
+            ["domains", "mode", "wall", "aggregator CPU", "simulator CPU", "aggregator peak RSS"],
+            rows,
+        )
+    rows = []
+    for (count, mode), repeats in fresh.items():
         if not repeats:
             continue
         times = [f["seconds"] * 1000 for f in repeats]
         rows.append(
             [
                 count,
+                mode,
                 len(times),
                 f"{statistics.median(times):.1f}",
                 f"{min(times):.1f}",
@@ -372,7 +438,7 @@ def report(results: list[dict[str, Any]], fresh: dict[int, list[dict[str, Any]]]
         printTable(
             "Freshness: notification sent by the publisher -> change committed in the "
             "aggregator's graph store, ms",
-            ["domains", "changes", "median", "min", "max"],
+            ["domains", "mode", "changes", "median", "min", "max"],
             rows,
         )
 
@@ -385,6 +451,11 @@ async def main(reactor: Any, argv: list[str]) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--domains", default="1000,10000", help="federation sizes, comma-separated")
+    parser.add_argument(
+        "--modes",
+        default="sasl+bidi",
+        help=f"how the streams authenticate, comma-separated, each a crawl: {', '.join(MODES)}",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=16, help="the aggregator's --crawl-concurrency"
     )
@@ -399,7 +470,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
         type=float,
         default=None,
         help="--idle-timeout of both processes (default: the node's 600 s, or 60 s when "
-        "4 streams per domain would exceed the open-files limit)",
+        "the streams per domain would exceed the open-files limit)",
     )
     parser.add_argument(
         "--gc",
@@ -415,16 +486,23 @@ async def main(reactor: Any, argv: list[str]) -> None:
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per crawl")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    args = _common.parseArguments(parser, argv, ["--domains", "50", "--freshness", "2"])
+    args = _common.parseArguments(
+        parser, argv, ["--domains", "50", "--freshness", "2", "--modes", "sasl+bidi,dialback"]
+    )
+    modes = args.modes.split(",")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f"unknown --modes {', '.join(sorted(unknown))}; known: {', '.join(MODES)}")
     work = _common.workDirectory(reactor, "xng-bench-crawl-", args.keep)
     began = time.monotonic()
     results: list[dict[str, Any]] = []
-    fresh: dict[int, list[dict[str, Any]]] = {}
+    fresh: dict[tuple[int, str], list[dict[str, Any]]] = {}
     try:
         for count in (int(n) for n in args.domains.split(",")):
-            result, repeats = await runOne(reactor, args, work, count)
-            results.append(result)
-            fresh[count] = repeats
+            for mode in modes:
+                result, repeats = await runOne(reactor, args, work, count, mode)
+                results.append(result)
+                fresh[count, mode] = repeats
     finally:
         await _common.runCleanups()
         report(results, fresh)
