@@ -699,7 +699,9 @@ class SASLTests(ReceivingTestsBase):
         xs.dataReceived(header())
         (features,) = self.assertNoStreamError(transport)
         self.assertEqual(list(features.elements()), [])
-        self.assertEqual(xs.authenticator.authorized, {(PEER, LOCAL), (PEER, PUBSUB)})
+        authenticator = xs.authenticator
+        self.assertTrue(authenticator.allows(PEER, LOCAL) and authenticator.allows(PEER, PUBSUB))
+        self.assertFalse(authenticator.allows(THIRD, LOCAL) or authenticator.allows(PEER, THIRD))
         self.assertEqual(
             [(link.domain, link.direction, link.auth) for link in self.service.linkTable.links()],
             [(PEER, "incoming", "sasl-external")],
@@ -724,6 +726,35 @@ class SASLTests(ReceivingTestsBase):
         self.assertStreamError(xs, transport, "invalid-from")
         self.assertEqual(list(self.service.linkTable.links()), [])
         self.assertStillServes()
+
+
+class _NotIterable(frozenset[str]):
+    """
+    A set of domains that may be asked about but not listed.
+    """
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the local domains were listed")
+
+
+class SASLLocalDomainsTests(ReceivingTestsBase):
+    """
+    SASL EXTERNAL authorises the peer for all our domains without listing
+    them: a node serving many domains (the crawl benchmark's simulator
+    serves 20,000) would otherwise keep a pair per domain on every stream.
+    """
+
+    def test_notListed(self) -> None:
+        self.service.localDomains = _NotIterable(self.service.localDomains)
+        self.validCertificates.add(PEER)
+        xs, transport = self.startTLS()
+        xs.dataReceived(saslAuth(authzid=PEER))
+        xs.dataReceived(header())
+        self.assertNoStreamError(transport)
+        xs.dataReceived(f"<iq type='get' id='1' from='{PEER}' to='{PUBSUB}'/>".encode())
+        self.assertNoStreamError(transport)
+        self.assertEqual(len(self.routed[PUBSUB]), 1)
+        self.assertEqual(xs.authenticator.authorized, set())
 
 
 class VerifyTests(ReceivingTestsBase):

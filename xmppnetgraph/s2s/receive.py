@@ -73,7 +73,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
     """
     Authenticate a peer that connected to us.
 
-    @ivar authorized: the (remote, local) domain pairs the peer may use.
+    @ivar authorized: the (remote, local) domain pairs dialback authorised
+        (SASL EXTERNAL authorises the peer's domain for all our domains
+        without listing them: see L{allows}).
     @ivar method: how the peer authenticated, once it has.
     @ivar certValid: whether the peer's certificate is valid for the domain
         it authenticated as.
@@ -95,6 +97,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         super().__init__()
         self.service = service
         self.authorized: set[tuple[str, str]] = set()
+        self._saslAuthenticated = False
         self.method: AuthMethod | None = None
         self.certValid = False
         self.bidi = False
@@ -118,7 +121,29 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         """
         Whether at least one domain pair is authorised on this stream.
         """
-        return bool(self.authorized)
+        return self._saslAuthenticated or bool(self.authorized)
+
+    def allows(self, sender: str, recipient: str) -> bool:
+        """
+        @return: whether the peer may send from C{sender} to C{recipient}
+            on this stream.
+        """
+        if (sender, recipient) in self.authorized:
+            return True
+        return (
+            self._saslAuthenticated
+            and sender == self._saslDomain
+            and recipient in self.service.localDomains
+        )
+
+    def remoteDomains(self) -> set[str]:
+        """
+        @return: the peer's domains authorised on this stream.
+        """
+        remotes = {remote for remote, _ in self.authorized}
+        if self._saslAuthenticated and self._saslDomain is not None:
+            remotes.add(self._saslDomain)
+        return remotes
 
     def _tls(self) -> bool:
         """
@@ -174,11 +199,10 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         xs.sendHeader()
         if xs.version >= (1, 0):
             xs.send(self._features())
-        if self._saslDomain is not None and not self.authorized:
+        if self._saslDomain is not None and not self.authenticated:
             self.method = "sasl-external"
             self.certValid = True
-            for local in self.service.localDomains:
-                self.authorized.add((self._saslDomain, local))
+            self._saslAuthenticated = True
             xs.otherEntity = jid.internJID(self._saslDomain)
             xs.dispatch(xs, xmlstream.STREAM_AUTHD_EVENT)
 
@@ -193,7 +217,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
                 starttls.addElement("required")
                 return features
         if self._saslDomain is None:
-            if self.service.config.bidi and not self.authorized:
+            if self.service.config.bidi and not self.authenticated:
                 # XEP-0288: asked for before authentication, and kept over
                 # the restart after SASL.
                 self._bidiOffered = True
@@ -275,7 +299,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         offered it (the request has no answer). After authentication, or
         unoffered, it is ignored.
         """
-        if self._bidiOffered and not self.authorized and self._saslDomain is None:
+        if self._bidiOffered and not self.authenticated and self._saslDomain is None:
             self.bidi = True
 
     def onAuth(self, element: domish.Element) -> None:
@@ -328,7 +352,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
             raise error.StreamError("host-unknown")
         if originating in self.service.localDomains:
             raise error.StreamError("invalid-from")
-        if (originating, receiving) in self.authorized:
+        if self.allows(originating, receiving):
             self._replyResult(receiving, originating, "valid")
             return
         key = str(element).strip()
@@ -377,7 +401,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         Authorise a domain pair; the first one authenticates the stream.
         """
         xs = self.xmlstream
-        first = not self.authorized
+        first = not self.authenticated
         self.authorized.add((originating, receiving))
         self._replyResult(receiving, originating, "valid")
         if first:
@@ -415,6 +439,6 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         """
         Anything but negotiation before authentication is refused.
         """
-        if element.uri in _AUTH_NAMESPACES or self.authorized:
+        if element.uri in _AUTH_NAMESPACES or self.authenticated:
             return
         raise error.StreamError("not-authorized", text="authenticate first")

@@ -552,8 +552,8 @@ class S2SService(service.Service):
         if sender is None or recipient is None:
             xs.sendStreamError(error.StreamError("improper-addressing"))
             return
-        if (sender, recipient) not in authenticator.authorized:
-            known = {remote for remote, _ in authenticator.authorized}
+        if not authenticator.allows(sender, recipient):
+            known = authenticator.remoteDomains()
             condition = "invalid-from" if sender not in known else "host-unknown"
             self._log.warn(
                 "closing stream from {domain}: stanza from {sender} to {recipient} "
