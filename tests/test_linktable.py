@@ -5,6 +5,7 @@ Tests for L{xmppnetgraph.linktable}.
 
 from __future__ import annotations
 
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -61,6 +62,22 @@ class LinkTableTests(SynchronousTestCase):
         self.table.remove(link)
         self.assertEqual(list(self.table.links()), [])
         self.assertEqual(self.events, [LinkUp(link), LinkDown(link)])
+
+    def test_removeUnlogged(self) -> None:
+        """
+        A link removed with C{logged=False} is announced all the same, but
+        not logged.
+        """
+        logged: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        link = aLink()
+        self.table.add(link)
+        self.table.remove(link, logged=False)
+        self.assertEqual(self.events, [LinkUp(link), LinkDown(link)])
+        formats = [str(event.get("log_format")) for event in logged]
+        self.assertEqual([f for f in formats if "link down" in f], [])
+        self.assertEqual(len([f for f in formats if "link up" in f]), 1)
 
     def test_removeUnknown(self) -> None:
         """

@@ -216,6 +216,11 @@ class ShutdownTests(TestCase):
             [],
         )
         log = (base / "target.log").read_text(errors="replace")
+        # The shutdown is logged once, not once per link.
+        self.assertEqual(log.count("s2s stopping: closing"), 1)
+        self.assertIn(f"({CONNECTIONS} links)", log)
+        self.assertIn("s2s stopped:", log)
+        self.assertNotIn("s2s link down", log)
         self.assertIn("Server Shut Down.", log)
         self.assertNotIn("Traceback", log)
         self.assertNotIn("Unhandled", log)

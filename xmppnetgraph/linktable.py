@@ -67,20 +67,24 @@ class LinkTable:
         )
         self._feed.emit(LinkUp(link))
 
-    def remove(self, link: Link) -> None:
+    def remove(self, link: Link, *, logged: bool = True) -> None:
         """
         Forget a link whose stream ended and announce it; a link that is
         not in the table is ignored.
+
+        @param logged: log the link going down (a node shutting down says
+            once how many went instead).
         """
         if self._links.pop(link.id, None) is None:
             return
         ended = self._ended[link.direction]
         ended[0] += link.stanzasIn
         ended[1] += link.stanzasOut
-        self._log.info(
-            "s2s link down: {direction} {local} <-> {domain}",
-            direction=link.direction,
-            local=link.localDomain,
-            domain=link.domain,
-        )
+        if logged:
+            self._log.info(
+                "s2s link down: {direction} {local} <-> {domain}",
+                direction=link.direction,
+                local=link.localDomain,
+                domain=link.domain,
+            )
         self._feed.emit(LinkDown(link))

@@ -491,7 +491,7 @@ class S2SService(service.Service):
         def ended(_: object) -> None:
             self._incomingLinks.pop(xs, None)
             for link in links.values():
-                self.linkTable.remove(link)
+                self.linkTable.remove(link, logged=bool(self.running))
                 key = (link.localDomain, link.domain)
                 if self._outgoing.get(key, (None,))[0] is xs:
                     del self._outgoing[key]
@@ -673,7 +673,7 @@ class S2SService(service.Service):
             def ended(_: object) -> None:
                 if self._outgoing.get(key, (None,))[0] is xs:
                     del self._outgoing[key]
-                self.linkTable.remove(link)
+                self.linkTable.remove(link, logged=bool(self.running))
 
             xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
             xs.addObserver("/*", functools.partial(self._outgoingElement, xs, link))
@@ -1018,6 +1018,14 @@ class S2SService(service.Service):
         super().stopService()
         for d in list(self._opening):
             d.cancel()
+        links = len(list(self.linkTable.links()))
+        if self._streams:
+            self._log.info(
+                "s2s stopping: closing {streams} streams ({links} links)",
+                streams=len(self._streams),
+                links=links,
+            )
+        started = self._reactor.seconds()
         ended: list[defer.Deferred[None]] = []
         for xs in list(self._streams):
             if xs.transport is None:
@@ -1035,6 +1043,11 @@ class S2SService(service.Service):
         def allEnded(_: object) -> None:
             if force.active():
                 force.cancel()
+            self._log.info(
+                "s2s stopped: {streams} streams closed in {seconds:.2f} s",
+                streams=len(ended),
+                seconds=self._reactor.seconds() - started,
+            )
 
         return defer.DeferredList(ended).addBoth(allEnded)
 
