@@ -48,13 +48,11 @@ from twisted.logger import (
 )
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import xmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.utility import XmlPipe
 from wokkel.subprotocols import XMPPHandler
 
 from xmppnetgraph.config import Config, parseRoute
-from xmppnetgraph.core import attach
 from xmppnetgraph.listener import Listener
 from xmppnetgraph.node import NodeService, buildService
 
@@ -443,9 +441,9 @@ class SuffixDomains(frozenset[str]):
     its suffix (C{n0.load.example}, C{n1.load.example}, ...), so that it
     accepts the streams a target opens to any of them.
 
-    Iterating gives the fixed domains only (the service authorises an
-    incoming SASL EXTERNAL peer for each of them);
-    L{acceptAnyDomainUnder} authorises the one a stream is addressed to.
+    Iterating gives the fixed domains only; asking about a domain (as the
+    receiving side does for a stream header, a dialback request or the
+    recipient of a SASL EXTERNAL peer's stanza) accepts the suffix too.
     """
 
     suffix: str
@@ -468,27 +466,14 @@ class SuffixDomains(frozenset[str]):
         )
 
 
-def acceptAnyDomainUnder(reactor: Any, node: NodeService, suffix: str) -> None:
+def acceptAnyDomainUnder(node: NodeService, suffix: str) -> None:
     """
     Make a built (not started) node serve every domain under C{suffix} on
     its s2s listener: what a benchmark's load generator needs, not a feature
     of the node (which serves a fixed set of domains).
-
-    The listener is replaced by one whose streams, once authenticated,
-    also authorise the pair (peer, the domain the stream is addressed to).
     """
     s2s = node.s2s
     s2s.localDomains = SuffixDomains(s2s.localDomains, suffix)
-    factory = s2s.serverFactory()
-
-    def authorizeAddressed(xs: Any) -> None:
-        xs.authenticator.authorized.add((xs.otherEntity.host, xs.thisEntity.host))
-
-    factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, authorizeAddressed)
-    old = node.getServiceNamed("s2s-listen")
-    assert isinstance(old, Listener)
-    old.disownServiceParent()
-    attach(Listener("s2s", old.description, factory, reactor), "s2s-listen", node)
 
 
 async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
@@ -519,7 +504,7 @@ async def runLoadgen(args: argparse.Namespace, reactor: Any) -> None:
         connectTimeout=60.0,
         idleTimeout=args.idle_timeout,
     )
-    acceptAnyDomainUnder(reactor, node, args.suffix)
+    acceptAnyDomainUnder(node, args.suffix)
     # The target's answers to our pings come to the load domains: the
     # router hands them to this pipe.
     answers = XmlPipe()

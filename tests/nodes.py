@@ -246,15 +246,27 @@ async def waitFor(predicate: Any, timeout: float = 10.0) -> None:
         waited += 0.05
 
 
+def linkedBothWays(node: RunningNode, peer: str) -> bool:
+    """
+    @return: whether C{node}'s links with C{peer} carry stanzas both ways:
+        a bidirectional one (XEP-0288), or an incoming and an outgoing one.
+    """
+    links = [link for link in node.s2s.linkTable.links() if link.domain == peer]
+    return any(link.bidi for link in links) or {link.direction for link in links} == {
+        "incoming",
+        "outgoing",
+    }
+
+
 async def discoBothWays(testCase: Any, a: RunningNode, b: RunningNode) -> None:
     """
-    A asks B for disco#info; assert the answer, then wait until each node
-    has an incoming and an outgoing link.
+    A asks B for disco#info; assert the answer, then wait until each node's
+    links with the other carry stanzas both ways (L{linkedBothWays}).
     """
     info = await a.disco.requestInfo(JID(b.domain), sender=JID(a.domain))
     testCase.assertIn(("server", "im"), info.identities)
     try:
-        await waitFor(lambda: len(a.links()) == 2 and len(b.links()) == 2)
+        await waitFor(lambda: linkedBothWays(a, b.domain) and linkedBothWays(b, a.domain))
     except AssertionError:
         testCase.fail(f"links: a={a.links()} b={b.links()}")
 

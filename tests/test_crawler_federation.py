@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 from twisted.words.protocols.jabber.jid import JID
 
-from tests.nodes import RunningNode, freePort, waitFor
+from tests.nodes import RunningNode, freePort, linkedBothWays, waitFor
 from xmppnetgraph.config import Route
 from xmppnetgraph.crawler.crawler import Crawler
 from xmppnetgraph.graphview import viewGraph
@@ -87,13 +87,7 @@ class CrawlFederationTests(TestCase):
         """
         await x.disco.requestInfo(JID(y.domain), sender=JID(x.domain))
 
-        def linked(n: RunningNode, other: str) -> bool:
-            return {d for (peer, d, _, _) in n.links() if peer == other} == {
-                "incoming",
-                "outgoing",
-            }
-
-        await waitFor(lambda: linked(x, y.domain) and linked(y, x.domain))
+        await waitFor(lambda: linkedBothWays(x, y.domain) and linkedBothWays(y, x.domain))
 
     async def getJSON(self, node: RunningNode, path: str) -> Any:
         """

@@ -88,7 +88,7 @@ class ResetMidStanzaTests(TestCase):
         await discoBothWays(self, a, b)
 
         streams = list(b.s2s._streams)
-        self.assertEqual(len(streams), 2)
+        self.assertTrue(streams)
         for xs in streams:
             xs.transport.write(b"<message from='b.example' to='a.example'><body>half a st")
         # Let the bytes leave, then reset.

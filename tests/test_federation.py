@@ -23,6 +23,7 @@ from tests.nodes import (
     countAcceptedConnections,
     discoBothWays,
     freePort,
+    linkedBothWays,
     routesTo,
     waitFor,
 )
@@ -60,9 +61,10 @@ class FederationTests(TestCase):
         """
         With self-signed certificates, both streams run over TLS and
         authenticate by dialback; disco#info crosses and each link table
-        shows both directions.
+        shows both directions (without XEP-0288, which makes one stream do:
+        tests.test_s2s_bidi).
         """
-        self.startBoth()
+        self.startBoth(a=dict(bidi=False), b=dict(bidi=False))
         yield defer.Deferred.fromCoroutine(self.discoRoundTrip())
         self.assertEqual(
             self.a.links(),
@@ -96,7 +98,7 @@ class FederationTests(TestCase):
         gone (under twistd's collector settings a cycle would keep each
         for minutes, about 80 KiB a stream).
         """
-        self.startBoth()
+        self.startBoth(a=dict(bidi=False), b=dict(bidi=False))
         await discoBothWays(self, self.a, self.b)
         gc.collect()
         gc.disable()
@@ -120,7 +122,8 @@ class FederationTests(TestCase):
         one stream and no verification connection.
         """
         accepted = countAcceptedConnections(self)
-        self.startBoth()
+        # Without XEP-0288: B keeps its stream (tests.test_s2s_bidi).
+        self.startBoth(a=dict(bidi=False), b=dict(bidi=False))
         info = await self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example"))
         self.assertIn(("server", "im"), info.identities)
         await waitFor(lambda: len(self.a.links()) == 2 and len(self.b.links()) == 2)
@@ -238,5 +241,5 @@ class FederationTests(TestCase):
             self.addCleanup(node.stop)
         info = yield self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
         self.assertIn(("server", "im"), info.identities)
-        yield defer.Deferred.fromCoroutine(waitFor(lambda: len(self.b.links()) == 2))
+        yield defer.Deferred.fromCoroutine(waitFor(lambda: linkedBothWays(self.b, "a.example")))
         self.assertIn(("a.example", "outgoing", "dialback", "TLSv1.3"), self.b.links())

@@ -118,9 +118,7 @@ class APITests(TestCase):
         self.assertEqual(code, 200)
         info = json.loads(body)
         validator("ServerInfo").validate(info)
-        self.assertEqual(
-            info["remote_domains"], [{"name": "b.example", "connections": ["bidi", "bidi"]}]
-        )
+        self.assertEqual(info["remote_domains"], [{"name": "b.example", "connections": ["bidi"]}])
         self.assertEqual(
             [(p["domain"], p["consents"]) for p in info["peers"]], [("b.example", True)]
         )

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
 
 from tests.nodes import RunningNode, countAcceptedConnections, routesTo, waitFor
 from tests.pki import TestCA
+from xmppnetgraph.config import Route
+from xmppnetgraph.s2s.initiate import NS_DIALBACK, dialbackKey
 from xmppnetgraph.s2s.xmlstream import S2SXmlStream
 
 
@@ -41,8 +46,8 @@ class BidiTests(TestCase):
         self.accepted = countAcceptedConnections(self)
 
     def start(self, a: dict[str, object], b: dict[str, object]) -> None:
-        self.a.build(routes=routesTo(self.b), **a)
-        self.b.build(routes=routesTo(self.a), **b)
+        self.a.build(**{"routes": routesTo(self.b), **a})
+        self.b.build(**{"routes": routesTo(self.a), **b})
         for node in (self.a, self.b):
             node.start()
             self.addCleanup(node.stop)
@@ -134,19 +139,18 @@ class BidiTests(TestCase):
 
     async def test_dialback(self) -> None:
         """
-        With self-signed certificates A's stream to B is bidirectional, but
-        B verifies A's dialback key over a stream of its own to A (never on
-        the stream the key came on), which is then bidirectional too: the
-        stanzas go both ways, each side holds two links.
+        With self-signed certificates A's stream to B is bidirectional and
+        authenticated by dialback. B verifies A's key over a stream of its
+        own to A (never on the stream the key came on); once A's stream is
+        authorised, B gives that one up before it is authenticated, and
+        answers over A's: one link each, stanzas both ways.
         """
         self.start({}, {})
         await self.askBothWays()
-        await waitFor(lambda: len(self.a.links()) == 2 == len(self.b.links()))
-        for node, peer in ((self.a, "b.example"), (self.b, "a.example")):
-            self.assertEqual(
-                bidiLinks(node),
-                [(peer, "incoming", "dialback", True), (peer, "outgoing", "dialback", True)],
-            )
+        self.assertEqual(bidiLinks(self.a), [("b.example", "outgoing", "dialback", True)])
+        self.assertEqual(bidiLinks(self.b), [("a.example", "incoming", "dialback", True)])
+        self.assertEqual(self.accepted, {self.a.s2s: 1, self.b.s2s: 1})
+        await waitFor(lambda: self.a.s2s.connectionCount == 1 == self.b.s2s.connectionCount)
 
     async def incomingStreamOfB(self) -> S2SXmlStream:
         """
@@ -181,3 +185,64 @@ class BidiTests(TestCase):
         xs.send("<message from='b.example' to='pubsub.a.example'/>")
         await waitFor(lambda: self.a.links() == [])
         self.assertEqual(self.a.s2s.streamErrors.sent.get("host-unknown"), 1)
+
+    async def test_verifyRequestAnswered(self) -> None:
+        """
+        A dialback verification request that B sends over A's
+        bidirectional stream (as Prosody routes its requests) is answered
+        there by A, as the authoritative server: valid for a key A issued,
+        invalid for another.
+        """
+        xs = await self.incomingStreamOfB()
+        answers: list[domish.Element] = []
+        xs.addObserver(f"/verify[@xmlns='{NS_DIALBACK}'][@type]", answers.append)
+        key = dialbackKey(self.a.s2s.secret, "b.example", "a.example", "stream-1")
+        for streamID, offered in (("stream-1", key), ("stream-2", key)):
+            verify = domish.Element((NS_DIALBACK, "verify"))
+            verify["from"], verify["to"], verify["id"] = "b.example", "a.example", streamID
+            verify.addContent(offered)
+            xs.send(verify)
+        await waitFor(lambda: len(answers) == 2)
+        self.assertEqual(
+            [(a["from"], a["to"], a["id"], a["type"]) for a in answers],
+            [
+                ("a.example", "b.example", "stream-1", "valid"),
+                ("a.example", "b.example", "stream-2", "invalid"),
+            ],
+        )
+        self.assertEqual(len(self.a.links()), 1)
+
+    async def test_ownStreamFailsBidiCarries(self) -> None:
+        """
+        A's stream to B hangs (its address accepts and says nothing); B's
+        bidirectional stream to A comes up meanwhile. A gives up its own,
+        the stanza queued for it goes over B's stream, and B is not marked
+        unreachable.
+        """
+        silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
+        ca = TestCA(self.base / "ca")
+        aCert, aKey = ca.issue(["a.example"])
+        bCert, bKey = ca.issue(["b.example"])
+        self.start(
+            dict(
+                tlsCert=aCert,
+                tlsKey=aKey,
+                caFile=ca.caPath,
+                routes=(Route("b.example", "127.0.0.1", silent.getHost().port),),
+                handshakeTimeout=2.0,
+            ),
+            dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath),
+        )
+        received: list[domish.Element] = []
+        self.b.domainHost.xmlstream.addObserver("/message", received.append)
+        message = domish.Element(
+            (None, "message"), attribs={"from": "a.example", "to": "b.example"}
+        )
+        message.addElement("body", content="queued")
+        self.a.domainHost.send(message)
+        await self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
+        await waitFor(lambda: len(received) == 1, timeout=15)
+        self.assertEqual(str(received[0].body), "queued")
+        self.assertNotIn("b.example", self.a.s2s._unreachable)
+        self.assertEqual(bidiLinks(self.a), [("b.example", "incoming", "sasl-external", True)])

@@ -1024,9 +1024,79 @@ class BidiTests(ReceivingTestsBase):
         xs, transport = self.dialback()
         xs.dataReceived(BIDI)
         self.assertNoStreamError(transport)
+        self.assertFalse(xs.authenticator.bidi)
         [link] = self.service.linkTable.links()
         self.assertFalse(link.bidi)
         self.assertNotIn((LOCAL, PEER), self.service._outgoing)
+
+    def test_requestAfterSASLIgnored(self) -> None:
+        """
+        A request in the stream restarted after SASL's success is too late.
+        """
+        self.validCertificates.add(PEER)
+        xs, transport, _ = self.featuresAfterTLS()
+        xs.dataReceived(saslAuth(authzid=PEER))
+        xs.dataReceived(header())
+        xs.dataReceived(BIDI)
+        self.assertNoStreamError(transport)
+        self.assertFalse(xs.authenticator.bidi)
+        [link] = self.service.linkTable.links()
+        self.assertEqual((link.auth, link.bidi), ("sasl-external", False))
+
+    def test_notBeforeTLS(self) -> None:
+        """
+        Where TLS is optional, bidi is not offered before it, and a request
+        made in plaintext does not count after STARTTLS (RFC 6120: what was
+        negotiated before TLS is discarded).
+        """
+        self.service = self.buildService(requireTLS=False)
+        xs, transport = self.connect()
+        xs.dataReceived(header(PEER, LOCAL))
+        (features,) = self.sent(transport)
+        self.assertNotIn((NS_BIDI_FEATURE, "bidi"), [(c.uri, c.name) for c in features.elements()])
+        xs.authenticator._bidiOffered = True  # as if an older version had offered it
+        xs.dataReceived(BIDI)
+        self.assertTrue(xs.authenticator.bidi)
+        xs.dataReceived(STARTTLS)
+        xs.dataReceived(header(PEER, LOCAL))
+        self.assertFalse(xs.authenticator.bidi)
+        xs.dataReceived(dbResult(PEER, LOCAL))
+        [link] = self.service.linkTable.links()
+        self.assertFalse(link.bidi)
+
+    def test_multiplexedPair(self) -> None:
+        """
+        A further pair that dialback authorises on a bidirectional stream
+        takes our stanzas of the inverse pair too.
+        """
+        xs, transport, _ = self.featuresAfterTLS()
+        xs.dataReceived(BIDI)
+        xs.dataReceived(dbResult(PEER, LOCAL))
+        xs.dataReceived(dbResult(THIRD, PUBSUB))
+        self.assertIn((PUBSUB, THIRD, "valid"), self.resultTypes(self.sent(transport)))
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.service.send(domish.Element((None, "message"), attribs={"from": PUBSUB, "to": THIRD}))
+        [message] = self.sent(transport)
+        self.assertEqual((message["from"], message["to"]), (PUBSUB, THIRD))
+
+    def test_closingStreamNotUsed(self) -> None:
+        """
+        Once the peer is closing its bidirectional stream, our next stanza
+        to it opens a stream of our own instead of being lost.
+        """
+        xs, transport, _ = self.featuresAfterTLS()
+        xs.dataReceived(BIDI)
+        xs.dataReceived(dbResult(PEER, LOCAL))
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        opened: list[tuple[str, str]] = []
+        self.patch(self.service, "_connectOutgoing", lambda *pair: opened.append(pair))
+        transport.clear()
+        transport.loseConnection()
+        self.service.send(domish.Element((None, "message"), attribs={"from": LOCAL, "to": PEER}))
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(opened, [(LOCAL, PEER)])
 
     def test_notOffered(self) -> None:
         """

@@ -69,6 +69,30 @@ def connectionClosing(transport: object) -> bool:
     )
 
 
+def verifyAnswer(service: S2SService, element: domish.Element) -> domish.Element:
+    """
+    As the authoritative server, answer a dialback verification request
+    (C{db:verify} without a type): whether its key is one we issued.
+
+    @raise error.StreamError: if it is badly addressed, or not to one of
+        our domains.
+    """
+    receiving = validDomain(element.getAttribute("from"))
+    originating = validDomain(element.getAttribute("to"))
+    if receiving is None or originating is None:
+        raise error.StreamError("improper-addressing")
+    if originating not in service.localDomains:
+        raise error.StreamError("host-unknown")
+    streamID = element.getAttribute("id", "")
+    expected = dialbackKey(service.secret, receiving, originating, streamID)
+    reply = domish.Element((NS_DIALBACK, "verify"))
+    reply["from"] = originating
+    reply["to"] = receiving
+    reply["id"] = streamID
+    reply["type"] = "valid" if keysEqual(str(element).strip(), expected) else "invalid"
+    return reply
+
+
 class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
     """
     Authenticate a peer that connected to us.
@@ -217,9 +241,9 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
                 starttls.addElement("required")
                 return features
         if self._saslDomain is None:
-            if self.service.config.bidi and not self.authenticated:
-                # XEP-0288: asked for before authentication, and kept over
-                # the restart after SASL.
+            if self.service.config.bidi and self._tls() and not self.authenticated:
+                # XEP-0288: over TLS only, asked for before authentication,
+                # and kept over the restart after SASL.
                 self._bidiOffered = True
                 features.addElement((NS_BIDI_FEATURE, "bidi"))
             self._externalOffered = self._peerDomain is not None and self._certificateValidFor(
@@ -290,6 +314,8 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         if self._tls():
             raise error.StreamError("policy-violation", text="TLS is already active")
         xs.send(domish.Element((NS_TLS, "proceed")))
+        # What was negotiated in plaintext does not count after TLS.
+        self.bidi = self._bidiOffered = False
         ITLSTransport(xs.transport).startTLS(self.service.serverTLSOptions)
         xs.reset()
 
@@ -420,20 +446,7 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         if element.hasAttribute("type"):
             return
         self._requireTLS()
-        receiving = validDomain(element.getAttribute("from"))
-        originating = validDomain(element.getAttribute("to"))
-        if receiving is None or originating is None:
-            raise error.StreamError("improper-addressing")
-        if originating not in self.service.localDomains:
-            raise error.StreamError("host-unknown")
-        streamID = element.getAttribute("id", "")
-        expected = dialbackKey(self.service.secret, receiving, originating, streamID)
-        reply = domish.Element((NS_DIALBACK, "verify"))
-        reply["from"] = originating
-        reply["to"] = receiving
-        reply["id"] = streamID
-        reply["type"] = "valid" if keysEqual(str(element).strip(), expected) else "invalid"
-        self.xmlstream.send(reply)
+        self.xmlstream.send(verifyAnswer(self.service, element))
 
     def onOther(self, element: domish.Element) -> None:
         """

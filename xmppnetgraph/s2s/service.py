@@ -45,7 +45,12 @@ from xmppnetgraph.s2s.addresses import AddressFilter
 from xmppnetgraph.s2s.admission import Admission, Refusal, sourceOf
 from xmppnetgraph.s2s.identity import PeerVerifier
 from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, RequestBidi, VerifyDialback
-from xmppnetgraph.s2s.receive import NS_SERVER, ReceivingAuthenticator, connectionClosing
+from xmppnetgraph.s2s.receive import (
+    NS_SERVER,
+    ReceivingAuthenticator,
+    connectionClosing,
+    verifyAnswer,
+)
 from xmppnetgraph.s2s.resolve import connectToFirst, resolveTargets
 from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, StreamErrorTally, abortTransport
 
@@ -407,6 +412,10 @@ class S2SService(service.Service):
         self.streamErrors = StreamErrorTally()
         # The links of each authenticated incoming stream, by remote domain.
         self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
+        # Incoming bidirectional streams (XEP-0288) that may carry our
+        # stanzas for a (local, remote) pair, whether or not _outgoing uses
+        # them now (a stream of our own, when there is one, goes first).
+        self._bidiRoutes: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         pipe = XmlPipe()
         self._pipe = pipe.source
         router.addRoute(None, pipe.sink)
@@ -493,6 +502,8 @@ class S2SService(service.Service):
             for link in links.values():
                 self.linkTable.remove(link, logged=bool(self.running))
                 key = (link.localDomain, link.domain)
+                if self._bidiRoutes.get(key, (None,))[0] is xs:
+                    del self._bidiRoutes[key]
                 if self._outgoing.get(key, (None,))[0] is xs:
                     del self._outgoing[key]
 
@@ -526,13 +537,20 @@ class S2SService(service.Service):
         )
         links[remote] = link
         key = (local, remote)
-        if link.bidi and key not in self._outgoing:
+        if link.bidi:
             # XEP-0288: our stanzas from the domain it authorised to the
-            # peer's domain go back over this stream (one of our own that
-            # is up, or being opened, is used as before). Before the link
-            # is announced: what its observers send takes this stream.
-            self._outgoing[key] = (xs, link)
-            self._sendQueued(key, xs, link)
+            # peer's domain may go back over this stream; they do unless a
+            # stream of our own is up. One of ours being opened is given up
+            # (its queue comes here, in order) unless it is needed to verify
+            # a dialback key. Before the link is announced: what its
+            # observers send takes this stream.
+            self._bidiRoutes[key] = (xs, link)
+            if key not in self._outgoing:
+                pending = self._connecting.get(key)
+                if pending is None:
+                    self._outgoing[key] = (xs, link)
+                elif not self._verifierWaiters.get(key):
+                    pending.cancel()
         self.linkTable.add(link)
 
     def _incomingElement(self, xs: S2SXmlStream, element: domish.Element) -> None:
@@ -598,6 +616,11 @@ class S2SService(service.Service):
             return
         key = (sender, recipient)
         established = self._outgoing.get(key)
+        if established is not None and connectionClosing(established[0].transport):
+            # Closed by the peer a moment ago: what we sent now would be
+            # lost; a new stream takes it.
+            del self._outgoing[key]
+            established = self._bidiRoute(key)
         if established is not None:
             xs, link = established
             link.touch(self._reactor.seconds(), incoming=False)
@@ -673,14 +696,39 @@ class S2SService(service.Service):
             def ended(_: object) -> None:
                 if self._outgoing.get(key, (None,))[0] is xs:
                     del self._outgoing[key]
+                    self._bidiRoute(key)
                 self.linkTable.remove(link, logged=bool(self.running))
 
             xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
             xs.addObserver("/*", functools.partial(self._outgoingElement, xs, link))
+            if link.bidi:
+                # Prosody sends its dialback verification requests to us
+                # over whatever stream it routes to us: this one too.
+                xs.addObserver(
+                    f"/verify[@xmlns='{NS_DIALBACK}']",
+                    functools.partial(self._verifyRequestOnOutgoing, xs),
+                )
             xs.startLiveness(self.config.keepaliveInterval, self.config.idleTimeout)
             self._sendQueued(key, xs, link)
 
         def failed(reason: Failure) -> None:
+            for waiter in self._verifierWaiters.pop(key, []):
+                waiter.errback(reason)
+            route = self._bidiRoute(key) if self.running else None
+            if route is not None:
+                self._log.info(
+                    "s2s connection {local} -> {domain} {outcome}; "
+                    "{n} queued stanzas go over the bidirectional stream {domain} opened",
+                    local=local,
+                    domain=remote,
+                    direction="outgoing",
+                    outcome="given up"
+                    if reason.check(defer.CancelledError)
+                    else f"failed: {describe(reason)}",
+                    n=len(self._queues.get(key, [])),
+                )
+                self._sendQueued(key, *route)
+                return
             condition = (
                 "remote-server-timeout"
                 if reason.check(defer.TimeoutError, ConnectTimeout)
@@ -700,8 +748,6 @@ class S2SService(service.Service):
             )
             for stanza in self._queues.pop(key, []):
                 self._bounce(stanza, condition)
-            for waiter in self._verifierWaiters.pop(key, []):
-                waiter.errback(reason)
 
         def done(result: object) -> object:
             self._connecting.pop(key, None)
@@ -710,6 +756,31 @@ class S2SService(service.Service):
         d.addBoth(done)
         d.addCallbacks(established, failed)
         d.addErrback(lambda f: self._log.failure("s2s bookkeeping failed", f))
+
+    def _bidiRoute(self, key: tuple[str, str]) -> tuple[S2SXmlStream, Link] | None:
+        """
+        Let the incoming bidirectional stream that may carry the pair
+        C{key}, if one is up, carry it from now on.
+
+        @return: that stream and its link, or L{None}.
+        """
+        route = self._bidiRoutes.get(key)
+        if route is None or connectionClosing(route[0].transport):
+            return None
+        self._outgoing[key] = route
+        return route
+
+    def _verifyRequestOnOutgoing(self, xs: S2SXmlStream, element: domish.Element) -> None:
+        """
+        A dialback verification request on one of our bidirectional
+        outgoing streams: answer it as the authoritative server.
+        """
+        if element.hasAttribute("type") or connectionClosing(xs.transport):
+            return
+        try:
+            xs.send(verifyAnswer(self, element))
+        except error.StreamError as exc:
+            xs.sendStreamError(exc)
 
     def _sendQueued(self, key: tuple[str, str], xs: S2SXmlStream, link: Link) -> None:
         """
@@ -1019,12 +1090,6 @@ class S2SService(service.Service):
         for d in list(self._opening):
             d.cancel()
         links = len(list(self.linkTable.links()))
-        if self._streams:
-            self._log.info(
-                "s2s stopping: closing {streams} streams ({links} links)",
-                streams=len(self._streams),
-                links=links,
-            )
         started = self._reactor.seconds()
         ended: list[defer.Deferred[None]] = []
         for xs in list(self._streams):
@@ -1038,6 +1103,11 @@ class S2SService(service.Service):
             xs.close()
         if not ended:
             return defer.succeed(None)
+        self._log.info(
+            "s2s stopping: closing {streams} streams ({links} links)",
+            streams=len(ended),
+            links=links,
+        )
         force = self._reactor.callLater(min(5.0, self.config.handshakeTimeout), self._abortAll)
 
         def allEnded(_: object) -> None:
