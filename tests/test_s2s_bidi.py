@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.jid import JID
@@ -212,37 +212,85 @@ class BidiTests(TestCase):
         )
         self.assertEqual(len(self.a.links()), 1)
 
-    async def test_ownStreamFailsBidiCarries(self) -> None:
+    def startHanging(self, hangs: str) -> None:
         """
-        A's stream to B hangs (its address accepts and says nothing); B's
-        bidirectional stream to A comes up meanwhile. A gives up its own,
-        the stanza queued for it goes over B's stream, and B is not marked
-        unreachable.
+        Start both with certificates from one CA; the route of C{hangs}
+        (C{"a"} or C{"b"}) to the other leads to an address that accepts
+        connections and says nothing, and it gives up after 2 s.
         """
         silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
         self.addCleanup(silent.stopListening)
         ca = TestCA(self.base / "ca")
-        aCert, aKey = ca.issue(["a.example"])
-        bCert, bKey = ca.issue(["b.example"])
-        self.start(
-            dict(
-                tlsCert=aCert,
-                tlsKey=aKey,
-                caFile=ca.caPath,
-                routes=(Route("b.example", "127.0.0.1", silent.getHost().port),),
-                handshakeTimeout=2.0,
-            ),
-            dict(tlsCert=bCert, tlsKey=bKey, caFile=ca.caPath),
+        config = {}
+        for name, node in (("a", self.a), ("b", self.b)):
+            cert, key = ca.issue([node.domain])
+            config[name] = dict(tlsCert=cert, tlsKey=key, caFile=ca.caPath)
+        other = self.b if hangs == "a" else self.a
+        config[hangs].update(
+            routes=(Route(other.domain, "127.0.0.1", silent.getHost().port),),
+            connectTimeout=1.0,
+            handshakeTimeout=1.0,
         )
+        self.start(config["a"], config["b"])
+
+    async def queuedThenPeerConnects(self, sender: RunningNode, peer: RunningNode) -> float:
+        """
+        C{sender} sends a message to C{peer} (its stream to it hangs); then
+        C{peer} asks C{sender} for disco#info, over a bidirectional stream.
+
+        @return: the seconds until C{peer} had the message.
+        """
         received: list[domish.Element] = []
-        self.b.domainHost.xmlstream.addObserver("/message", received.append)
+        peer.domainHost.xmlstream.addObserver("/message", received.append)
         message = domish.Element(
-            (None, "message"), attribs={"from": "a.example", "to": "b.example"}
+            (None, "message"), attribs={"from": sender.domain, "to": peer.domain}
         )
         message.addElement("body", content="queued")
-        self.a.domainHost.send(message)
-        await self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example"))
+        started = reactor.seconds()
+        sender.domainHost.send(message)
+        await peer.disco.requestInfo(JID(sender.domain), sender=JID(peer.domain))
         await waitFor(lambda: len(received) == 1, timeout=15)
         self.assertEqual(str(received[0].body), "queued")
-        self.assertNotIn("b.example", self.a.s2s._unreachable)
+        self.assertNotIn(peer.domain, sender.s2s._unreachable)
+        return reactor.seconds() - started
+
+    async def test_pendingStreamGivenUp(self) -> None:
+        """
+        B's stream to A hangs; A's bidirectional stream to B comes up
+        meanwhile: B gives its own up at once (b.example sorts after
+        a.example), and what it had queued goes over A's stream.
+        """
+        self.startHanging("b")
+        seconds = await self.queuedThenPeerConnects(self.b, self.a)
+        self.assertLess(seconds, 1.0)
+        self.assertEqual(bidiLinks(self.b), [("a.example", "incoming", "sasl-external", True)])
+
+    async def test_ownStreamFailsBidiCarries(self) -> None:
+        """
+        A's stream to B hangs; B's bidirectional stream to A comes up
+        meanwhile. A (sorting first) keeps trying its own; when that fails,
+        the stanza queued for it goes over B's stream, and B is not marked
+        unreachable.
+        """
+        self.startHanging("a")
+        seconds = await self.queuedThenPeerConnects(self.a, self.b)
+        self.assertGreaterEqual(seconds, 1.0)
         self.assertEqual(bidiLinks(self.a), [("b.example", "incoming", "sasl-external", True)])
+
+    async def test_bothOpenAtOnce(self) -> None:
+        """
+        A and B ask each other in the same moment, so each opens a stream
+        before the other's is up: every answer arrives, one side keeps its
+        own stream, and both keep answering afterwards.
+        """
+        self.startWithCA()
+        for _ in range(3):
+            infos = await defer.gatherResults(
+                [
+                    self.a.disco.requestInfo(JID("b.example"), sender=JID("a.example")),
+                    self.b.disco.requestInfo(JID("a.example"), sender=JID("b.example")),
+                ]
+            )
+            self.assertEqual([("server", "im") in info.identities for info in infos], [True] * 2)
+        self.assertTrue(bidiLinks(self.a))
+        self.assertTrue(all(link[3] for link in bidiLinks(self.a) + bidiLinks(self.b)))

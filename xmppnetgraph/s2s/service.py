@@ -542,14 +542,16 @@ class S2SService(service.Service):
             # peer's domain may go back over this stream; they do unless a
             # stream of our own is up. One of ours being opened is given up
             # (its queue comes here, in order) unless it is needed to verify
-            # a dialback key. Before the link is announced: what its
-            # observers send takes this stream.
+            # a dialback key, and only by the side whose domain sorts after
+            # the other's: when both open a stream at once, one of the two
+            # must stay. Before the link is announced: what its observers
+            # send takes this stream.
             self._bidiRoutes[key] = (xs, link)
             if key not in self._outgoing:
                 pending = self._connecting.get(key)
                 if pending is None:
                     self._outgoing[key] = (xs, link)
-                elif not self._verifierWaiters.get(key):
+                elif local > remote and not self._verifierWaiters.get(key):
                     pending.cancel()
         self.linkTable.add(link)
 
