@@ -25,14 +25,17 @@ answer over the aggregator's streams, two streams per domain (to
 C{dNNNNN.sim} and to C{pubsub.dNNNNN.sim}); C{sasl} is the same without
 XEP-0288 (four streams per domain: each answer needs a stream of its own);
 C{dialback} has self-signed certificates on both sides and no XEP-0288
-(four streams, each authenticated by dialback, verified over the others).
+(four streams, each authenticated by dialback, verified over the others);
+C{dialback+bidi} the same with XEP-0288 (the simulated domain verifies the
+aggregator's key over a stream of its own, which it gives up once the
+aggregator's stream is authorised: two streams stay per domain).
 
 Then, for freshness, the simulator changes one domain's item (a link added
 or removed) and sends the notification to the aggregator's subscription;
 the time runs until the aggregator's graph store has committed it.
 
 Usage: python bench/crawl_federation.py [--domains 1000,10000]
-       [--modes sasl+bidi,sasl,dialback]
+       [--modes sasl+bidi,sasl,dialback+bidi,dialback]
        [--concurrency 16] [--publish] [--no-anonymous] [--freshness 5]
        [--gc twistd|default] [--idle-timeout SECONDS]
        [--profile] [--timeout 900] [--keep] [--smoke]
@@ -60,7 +63,12 @@ NODE = str(Path(__file__).resolve().parent / "_simfed.py")
 AGGREGATOR = "agg.example"
 #: Mode -> (the aggregator has a certificate the simulator trusts, both
 #: use XEP-0288), and the streams each crawled domain keeps open.
-MODES = {"sasl+bidi": (True, True), "sasl": (True, False), "dialback": (False, False)}
+MODES = {
+    "sasl+bidi": (True, True),
+    "sasl": (True, False),
+    "dialback+bidi": (False, True),
+    "dialback": (False, False),
+}
 
 
 def streamsPerDomain(mode: str) -> int:
