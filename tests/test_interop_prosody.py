@@ -101,6 +101,22 @@ async def federate(
     return node, peer, xs
 
 
+def countOpenedStreams(testCase: TestCase, node: RunningNode) -> list[str]:
+    """
+    @return: the remote domains C{node} opens streams to from now on (for
+        stanzas or to verify a key), as it opens them.
+    """
+    opened: list[str] = []
+    openStream = node.s2s.openStream
+
+    def counting(remote: str, authenticator: Any) -> Any:
+        opened.append(remote)
+        return openStream(remote, authenticator)
+
+    testCase.patch(node.s2s, "openStream", counting)
+    return opened
+
+
 class ProsodyInteropTests(TestCase):
     """
     A Prosody user asks our node for disco#info (Prosody -> node), our node
@@ -159,14 +175,7 @@ class ProsodyInteropTests(TestCase):
         so it opens that one connection and no verification connection.
         """
         node, peer, xs = await federate(self, self.base, ca=None)
-        opened: list[str] = []
-        openStream = node.s2s.openStream
-
-        def counting(remote: str, authenticator: Any) -> Any:
-            opened.append(remote)
-            return openStream(remote, authenticator)
-
-        self.patch(node.s2s, "openStream", counting)
+        opened = countOpenedStreams(self, node)
         await self.roundTrips(node, xs, "dialback")
         self.assertEqual(opened, ["prosody.example"])
 
@@ -202,14 +211,7 @@ class ProsodyBidiTests(TestCase):
             opens streams to from now on.
         """
         node, _, xs = await federate(self, self.base, ca=TestCA(self.base / "ca"), prosodyBidi=True)
-        opened: list[str] = []
-        openStream = node.s2s.openStream
-
-        def counting(remote: str, authenticator: Any) -> Any:
-            opened.append(remote)
-            return openStream(remote, authenticator)
-
-        self.patch(node.s2s, "openStream", counting)
+        opened = countOpenedStreams(self, node)
         return node, xs, opened
 
     async def aliceAsks(self, xs: Any) -> None:

@@ -567,23 +567,10 @@ class S2SService(service.Service):
         ):
             return
         authenticator: ReceivingAuthenticator = xs.authenticator
-        sender = validDomainOf(element.getAttribute("from"))
-        recipient = validDomainOf(element.getAttribute("to"))
-        if sender is None or recipient is None:
-            xs.sendStreamError(error.StreamError("improper-addressing"))
-            return
-        if not authenticator.allows(sender, recipient):
-            known = authenticator.remoteDomains()
-            condition = "invalid-from" if sender not in known else "host-unknown"
-            self._log.warn(
-                "closing stream from {domain}: stanza from {sender} to {recipient} "
-                "not authorised ({condition})",
-                sender=sender,
-                recipient=recipient,
-                condition=condition,
-                **xs.logFields(),
-            )
-            xs.sendStreamError(error.StreamError(condition))
+        sender = self._authorisedSender(
+            xs, element, authenticator.allows, authenticator.remoteDomains
+        )
+        if sender is None:
             return
         link = self._incomingLinks[xs].get(sender)
         if link is not None:
@@ -837,25 +824,45 @@ class S2SService(service.Service):
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
             )
             return
+        pair = (link.domain, link.localDomain)
+        if self._authorisedSender(xs, element, lambda *p: p == pair, lambda: {link.domain}):
+            link.touch(self._reactor.seconds(), incoming=True)
+            self.router.route(element)
+
+    def _authorisedSender(
+        self,
+        xs: S2SXmlStream,
+        element: domish.Element,
+        allows: Callable[[str, str], bool],
+        senders: Callable[[], set[str]],
+    ) -> str | None:
+        """
+        Check the addressing of a stanza the peer sent on C{xs}; close the
+        stream with the stream error RFC 6120 names if it may not be sent
+        there.
+
+        @param allows: whether the pair (sender, recipient) may be sent.
+        @param senders: the peer's domains authorised on the stream.
+        @return: the sender's domain, if the stanza may be routed.
+        """
         sender = validDomainOf(element.getAttribute("from"))
         recipient = validDomainOf(element.getAttribute("to"))
         if sender is None or recipient is None:
             xs.sendStreamError(error.StreamError("improper-addressing"))
-            return
-        if sender != link.domain or recipient != link.localDomain:
-            condition = "invalid-from" if sender != link.domain else "host-unknown"
-            self._log.warn(
-                "closing bidirectional stream to {domain}: stanza from {sender} to {recipient} "
-                "not authorised ({condition})",
-                sender=sender,
-                recipient=recipient,
-                condition=condition,
-                **xs.logFields(),
-            )
-            xs.sendStreamError(error.StreamError(condition))
-            return
-        link.touch(self._reactor.seconds(), incoming=True)
-        self.router.route(element)
+            return None
+        if allows(sender, recipient):
+            return sender
+        condition = "invalid-from" if sender not in senders() else "host-unknown"
+        self._log.warn(
+            "closing stream from {domain}: stanza from {sender} to {recipient} "
+            "not authorised ({condition})",
+            sender=sender,
+            recipient=recipient,
+            condition=condition,
+            **xs.logFields(),
+        )
+        xs.sendStreamError(error.StreamError(condition))
+        return None
 
     def _carriesVerifications(self, key: tuple[str, str], xs: S2SXmlStream) -> None:
         """
