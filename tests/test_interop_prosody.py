@@ -117,11 +117,9 @@ def countOpenedStreams(testCase: TestCase, node: RunningNode) -> list[str]:
     return opened
 
 
-class ProsodyInteropTests(TestCase):
+class _ProsodyTestCase(TestCase):
     """
-    A Prosody user asks our node for disco#info (Prosody -> node), our node
-    asks Prosody (node -> Prosody), and our link table shows both
-    directions with their authentication method and TLS.
+    Tests against a real Prosody, each in a directory of its own.
     """
 
     skip = prosodySkip()
@@ -132,9 +130,9 @@ class ProsodyInteropTests(TestCase):
         self.base = Path(self.mktemp()).absolute()
         self.base.mkdir(parents=True)
 
-    async def roundTrips(self, node: RunningNode, xs: Any, auth: str) -> None:
+    async def aliceAsks(self, xs: Any) -> None:
         """
-        disco#info both ways; then both links are in our table and API.
+        alice@prosody.example asks our node for disco#info.
         """
         iq = domish.Element((None, "iq"))
         iq["type"] = "get"
@@ -143,8 +141,27 @@ class ProsodyInteropTests(TestCase):
         answer = await c2sclient.sendIQ(xs, iq, timeout=15)
         self.assertIn(("server", "im"), identities(answer))
 
+    async def nodeAsks(self, node: RunningNode) -> None:
+        """
+        Our node asks prosody.example for disco#info.
+        """
         info = await node.disco.requestInfo(JID("prosody.example"), sender=JID("node.example"))
         self.assertIn(("server", "im"), info.identities)
+
+
+class ProsodyInteropTests(_ProsodyTestCase):
+    """
+    A Prosody user asks our node for disco#info (Prosody -> node), our node
+    asks Prosody (node -> Prosody), and our link table shows both
+    directions with their authentication method and TLS.
+    """
+
+    async def roundTrips(self, node: RunningNode, xs: Any, auth: str) -> None:
+        """
+        disco#info both ways; then both links are in our table and API.
+        """
+        await self.aliceAsks(xs)
+        await self.nodeAsks(node)
 
         expected = [
             ("prosody.example", "incoming", auth, "TLSv1.3"),
@@ -189,19 +206,11 @@ class ProsodyInteropTests(TestCase):
         await self.roundTrips(node, xs, "sasl-external")
 
 
-class ProsodyBidiTests(TestCase):
+class ProsodyBidiTests(_ProsodyTestCase):
     """
     XEP-0288 with Prosody's C{mod_s2s_bidi}: one stream carries both
     directions, whichever side opens it, with SASL EXTERNAL.
     """
-
-    skip = prosodySkip()
-    timeout = 60
-
-    def setUp(self) -> None:
-        requireProsody()
-        self.base = Path(self.mktemp()).absolute()
-        self.base.mkdir(parents=True)
 
     async def start(self) -> tuple[RunningNode, Any, list[str]]:
         """
@@ -213,24 +222,6 @@ class ProsodyBidiTests(TestCase):
         node, _, xs = await federate(self, self.base, ca=TestCA(self.base / "ca"), prosodyBidi=True)
         opened = countOpenedStreams(self, node)
         return node, xs, opened
-
-    async def aliceAsks(self, xs: Any) -> None:
-        """
-        alice@prosody.example asks our node for disco#info.
-        """
-        iq = domish.Element((None, "iq"))
-        iq["type"] = "get"
-        iq["to"] = "node.example"
-        iq.addElement((NS_DISCO_INFO, "query"))
-        answer = await c2sclient.sendIQ(xs, iq, timeout=15)
-        self.assertIn(("server", "im"), identities(answer))
-
-    async def nodeAsks(self, node: RunningNode) -> None:
-        """
-        Our node asks prosody.example for disco#info.
-        """
-        info = await node.disco.requestInfo(JID("prosody.example"), sender=JID("node.example"))
-        self.assertIn(("server", "im"), info.identities)
 
     def assertOneLink(self, node: RunningNode, direction: str) -> None:
         """
