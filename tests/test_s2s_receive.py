@@ -1113,6 +1113,101 @@ class BidiTests(ReceivingTestsBase):
         self.assertFalse(link.bidi)
 
 
+class TargetMultiplexingTests(ReceivingTestsBase):
+    """
+    XEP-0220 target multiplexing on the receiving side: a peer adds a
+    further local domain to its authenticated stream with C{db:result}.
+    """
+
+    def sasl(self, *, bidi: bool = False) -> tuple[S2SXmlStream, _StartTLSTransport]:
+        """
+        @return: a stream authenticated by SASL EXTERNAL as L{PEER}, to
+            L{LOCAL}, bidirectional if C{bidi}.
+        """
+        self.validCertificates.add(PEER)
+        xs, transport = self.startTLS()
+        if bidi:
+            xs.dataReceived(BIDI)
+        xs.dataReceived(saslAuth(authzid=PEER))
+        xs.dataReceived(header())
+        transport.clear()
+        return xs, transport
+
+    def test_saslFurtherLocalDomain(self) -> None:
+        """
+        On a SASL stream, a C{db:result} for another local domain is valid
+        at once (the certificate proved the sender), names the pair with a
+        link of its own, and our stanzas of its inverse go back over the
+        bidirectional stream.
+        """
+        xs, transport = self.sasl(bidi=True)
+        xs.dataReceived(dbResult(PEER, PUBSUB))
+        self.assertEqual(
+            self.resultTypes(self.assertNoStreamError(transport)), [(PUBSUB, PEER, "valid")]
+        )
+        self.assertEqual(self.verifyCalls, [])
+        self.assertEqual(
+            sorted(
+                (link.domain, link.localDomain, link.auth, link.bidi)
+                for link in self.service.linkTable.links()
+            ),
+            [(PEER, LOCAL, "sasl-external", True), (PEER, PUBSUB, "sasl-external", True)],
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.service.send(domish.Element((None, "iq"), attribs={"from": PUBSUB, "to": PEER}))
+        [iq] = self.sent(transport)
+        self.assertEqual((iq["from"], iq["to"]), (PUBSUB, PEER))
+        self.assertEqual(self.reactor.tcpClients, [])
+        # A stanza to the pubsub domain counts on its own link.
+        xs.dataReceived(f"<iq type='get' id='1' from='{PEER}' to='{PUBSUB}'/>".encode())
+        links = {link.localDomain: link for link in self.service.linkTable.links()}
+        self.assertEqual((links[PUBSUB].stanzasIn, links[LOCAL].stanzasIn), (1, 0))
+        # Asked again: valid again, no second link.
+        xs.dataReceived(dbResult(PEER, PUBSUB))
+        self.assertEqual(self.resultTypes(self.sent(transport)), [(PUBSUB, PEER, "valid")])
+        self.assertEqual(len(list(self.service.linkTable.links())), 2)
+        self.disconnect(xs)
+        self.assertEqual(list(self.service.linkTable.links()), [])
+        self.assertNotIn((PUBSUB, PEER), self.service._outgoing)
+
+    def test_unknownTargetIsADialbackError(self) -> None:
+        """
+        On an authenticated stream, a C{db:result} for a domain we do not
+        serve gets a dialback error (C{item-not-found}), not a stream
+        error: the pairs already on the stream go on.
+        """
+        xs, transport = self.dialback()
+        xs.dataReceived(dbResult(PEER, THIRD))
+        [answer] = self.assertNoStreamError(transport)
+        self.assertEqual((answer["from"], answer["to"], answer["type"]), (THIRD, PEER, "error"))
+        [failure] = [child for child in answer.elements() if child.name == "error"]
+        self.assertEqual(
+            [(c.uri, c.name) for c in failure.elements()],
+            [(error.NS_XMPP_STANZAS, "item-not-found")],
+        )
+        self.assertEqual(failure["type"], "cancel")
+        xs.dataReceived(f"<message from='{PEER}' to='{LOCAL}'/>".encode())
+        self.assertNoStreamError(transport)
+        self.assertEqual(len(self.routed[LOCAL]), 1)
+
+    def test_saslWithDialbackDisabled(self) -> None:
+        """
+        With dialback disabled, a SASL stream may still add a local domain
+        (no dialback verification is involved), but a dialback stream
+        cannot be started.
+        """
+        self.service = self.buildService(requireValidCerts=True)
+        xs, transport = self.sasl()
+        xs.dataReceived(dbResult(PEER, PUBSUB))
+        self.assertEqual(
+            self.resultTypes(self.assertNoStreamError(transport)), [(PUBSUB, PEER, "valid")]
+        )
+        # Another sender on the same stream is dialback, and refused.
+        xs.dataReceived(dbResult(THIRD, LOCAL))
+        self.assertStreamError(xs, transport, "not-authorized")
+
+
 class DialbackDisabledTests(ReceivingTestsBase):
     """
     With C{requireValidCerts}, dialback is neither offered nor accepted.

@@ -999,6 +999,19 @@ class Config:
             convert=_boolean,
         ),
     )
+    multiplex: bool = attrs.field(
+        default=True,
+        metadata=_declare(
+            Option(
+                "multiplex",
+                "switch",
+                "Carry stanzas to a subdomain of a peer (pubsub., conference., ...) over the s2s "
+                "stream to the peer when its certificate covers the subdomain and it announces "
+                "dialback errors (XEP-0220 target multiplexing), instead of opening a stream.",
+            ),
+            convert=_boolean,
+        ),
+    )
     optIn: bool = attrs.field(
         default=True,
         metadata=_declare(

@@ -14,7 +14,7 @@ from hashlib import sha256
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import ijabber, jid, sasl, xmlstream
+from twisted.words.protocols.jabber import error, ijabber, jid, sasl, xmlstream
 from twisted.words.protocols.jabber.sasl_mechanisms import ISASLMechanism
 from twisted.words.xish import domish
 from zope.interface import implementer
@@ -52,6 +52,29 @@ def dialbackKey(secret: str, receiving: str, originating: str, streamID: str) ->
     return hmac.new(hashedSecret, message.encode("utf-8"), sha256).hexdigest()
 
 
+def _verdict(result: domish.Element) -> str:
+    """
+    @return: a C{db:result} answer that is not C{valid}, in words: its type,
+        and the condition of a dialback error.
+    """
+    verdict = repr(result.getAttribute("type"))
+    for child in result.elements():
+        if child.name == "error":
+            for condition in child.elements(error.NS_XMPP_STANZAS):
+                return f"{verdict} ({condition.name})"
+    return verdict
+
+
+def offersDialbackErrors(features: domish.Element) -> bool:
+    """
+    @return: whether stream C{features} announce dialback with error
+        handling (XEP-0220 section 2.4), which target multiplexing needs.
+    """
+    for feature in features.elements(NS_DIALBACK_FEATURE, "dialback"):
+        return any(True for _ in feature.elements(NS_DIALBACK_FEATURE, "errors"))
+    return False
+
+
 def keysEqual(a: str, b: str) -> bool:
     """
     Compare two dialback keys in constant time.
@@ -62,37 +85,57 @@ def keysEqual(a: str, b: str) -> bool:
 @implementer(ijabber.IInitiatingInitializer)
 class OriginatingDialback:
     """
-    Ask the receiving server to accept us as C{thisHost} by dialback.
+    Ask the receiving server to accept stanzas from C{thisHost} to
+    C{otherHost} by dialback: to authenticate the stream, or (with
+    C{authenticates} false) to add that domain pair to a stream already
+    authenticated (XEP-0220 target multiplexing).
     """
 
-    def __init__(self, xs: S2SXmlStream, thisHost: str, otherHost: str, secret: str) -> None:
+    def __init__(
+        self,
+        xs: S2SXmlStream,
+        thisHost: str,
+        otherHost: str,
+        secret: str,
+        *,
+        authenticates: bool = True,
+    ) -> None:
         self.xmlstream = xs
         self.thisHost = thisHost
         self.otherHost = otherHost
         self.secret = secret
+        self.authenticates = authenticates
 
     def initialize(self) -> defer.Deferred[None]:
         """
-        Send C{db:result} and wait for the verdict.
+        Send C{db:result} and wait for the verdict: the Deferred fires on
+        C{valid}, and fails with L{DialbackFailed} on C{invalid} or a
+        dialback error. Cancelling it stops the wait.
         """
-        d: defer.Deferred[None] = defer.Deferred()
+        query = f"/result[@xmlns='{NS_DIALBACK}']"
 
         def onResult(result: domish.Element) -> None:
             if (
                 result.getAttribute("from") != self.otherHost
                 or result.getAttribute("to") != self.thisHost
+                or not result.hasAttribute("type")
+                or d.called
             ):
                 return
-            self.xmlstream.removeObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
             if result.getAttribute("type") == "valid":
-                self.xmlstream.otherEntity = jid.internJID(self.otherHost)
+                if self.authenticates:
+                    self.xmlstream.otherEntity = jid.internJID(self.otherHost)
                 d.callback(None)
             else:
-                d.errback(
-                    DialbackFailed(f"{self.otherHost} answered {result.getAttribute('type')!r}")
-                )
+                d.errback(DialbackFailed(f"{self.otherHost} answered {_verdict(result)}"))
 
-        self.xmlstream.addObserver(f"/result[@xmlns='{NS_DIALBACK}']", onResult)
+        def stopObserving(result: object) -> object:
+            self.xmlstream.removeObserver(query, onResult)
+            return result
+
+        d: defer.Deferred[None] = defer.Deferred()
+        self.xmlstream.addObserver(query, onResult)
+        d.addBoth(stopObserving)
         result = domish.Element((NS_DIALBACK, "result"))
         result["from"] = self.thisHost
         result["to"] = self.otherHost

@@ -366,21 +366,33 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         if element.hasAttribute("type"):
             return
         self._requireTLS()
-        if self.service.requireValidCerts:
-            raise error.StreamError(
-                "not-authorized", text="dialback is disabled; present a valid certificate"
-            )
         originating = validDomain(element.getAttribute("from"))
         receiving = validDomain(element.getAttribute("to"))
         if originating is None or receiving is None:
             raise error.StreamError("improper-addressing")
-        if receiving not in self.service.localDomains:
-            raise error.StreamError("host-unknown")
         if originating in self.service.localDomains:
             raise error.StreamError("invalid-from")
-        if self.allows(originating, receiving):
-            self._replyResult(receiving, originating, "valid")
+        if receiving not in self.service.localDomains:
+            if not self.authenticated:
+                raise error.StreamError("host-unknown")
+            # XEP-0220 section 2.4: a dialback error, not a stream error,
+            # once the stream carries other pairs.
+            self._replyError(receiving, originating, "item-not-found")
             return
+        if self.allows(originating, receiving):
+            # Already authorised (SASL covers every local domain): target
+            # multiplexing of a further local domain names the pair, so
+            # that our stanzas for its inverse may use a bidirectional
+            # stream.
+            if (originating, receiving) in self.authorized:
+                self._replyResult(receiving, originating, "valid")
+            else:
+                self._authorize(originating, receiving, self.method or "sasl-external")
+            return
+        if self.service.requireValidCerts:
+            raise error.StreamError(
+                "not-authorized", text="dialback is disabled; present a valid certificate"
+            )
         key = str(element).strip()
         if self._certificateValidFor(originating):
             # XEP-0344: a certificate valid for the domain proves it.
@@ -420,6 +432,19 @@ class ReceivingAuthenticator(xmlstream.ListenAuthenticator):
         reply["from"] = receiving
         reply["to"] = originating
         reply["type"] = validity
+        self.xmlstream.send(reply)
+
+    def _replyError(self, receiving: str, originating: str, condition: str) -> None:
+        """
+        Answer a C{db:result} with a dialback error (XEP-0220 section 2.4).
+        """
+        reply = domish.Element((NS_DIALBACK, "result"))
+        reply["from"] = receiving
+        reply["to"] = originating
+        reply["type"] = "error"
+        failure = reply.addElement((NS_SERVER, "error"))
+        failure["type"] = "cancel"
+        failure.addElement((error.NS_XMPP_STANZAS, condition))
         self.xmlstream.send(reply)
 
     def _authorize(self, originating: str, receiving: str, method: AuthMethod) -> None:

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import attrs
 from cryptography import x509
 from twisted.application import service
 from twisted.internet import defer
@@ -31,7 +32,7 @@ from wokkel.generic import XmlPipe
 from zope.interface import implementer
 
 from xmppnetgraph.certs import TLSCredentials, clientTLSOptions, serverTLSOptions, tlsVersion
-from xmppnetgraph.config import Config
+from xmppnetgraph.config import Config, Route
 from xmppnetgraph.error import AddressRefused, ConnectFailed, DialbackFailed
 
 # Raised here; defined with the other errors (and importable from here).
@@ -44,7 +45,14 @@ from xmppnetgraph.reactortypes import IS2SReactor
 from xmppnetgraph.s2s.addresses import AddressFilter
 from xmppnetgraph.s2s.admission import Admission, Refusal, sourceOf
 from xmppnetgraph.s2s.identity import PeerVerifier
-from xmppnetgraph.s2s.initiate import NS_DIALBACK, Authenticate, RequestBidi, VerifyDialback
+from xmppnetgraph.s2s.initiate import (
+    NS_DIALBACK,
+    Authenticate,
+    OriginatingDialback,
+    RequestBidi,
+    VerifyDialback,
+    offersDialbackErrors,
+)
 from xmppnetgraph.s2s.receive import (
     NS_SERVER,
     ReceivingAuthenticator,
@@ -148,6 +156,9 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
     @ivar certValid: whether the receiving server's certificate is valid
         for C{otherHost}.
     @ivar bidi: whether the stream was made bidirectional (XEP-0288).
+    @ivar dialbackErrors: whether the receiving server announced dialback
+        with error handling in any of the stream's features (XEP-0220: the
+        condition for target multiplexing).
     """
 
     namespace = NS_SERVER
@@ -179,6 +190,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
         self.finalInitializer: Callable[[S2SXmlStream], _Final] = finalInitializer
         self.final: _Final | None = None
         self.certValid = False
+        self.dialbackErrors = False
         self._requestBidi = requestBidi
         self._bidi: RequestBidi | None = None
 
@@ -233,6 +245,7 @@ class OutgoingAuthenticator(xmlstream.ConnectAuthenticator, Generic[_Final]):
         Keep the receiving server's features, and run the initializers.
         """
         self.xmlstream.features = {(f.uri, f.name): f for f in element.elements()}
+        self.dialbackErrors = self.dialbackErrors or offersDialbackErrors(element)
         self.initializeStream()
 
 
@@ -333,6 +346,24 @@ class _Handshake:
             abortTransport(self.stream.transport)
 
 
+@attrs.define(eq=False)
+class _OutgoingStream:
+    """
+    An authenticated outgoing stream of ours.
+
+    @ivar links: its links by remote domain: the domain it was opened to,
+        and those multiplexed onto it (XEP-0220 target multiplexing).
+    @ivar dialbackErrors: whether the receiving server announced dialback
+        errors, without which no target is multiplexed onto the stream.
+    @ivar refused: whether the receiving server refused a target we asked
+        to multiplex (no more are asked).
+    """
+
+    links: dict[str, Link]
+    dialbackErrors: bool
+    refused: bool = False
+
+
 class S2SService(service.Service):
     """
     All server-to-server streams of one node.
@@ -392,7 +423,11 @@ class S2SService(service.Service):
         self._resolver = resolver
         self._outgoing: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
         self._queues: dict[tuple[str, str], list[domish.Element]] = {}
-        self._connecting: dict[tuple[str, str], defer.Deferred[S2SXmlStream]] = {}
+        # The pairs whose stream is being opened, or that are being
+        # multiplexed onto one of ours: cancelling gives that up.
+        self._connecting: dict[
+            tuple[str, str], defer.Deferred[S2SXmlStream] | defer.Deferred[None]
+        ] = {}
         # Remote domains whose last stream attempt failed: until when
         # stanzas to them bounce at once, after how many failures in a row,
         # with which condition.
@@ -411,7 +446,9 @@ class S2SService(service.Service):
         self.admission = Admission(config.maxUnauthenticatedPerAddress, config.maxUnauthenticated)
         self.streamErrors = StreamErrorTally()
         # The links of each authenticated incoming stream, by remote domain.
-        self._incomingLinks: dict[S2SXmlStream, dict[str, Link]] = {}
+        self._incomingLinks: dict[S2SXmlStream, dict[tuple[str, str], Link]] = {}
+        # Our authenticated outgoing streams.
+        self._outgoingStreams: dict[S2SXmlStream, _OutgoingStream] = {}
         # Incoming bidirectional streams (XEP-0288) that may carry our
         # stanzas for a (local, remote) pair, whether or not _outgoing uses
         # them now (a stream of our own, when there is one, goes first).
@@ -489,7 +526,7 @@ class S2SService(service.Service):
         C{STREAM_AUTHD_EVENT} of an incoming stream: record its first link,
         route its stanzas and keep it alive.
         """
-        links: dict[str, Link] = {}
+        links: dict[tuple[str, str], Link] = {}
         self._incomingLinks[xs] = links
         # The first authorised pair is the peer's domain and the local domain
         # it opened the stream to (SASL authorises every local domain); the
@@ -520,7 +557,7 @@ class S2SService(service.Service):
         @param local: our domain.
         """
         links = self._incomingLinks[xs]
-        if remote in links:
+        if (remote, local) in links:
             return
         authenticator: ReceivingAuthenticator = xs.authenticator
         now = self._reactor.seconds()
@@ -535,7 +572,7 @@ class S2SService(service.Service):
             lastActivity=now,
             bidi=authenticator.bidi,
         )
-        links[remote] = link
+        links[(remote, local)] = link
         key = (local, remote)
         if link.bidi:
             # XEP-0288: our stanzas from the domain it authorised to the
@@ -572,7 +609,12 @@ class S2SService(service.Service):
         )
         if sender is None:
             return
-        link = self._incomingLinks[xs].get(sender)
+        links = self._incomingLinks[xs]
+        link = links.get((sender, validDomainOf(element.getAttribute("to")) or ""))
+        if link is None:
+            # To a local domain that SASL authorised without a pair of its
+            # own: the sender's first link counts it.
+            link = next((lk for (remote, _), lk in links.items() if remote == sender), None)
         if link is not None:
             link.touch(self._reactor.seconds(), incoming=True)
         self.router.route(element)
@@ -636,7 +678,11 @@ class S2SService(service.Service):
             return
         queue.append(stanza)
         if key not in self._connecting:
-            self._connectOutgoing(sender, recipient)
+            carrier = self._multiplexCarrier(sender, recipient)
+            if carrier is None:
+                self._connectOutgoing(sender, recipient)
+            else:
+                self._multiplex(sender, recipient, *carrier)
 
     def _connectOutgoing(self, local: str, remote: str) -> None:
         """
@@ -678,18 +724,23 @@ class S2SService(service.Service):
                 lastActivity=now,
                 bidi=authenticator.bidi,
             )
+            stream = _OutgoingStream({remote: link}, authenticator.dialbackErrors)
+            self._outgoingStreams[xs] = stream
             self._outgoing[key] = (xs, link)
             self._carriesVerifications(key, xs)
             self.linkTable.add(link)
 
             def ended(_: object) -> None:
-                if self._outgoing.get(key, (None,))[0] is xs:
-                    del self._outgoing[key]
-                    self._bidiRoute(key)
-                self.linkTable.remove(link, logged=bool(self.running))
+                del self._outgoingStreams[xs]
+                for pairLink in stream.links.values():
+                    pair = (local, pairLink.domain)
+                    if self._outgoing.get(pair, (None,))[0] is xs:
+                        del self._outgoing[pair]
+                        self._bidiRoute(pair)
+                    self.linkTable.remove(pairLink, logged=bool(self.running))
 
             xs.addObserver(xmlstream.STREAM_END_EVENT, ended)
-            xs.addObserver("/*", functools.partial(self._outgoingElement, xs, link))
+            xs.addObserver("/*", functools.partial(self._outgoingElement, xs, stream))
             if link.bidi:
                 # Prosody sends its dialback verification requests to us
                 # over whatever stream it routes to us: this one too.
@@ -805,13 +856,16 @@ class S2SService(service.Service):
         unreachable[remote] = (now + delay, failures, condition)
         return delay
 
-    def _outgoingElement(self, xs: S2SXmlStream, link: Link, element: domish.Element) -> None:
+    def _outgoingElement(
+        self, xs: S2SXmlStream, stream: _OutgoingStream, element: domish.Element
+    ) -> None:
         """
         An element on an outgoing stream: a receiving server sends nothing
         but negotiation and errors there, unless the stream is
-        bidirectional (XEP-0288); then it may send stanzas from the domain
-        we connected to, to our domain on the stream (the inverse of the
-        pair we authenticated), and nothing else.
+        bidirectional (XEP-0288); then it may send stanzas from a domain
+        the stream carries (the one we connected to, or one multiplexed
+        onto it), to our domain on the stream (the inverse of the pairs we
+        authenticated), and nothing else.
         """
         if (
             element.uri != NS_SERVER
@@ -819,15 +873,125 @@ class S2SService(service.Service):
             or connectionClosing(xs.transport)
         ):
             return
-        if not link.bidi:
+        links = stream.links
+        first = next(iter(links.values()))
+        if not first.bidi:
             xs.sendStreamError(
                 error.StreamError("not-authorized", text="stanzas on an outgoing stream")
             )
             return
-        pair = (link.domain, link.localDomain)
-        if self._authorisedSender(xs, element, lambda *p: p == pair, lambda: {link.domain}):
-            link.touch(self._reactor.seconds(), incoming=True)
+        sender = self._authorisedSender(
+            xs,
+            element,
+            lambda sender, recipient: sender in links and recipient == first.localDomain,
+            lambda: set(links),
+        )
+        if sender is not None:
+            links[sender].touch(self._reactor.seconds(), incoming=True)
             self.router.route(element)
+
+    # Target multiplexing (XEP-0220 section 2.6.2)
+
+    def _multiplexCarrier(
+        self, local: str, target: str
+    ) -> tuple[S2SXmlStream, _OutgoingStream] | None:
+        """
+        Find an outgoing stream of ours that may carry the pair (C{local},
+        C{target}) too: one to a parent domain of C{target} (the services
+        of a domain live at its subdomains: C{pubsub.}, C{conference.},
+        ...), whose receiving server announced dialback errors, presented a
+        certificate valid for C{target} (so it is authoritative for it,
+        RFC 7712), and is reached by the same static route, if any.
+
+        @return: that stream and its record, or L{None}.
+        """
+        if not self.config.multiplex:
+            return None
+        route = _destination(self.config.routeFor(target))
+        labels = target.split(".")
+        for i in range(1, len(labels)):
+            parent = ".".join(labels[i:])
+            established = self._outgoing.get((local, parent))
+            if established is None:
+                continue
+            xs = established[0]
+            stream = self._outgoingStreams.get(xs)
+            if (
+                stream is not None
+                and stream.dialbackErrors
+                and not stream.refused
+                and not connectionClosing(xs.transport)
+                and _destination(self.config.routeFor(parent)) == route
+                and self.peerVerifier.validFor(xs.transport, target, peerIsClient=False)
+            ):
+                return xs, stream
+        return None
+
+    def _multiplex(
+        self, local: str, target: str, xs: S2SXmlStream, stream: _OutgoingStream
+    ) -> None:
+        """
+        Ask the receiving server of C{xs} to accept the pair (C{local},
+        C{target}) on it (a C{db:result} for C{target}); then send what is
+        queued for the pair over it. If the server refuses, or does not
+        answer within the handshake timeout, the pair gets a stream of its
+        own, as without multiplexing.
+        """
+        key = (local, target)
+        carrier = next(iter(stream.links.values()))
+        request = OriginatingDialback(xs, local, target, self.secret, authenticates=False)
+        d = self._answerOf(xs, request.initialize(), carrier.domain)
+        self._connecting[key] = d
+
+        def added(_: None) -> None:
+            now = self._reactor.seconds()
+            link = Link(
+                domain=target,
+                localDomain=local,
+                direction="outgoing",
+                auth=carrier.auth,
+                tls=carrier.tls,
+                certValid=True,
+                since=now,
+                lastActivity=now,
+                bidi=carrier.bidi,
+            )
+            stream.links[target] = link
+            self._outgoing[key] = (xs, link)
+            self._carriesVerifications(key, xs)
+            self.linkTable.add(link)
+            self._sendQueued(key, xs, link)
+
+        def refused(reason: Failure) -> None:
+            route = self._bidiRoute(key) if self.running else None
+            if route is not None:
+                self._sendQueued(key, *route)
+                return
+            if not reason.check(defer.CancelledError):
+                stream.refused = True
+            self._log.info(
+                "{target} not multiplexed on the stream {local} -> {domain} ({reason}); "
+                "opening a stream of its own",
+                target=target,
+                local=local,
+                domain=carrier.domain,
+                direction="outgoing",
+                reason=describe(reason),
+            )
+            if self.running:
+                self._connectOutgoing(local, target)
+            else:
+                for stanza in self._queues.pop(key, []):
+                    self._bounce(stanza, "remote-server-not-found")
+
+        def done(result: object) -> object:
+            if self._connecting.get(key) is d:
+                del self._connecting[key]
+            return result
+
+        d.addBoth(done)
+        d.addCallbacks(added, refused)
+        d.addErrback(lambda f: self._log.failure("s2s bookkeeping failed", f))
 
     def _authorisedSender(
         self,
@@ -966,7 +1130,7 @@ class S2SService(service.Service):
         d = self.openStream(originating, authenticator)
 
         def opened(xs: S2SXmlStream) -> defer.Deferred[bool]:
-            answer = self._answerOf(xs, verify[0], originating)
+            answer = self._answerOf(xs, verify[0].valid, originating)
 
             def close(result: _T) -> _T:
                 xs.sendFooter()
@@ -989,16 +1153,17 @@ class S2SService(service.Service):
         """
         verify = VerifyDialback(xs, receiving, originating, streamID, key)
         verify.initialize()
-        return self._answerOf(xs, verify, originating)
+        return self._answerOf(xs, verify.valid, originating)
 
     def _answerOf(
-        self, xs: S2SXmlStream, verify: VerifyDialback, originating: str
-    ) -> defer.Deferred[bool]:
+        self, xs: S2SXmlStream, answer: defer.Deferred[_T], originating: str
+    ) -> defer.Deferred[_T]:
         """
-        @return: the answer to C{verify}, sent on C{xs}: it fails when the
-            stream ends first or after the handshake timeout.
+        @param answer: the answer to a request sent on C{xs}, a stream to
+            C{originating}.
+        @return: C{answer}, failing when the stream ends first or after
+            the handshake timeout.
         """
-        answer = verify.valid
 
         def ended(_: object) -> None:
             if not answer.called:
@@ -1137,6 +1302,13 @@ class S2SService(service.Service):
         for xs in list(self._streams):
             if xs.transport is not None:
                 abortTransport(xs.transport)
+
+
+def _destination(route: Route | None) -> tuple[str, int] | None:
+    """
+    @return: where a static route leads (host and port), if there is one.
+    """
+    return None if route is None else (route.host, route.port)
 
 
 def validDomainOf(value: str | None) -> str | None:
