@@ -6,7 +6,8 @@ aggregator that crawls it.
 C{simulator}: many domains C{d00000.sim}, C{d00001.sim}, ... and their
 pub-sub services C{pubsub.dNNNNN.sim}, all in this one process behind one
 of our L{S2SService}s: its C{localDomains} is set to every simulated
-domain, so each one accepts streams (TLS; one self-signed certificate and
+domain, so each one accepts streams (TLS; one self-signed certificate, or
+with C{--certify-domains} one certificate per domain chosen by SNI, and
 one dialback secret for all; SASL EXTERNAL from an aggregator whose
 certificate is from the C{--ca} it trusts, dialback otherwise;
 bidirectional streams unless C{--no-bidi}) and opens its own outgoing
@@ -41,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import now
 from _node import NoDNS, buildNode, emit, listenForCommands, runRole, startNode
+from cryptography import x509
+from OpenSSL import SSL
 from twisted.application import service
 from twisted.internet import defer, task
 from twisted.words.protocols.jabber import error
@@ -50,6 +53,7 @@ from wokkel.generic import XmlPipe
 from xmppnetgraph.config import Config, parseRoute
 from xmppnetgraph.core import makeCore
 from xmppnetgraph.s2s.build import buildS2S
+from xmppnetgraph.s2s.service import S2SService
 from xmppnetgraph.serverinfo.payload import (
     DomainInfo,
     RemoteDomain,
@@ -370,6 +374,34 @@ def vmHWM() -> int:
     return 0
 
 
+def certifyEachDomain(s2s: S2SService, directory: Path) -> None:
+    """
+    Present a certificate of its own to each simulated domain's peers, as a
+    server with one certificate per virtual host does: chosen by SNI,
+    issued (once, on first use) by a CA made in C{directory} (its
+    C{ca.crt} is for the aggregator to trust), for the domain and its
+    pub-sub service, with the key of C{s2s}'s own certificate.
+    """
+    from tests.pki import TestCA
+
+    ca = TestCA(directory)
+    publicKey = s2s.credentials.key.public_key()
+    issued: dict[bytes, x509.Certificate] = {}
+
+    def present(connection: SSL.Connection) -> None:
+        name = connection.get_servername()
+        if name is None:
+            return
+        certificate = issued.get(name)
+        if certificate is None:
+            domain = name.decode("ascii").removeprefix("pubsub.")
+            certificate = ca.certificateFor([domain, f"pubsub.{domain}"], publicKey)
+            issued[name] = certificate
+        connection.use_certificate(certificate)
+
+    s2s.serverTLSOptions.getContext().set_tlsext_servername_callback(present)
+
+
 async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
     """
     The C{simulator} role.
@@ -398,6 +430,8 @@ async def runSimulator(args: argparse.Namespace, reactor: Any) -> None:
     top = service.MultiService()
     s2s = buildS2S(core, config, top)
     s2s.localDomains = federation.localDomains()
+    if args.certify_domains:
+        certifyEachDomain(s2s, Path(args.certify_domains))
     federation.attach(core.router)
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
@@ -460,6 +494,8 @@ async def runAggregator(args: argparse.Namespace, reactor: Any) -> None:
     )
     if args.tls_cert:
         options.update(tlsCert=Path(args.tls_cert), tlsKey=Path(args.tls_key))
+    if args.ca:
+        options.update(caFile=Path(args.ca))
     if args.profile:
         import cProfile
 
@@ -629,7 +665,13 @@ def main(reactor: Any, argv: list[str]) -> defer.Deferred[None]:
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--ca", default="", help="CA file to trust (simulator)")
+    parser.add_argument("--ca", default="", help="CA file to trust")
+    parser.add_argument(
+        "--certify-domains",
+        default="",
+        help="DIR: make a CA there (ca.crt) and present, for each domain named by SNI, a "
+        "certificate from it for the domain and its pub-sub service (simulator)",
+    )
     parser.add_argument("--tls-cert", default="", help="certificate (aggregator)")
     parser.add_argument("--tls-key", default="", help="its key (aggregator)")
     parser.add_argument("--no-bidi", action="store_true", help="no XEP-0288 streams")

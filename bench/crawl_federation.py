@@ -18,7 +18,12 @@ is stored.
 
 How the aggregator's streams authenticate is the C{--modes} choice (each
 mode is a separate crawl, in the same run, so that they compare):
-C{sasl+bidi} (the default) gives the aggregator a certificate from a
+C{sasl+bidi+mux} (the default) is C{sasl+bidi} below, and each simulated
+domain presents a certificate of its own (chosen by SNI, from a CA the
+aggregator trusts) for it and its pub-sub service, so that the aggregator
+carries C{pubsub.dNNNNN.sim} over its stream to C{dNNNNN.sim} (XEP-0220
+target multiplexing): one stream per domain. C{sasl+bidi} gives the
+aggregator a certificate from a
 throw-away CA the simulator trusts, so its streams use SASL EXTERNAL, and
 both sides use bidirectional streams (XEP-0288): the simulated domains
 answer over the aggregator's streams, two streams per domain (to
@@ -35,7 +40,7 @@ or removed) and sends the notification to the aggregator's subscription;
 the time runs until the aggregator's graph store has committed it.
 
 Usage: python bench/crawl_federation.py [--domains 1000,10000]
-       [--modes sasl+bidi,sasl,dialback+bidi,dialback]
+       [--modes sasl+bidi+mux,sasl+bidi,sasl,dialback+bidi,dialback]
        [--concurrency 16] [--publish] [--no-anonymous] [--freshness 5]
        [--gc twistd|default] [--idle-timeout SECONDS]
        [--profile] [--timeout 900] [--keep] [--smoke]
@@ -62,12 +67,15 @@ from _simfed import domainName
 NODE = str(Path(__file__).resolve().parent / "_simfed.py")
 AGGREGATOR = "agg.example"
 #: Mode -> (the aggregator has a certificate the simulator trusts, both
-#: use XEP-0288), and the streams each crawled domain keeps open.
+#: use XEP-0288, each simulated domain has a certificate the aggregator
+#: trusts for it and its pub-sub service, which the aggregator then
+#: multiplexes onto the stream to the domain).
 MODES = {
-    "sasl+bidi": (True, True),
-    "sasl": (True, False),
-    "dialback+bidi": (False, True),
-    "dialback": (False, False),
+    "sasl+bidi+mux": (True, True, True),
+    "sasl+bidi": (True, True, False),
+    "sasl": (True, False, False),
+    "dialback+bidi": (False, True, False),
+    "dialback": (False, False, False),
 }
 
 
@@ -75,7 +83,8 @@ def streamsPerDomain(mode: str) -> int:
     """
     @return: the s2s streams one crawled domain keeps open in C{mode}.
     """
-    return 2 if MODES[mode][1] else 4
+    _, bidi, multiplexed = MODES[mode]
+    return (1 if multiplexed else 2) * (1 if bidi else 2)
 
 
 def peakKiB(pid: int) -> int:
@@ -137,7 +146,7 @@ async def runOne(
     run = work / f"n{count}-{mode}"
     run.mkdir()
     idle = idleTimeout(args.idle_timeout, count, streamsPerDomain(mode))
-    certified, bidi = MODES[mode]
+    certified, bidi, multiplexed = MODES[mode]
     simModeArgs: list[str] = [] if bidi else ["--no-bidi"]
     aggModeArgs = list(simModeArgs)
     if certified:
@@ -147,6 +156,9 @@ async def runOne(
         cert, key = ca.issue([AGGREGATOR, f"pubsub.{AGGREGATOR}"], name="aggregator")
         simModeArgs += ["--ca", str(ca.caPath)]
         aggModeArgs += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    if multiplexed:
+        simModeArgs += ["--certify-domains", str(run / "simca")]
+        aggModeArgs += ["--ca", str(run / "simca" / "ca.crt")]
     port = freePort("127.0.0.1")
     simAddress, aggAddress = quietLoopbackAddresses(2, port)
     simArgs = [
@@ -461,7 +473,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument("--domains", default="1000,10000", help="federation sizes, comma-separated")
     parser.add_argument(
         "--modes",
-        default="sasl+bidi",
+        default="sasl+bidi+mux",
         help=f"how the streams authenticate, comma-separated, each a crawl: {', '.join(MODES)}",
     )
     parser.add_argument(
@@ -495,7 +507,7 @@ async def main(reactor: Any, argv: list[str]) -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per crawl")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = _common.parseArguments(
-        parser, argv, ["--domains", "50", "--freshness", "2", "--modes", "sasl+bidi,dialback"]
+        parser, argv, ["--domains", "50", "--freshness", "2", "--modes", "sasl+bidi+mux,dialback"]
     )
     modes = args.modes.split(",")
     unknown = set(modes) - set(MODES)

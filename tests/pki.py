@@ -155,6 +155,44 @@ class TestCA:
         """
         base = _safeName(name if name is not None else domains[0])
         key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.certificateFor(
+            domains,
+            key.public_key(),
+            dnsIDs=dnsIDs,
+            srvIDs=srvIDs,
+            xmppAddrs=xmppAddrs,
+            notAfter=notAfter,
+            extendedKeyUsage=extendedKeyUsage,
+        )
+        certPath = self.directory / f"{base}.crt"
+        keyPath = self.directory / f"{base}.key"
+        _write(
+            certPath,
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *self.chain)),
+        )
+        _write(keyPath, _keyPEM(key))
+        return certPath, keyPath
+
+    def certificateFor(
+        self,
+        domains: Sequence[str],
+        publicKey: ec.EllipticCurvePublicKey,
+        *,
+        dnsIDs: bool = True,
+        srvIDs: bool = True,
+        xmppAddrs: bool = True,
+        notAfter: datetime.datetime | None = None,
+        extendedKeyUsage: Sequence[x509.ObjectIdentifier] = (
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+        ),
+    ) -> x509.Certificate:
+        """
+        Sign a server certificate for C{publicKey}, in memory (the
+        parameters are those of L{issue}).
+
+        @return: the certificate (without L{chain}).
+        """
         now = datetime.datetime.now(datetime.UTC)
         if notAfter is None:
             notAfter = now + datetime.timedelta(days=30)
@@ -164,7 +202,7 @@ class TestCA:
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self._name)
-            .public_key(key.public_key())
+            .public_key(publicKey)
             .serial_number(x509.random_serial_number())
             .not_valid_before(notBefore)
             .not_valid_after(notAfter)
@@ -195,15 +233,7 @@ class TestCA:
             )
         if len(san):
             builder = builder.add_extension(san, critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
-        certPath = self.directory / f"{base}.crt"
-        keyPath = self.directory / f"{base}.key"
-        _write(
-            certPath,
-            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *self.chain)),
-        )
-        _write(keyPath, _keyPEM(key))
-        return certPath, keyPath
+        return builder.sign(self._key, hashes.SHA256())
 
 
 def selfSigned(directory: Path, domains: Sequence[str], name: str = "self") -> tuple[Path, Path]:

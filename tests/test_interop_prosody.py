@@ -258,3 +258,29 @@ class ProsodyBidiTests(_ProsodyTestCase):
         await self.aliceAsks(xs)
         self.assertOneLink(node, "outgoing")
         self.assertEqual(opened, ["prosody.example"])
+
+
+class ProsodyMultiplexTests(_ProsodyTestCase):
+    """
+    XEP-0220 target multiplexing and Prosody: Prosody 13 announces dialback
+    without C{<errors/>}, so (XEP-0220 section 2.6.2: not without them) our
+    request to its pub-sub component gets a stream of its own, although
+    Prosody's certificate covers the component.
+    """
+
+    async def test_notWithoutDialbackErrors(self) -> None:
+        """
+        Our node asks Prosody, then its pub-sub component: two streams of
+        ours, and no C{db:result} for the component on the first.
+        """
+        node, _, _ = await federate(self, self.base, ca=TestCA(self.base / "ca"), prosodyBidi=True)
+        opened = countOpenedStreams(self, node)
+        await self.nodeAsks(node)
+        [stream] = node.s2s._outgoingStreams.values()
+        self.assertFalse(stream.dialbackErrors)
+        info = await node.disco.requestInfo(
+            JID("pubsub.prosody.example"), sender=JID("node.example")
+        )
+        self.assertIn(("pubsub", "service"), info.identities)
+        self.assertEqual(opened, ["prosody.example", "pubsub.prosody.example"])
+        self.assertEqual(list(stream.links), ["prosody.example"])
