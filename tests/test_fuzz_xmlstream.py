@@ -194,19 +194,27 @@ class ChunkingTests(SynchronousTestCase):
     A valid stream gives the same stanzas however it is read.
     """
 
-    def parse(self, reads: Iterable[bytes]) -> tuple[list[tuple[object, ...]], list[str]]:
+    def parse(
+        self, reads: Iterable[bytes], *, release: bool = False
+    ) -> tuple[list[tuple[object, ...]], list[str]]:
         """
         Feed C{reads} to a new incoming L{S2SXmlStream} (with Twisted's
         listening authenticator, which accepts any header).
 
+        @param release: after each read, let the parser release its expat
+            where it can (L{S2SXmlStream.releaseParser}).
         @return: the headers and the serialised stanzas it dispatched.
         """
-        xs = S2SXmlStream(xmlstream.ListenAuthenticator(), clock=task.Clock())
+        clock = task.Clock()
+        xs = S2SXmlStream(xmlstream.ListenAuthenticator(), clock=clock)
         collector = _Collector(xs)
         transport = StringTransport()
         xs.makeConnection(transport)
         for data in reads:
             xs.dataReceived(data)
+            if release:
+                clock.advance(1)
+                xs.releaseParser(1)
         self.assertNotIn(b"stream:error", transport.value())
         return list(collector.headers), collector.stanzas
 
@@ -241,6 +249,20 @@ class ChunkingTests(SynchronousTestCase):
         """
         stream = data.draw(validStreams())
         self.assertSameStanzas(stream, data.draw(chunked(stream.data, maxCuts=40)))
+
+    @examples(100)
+    @given(st.data())
+    def test_releasedBetweenReads(self, data: st.DataObject) -> None:
+        """
+        Cut after every tag (so at every stanza's end too) and at random
+        places, with the parser let go of after each read wherever it is
+        between stanzas, a stream gives the same stanzas as in one read.
+        """
+        stream = data.draw(validStreams())
+        tagEnds = [at + 1 for at, byte in enumerate(stream.data) if byte == ord(">")]
+        cuts = data.draw(st.lists(st.integers(0, len(stream.data)), max_size=20))
+        reads = split(stream.data, sorted({*tagEnds, *cuts}))
+        self.assertEqual(self.parse(reads, release=True), self.parse([stream.data]), reads)
 
     @examples(50)
     @given(st.data())

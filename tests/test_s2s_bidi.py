@@ -218,7 +218,15 @@ class BidiTests(TestCase):
         (C{"a"} or C{"b"}) to the other leads to an address that accepts
         connections and says nothing, and it gives up after 2 s.
         """
-        silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        #: What the silent address received.
+        self.silentReceived: list[bytes] = []
+        received = self.silentReceived
+
+        class Silent(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.append(data)
+
+        silent = reactor.listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
         self.addCleanup(silent.stopListening)
         ca = TestCA(self.base / "ca")
         config = {}
@@ -264,6 +272,8 @@ class BidiTests(TestCase):
         seconds = await self.queuedThenPeerConnects(self.b, self.a)
         self.assertLess(seconds, 1.0)
         self.assertEqual(bidiLinks(self.b), [("a.example", "incoming", "sasl-external", True)])
+        # The stream given up was closed as a stream, not just dropped.
+        await waitFor(lambda: b"".join(self.silentReceived).endswith(b"</stream:stream>"))
 
     async def test_ownStreamFailsBidiCarries(self) -> None:
         """

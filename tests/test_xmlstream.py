@@ -300,6 +300,124 @@ class NormalTrafficTests(_StreamTestMixin, SynchronousTestCase):
         self.failureResultOf(d, xmlstream.TimeoutError)
 
 
+class ParserReleaseTests(_StreamTestMixin, SynchronousTestCase):
+    """
+    A quiet stream lets go of expat between stanzas and makes a new one
+    when input comes, with the header's namespaces.
+    """
+
+    def release(self) -> bool:
+        """
+        Let 10 s pass, then ask the stream to release its parser.
+        """
+        self.clock.advance(10)
+        return self.xs.releaseParser(10)
+
+    def test_releasedThenPrefixesStillKnown(self) -> None:
+        """
+        Released after the header, the parser's next stanza still resolves
+        the header's C{db:} prefix, and so on, stanza after stanza.
+        """
+        self.xs.dataReceived(HEADER)
+        for n in range(3):
+            self.assertTrue(self.release())
+            self.assertIsNone(self.xs.stream.parser)
+            self.xs.dataReceived(f"<db:result from='a.test' to='b.test'>k{n}</db:result>".encode())
+            self.assertIsNotNone(self.xs.stream.parser)
+        self.assertEqual(
+            [(e.uri, e.name, str(e)) for e in self.stanzas],
+            [(NS_DIALBACK, "result", f"k{n}") for n in range(3)],
+        )
+        self.assertEqual(len(self.starts), 1)
+        self.assertAlive()
+
+    def test_notWhileQuietForLess(self) -> None:
+        """
+        Input in the last 10 s keeps the parser.
+        """
+        self.xs.dataReceived(HEADER)
+        self.clock.advance(9)
+        self.assertFalse(self.xs.releaseParser(10))
+        self.assertIsNotNone(self.xs.stream.parser)
+
+    def test_notInsideAStanza(self) -> None:
+        """
+        Not inside a stanza, nor with part of a tag held: the rest
+        completes it.
+        """
+        self.xs.dataReceived(HEADER + b"<message from='a.test'><body>hi")
+        self.assertFalse(self.release())
+        self.xs.dataReceived(b"</body></mess")
+        self.assertFalse(self.release())
+        self.xs.dataReceived(b"age>")
+        self.assertEqual([str(e.body) for e in self.stanzas], ["hi"])
+        self.assertTrue(self.release())
+
+    def test_notBeforeTheHeader(self) -> None:
+        """
+        Not before the stream header is complete.
+        """
+        self.xs.dataReceived(HEADER[:20])
+        self.assertFalse(self.release())
+
+    def test_whitespaceKeepsItReleased(self) -> None:
+        """
+        A keepalive (whitespace) does not bring expat back.
+        """
+        self.xs.dataReceived(HEADER)
+        self.assertTrue(self.release())
+        self.xs.dataReceived(b" \n ")
+        self.assertIsNone(self.xs.stream.parser)
+        self.assertAlive()
+
+    def test_limitsStillApply(self) -> None:
+        """
+        After a release, an oversized stanza is still refused.
+        """
+        self.xs, self.transport = self.connect(maxStanzaSize=1000)
+        self.xs.dataReceived(HEADER)
+        self.assertTrue(self.release())
+        self.xs.dataReceived(_stanzaOfSize(1001))
+        self.assertStreamError("policy-violation")
+        self.assertEqual(self.stanzas, [])
+
+    def test_streamEndAfterRelease(self) -> None:
+        """
+        The peer's C{</stream:stream>} after a release ends the stream
+        as usual: the connection is closed.
+        """
+        self.xs.dataReceived(HEADER)
+        self.assertTrue(self.release())
+        self.xs.dataReceived(b"</stream:stream>")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(_streamErrors(self.transport.value()), [])
+
+    def test_memory(self) -> None:
+        """
+        What a released parser keeps is a small part of what it held.
+        """
+
+        def held(release: bool) -> int:
+            streams = []
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(50):
+                xs, _ = self.connect()
+                xs.dataReceived(HEADER + b"<message from='a.test' to='b.test'/>")
+                if release:
+                    self.clock.advance(10)
+                    self.assertTrue(xs.releaseParser(10))
+                streams.append(xs)
+            gc.collect()
+            size = tracemalloc.get_traced_memory()[0] - before
+            tracemalloc.stop()
+            return size
+
+        kept, released = held(False), held(True)
+        self.assertLess(released, kept - 50 * 5000, (kept, released))
+
+
 class RestrictedXMLTests(_StreamTestMixin, SynchronousTestCase):
     """
     DOCTYPE, entities, comments and processing instructions are answered

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import attrs
 from cryptography import x509
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import (
     IAddress,
@@ -64,6 +64,10 @@ from xmppnetgraph.s2s.xmlstream import CLOSE_GRACE, S2SXmlStream, StreamErrorTal
 
 #: Domains whose failed attempts L{S2SService} remembers at most.
 _UNREACHABLE_KEPT = 10_000
+#: Seconds without input after which a stream lets go of its XML parser
+#: (it makes a new one when input comes): most of an idle stream's memory
+#: on the XML side.
+PARSER_RELEASE_AFTER = 10.0
 
 _STANZAS = ("message", "presence", "iq")
 
@@ -340,10 +344,13 @@ class _Handshake:
 
     def _abort(self, _: object) -> None:
         """
-        L{done} was cancelled: drop the connection.
+        L{done} was cancelled (given up, or timed out): close the stream
+        with C{</stream:stream>}, so that the peer knows it was closed on
+        purpose; the connection is dropped if that does not end it soon (or
+        during a TLS handshake).
         """
-        if self.stream is not None and self.stream.transport is not None:
-            abortTransport(self.stream.transport)
+        if self.stream is not None:
+            self.stream.close()
 
 
 @attrs.define(eq=False)
@@ -453,6 +460,7 @@ class S2SService(service.Service):
         # stanzas for a (local, remote) pair, whether or not _outgoing uses
         # them now (a stream of our own, when there is one, goes first).
         self._bidiRoutes: dict[tuple[str, str], tuple[S2SXmlStream, Link]] = {}
+        self._releasing: task.LoopingCall | None = None
         pipe = XmlPipe()
         self._pipe = pipe.source
         router.addRoute(None, pipe.sink)
@@ -1251,6 +1259,23 @@ class S2SService(service.Service):
             return
         self.router.route(error.StanzaError(condition, kind).toResponse(stanza))
 
+    def startService(self) -> None:
+        """
+        Start releasing the XML parsers of quiet streams.
+        """
+        super().startService()
+        self._releasing = task.LoopingCall(self._releaseParsers)
+        self._releasing.clock = self._reactor
+        self._releasing.start(PARSER_RELEASE_AFTER, now=False)
+
+    def _releaseParsers(self) -> None:
+        """
+        Let every stream that read nothing for L{PARSER_RELEASE_AFTER}
+        seconds release its parser (L{S2SXmlStream.releaseParser}).
+        """
+        for xs in self._streams:
+            xs.releaseParser(PARSER_RELEASE_AFTER)
+
     def stopService(self) -> defer.Deferred[None]:
         """
         Give up on streams being opened (for stanzas, or to verify a
@@ -1261,6 +1286,8 @@ class S2SService(service.Service):
         @return: a Deferred that fires when every connection is gone.
         """
         super().stopService()
+        if self._releasing is not None and self._releasing.running:
+            self._releasing.stop()
         for d in list(self._opening):
             d.cancel()
         links = len(list(self.linkTable.links()))

@@ -185,6 +185,13 @@ class StrictExpatElementStream(domish.ExpatElementStream):
 
     After L{discard}, the stream never produces another event.
 
+    Between stanzas, L{release} lets go of expat (about 11 KB of parser
+    state and buffer per stream, most of an idle stream's XML side); the
+    next input gets a new expat, first fed again the input up to the end of
+    the stream header (kept for this, at most C{maxStanzaSize} bytes), so
+    that it knows the same namespace prefixes, and the header's end tag
+    still matches.
+
     @ivar maxStanzaSize: the largest stanza or stream header, in bytes.
     @ivar maxDepth: the deepest nesting allowed inside one stanza.
     """
@@ -212,6 +219,12 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._unitStart: int | None = 0
         self._unitIsHeader = True
         self._discarded = False
+        # The input up to the end of the stream header: growing until the
+        # header is complete, then kept (as the prelude) for L{release}.
+        self._header = bytearray()
+        self._prelude: bytes | None = None
+        # Feeding the prelude to a new expat: only namespaces count.
+        self._replaying = False
 
         p = self.parser
         # The base class builds elements in the expat handlers it installed
@@ -222,6 +235,12 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._buildCdata = _installed(p.CharacterDataHandler)
         self._buildStartNamespace = _installed(p.StartNamespaceDeclHandler)
         self._buildEndNamespace = _installed(p.EndNamespaceDeclHandler)
+        self._installHandlers(p)
+
+    def _installHandlers(self, p: pyexpat.XMLParserType) -> None:
+        """
+        Install our handlers on the expat parser C{p}.
+        """
         p.StartElementHandler = self._checkedStartElement
         p.EndElementHandler = self._checkedEndElement
         p.CharacterDataHandler = self._checkedText
@@ -334,10 +353,56 @@ class StrictExpatElementStream(domish.ExpatElementStream):
                 return
             self._parseSlice(buffer[start : start + _FEED_SIZE])
 
+    def release(self) -> bool:
+        """
+        Let go of expat between stanzas, once the stream header is in and
+        all input is consumed (no partial token held); the next L{parse}
+        makes a new one. Not to be called from within L{parse}.
+
+        @return: whether expat was let go of now.
+        """
+        if (
+            self._discarded
+            or self.parser is None
+            or self._prelude is None
+            or self._depth != 0
+            or self._pending is not None
+            or self._received != self._position()
+        ):
+            return False
+        self.parser = None  # type: ignore[assignment]
+        return True
+
+    def _revive(self, prelude: bytes) -> None:
+        """
+        Make a new expat after L{release}, and feed it the prelude: it
+        declares the header's namespaces again and opens its root (whose
+        element is not built again).
+        """
+        parser = pyexpat.ParserCreate("UTF-8", " ")
+        self._installHandlers(parser)
+        self.parser = parser
+        self.defaultNsStack = [""]
+        self._received = len(prelude)
+        self._unitStart = None
+        self._replaying = True
+        try:
+            parser.Parse(prelude)
+        finally:
+            self._replaying = False
+        self.localPrefixes = {}
+
     def _parseSlice(self, buffer: bytes) -> None:
         """
         Feed one slice of a read to expat, then check and dispatch.
         """
+        if self.parser is None and self._prelude is not None:
+            if not buffer.strip(b" \t\r\n"):
+                # Whitespace between stanzas (a keepalive): nothing to parse.
+                return
+            self._revive(self._prelude)
+        elif self._prelude is None:
+            self._header += buffer
         self._received += len(buffer)
         try:
             self.parser.Parse(buffer)
@@ -400,6 +465,9 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         self._unitStart = None
         self._unitIsHeader = False
         pending, self._pending = self._pending, None
+        if pending is not None and pending[0]:
+            self._prelude = bytes(self._header[:end])
+            self._header = bytearray()
         if pending is not None:
             isHeader, element = pending
             target = self._documentStartTarget if isHeader else self._elementTarget
@@ -442,6 +510,8 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         Enforce depth, element count and size, then build the element.
         """
         self._checkDiscarded()
+        if self._replaying:
+            return
         if self.documentStarted:
             if self._depth == 0:
                 self._closeUnitInHandler()
@@ -466,6 +536,8 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         Track depth, then close the element.
         """
         self._checkDiscarded()
+        if self._replaying:
+            return
         if self._depth > 0:
             self._checkOpenUnit(self._position())
             self._depth -= 1
@@ -479,6 +551,8 @@ class StrictExpatElementStream(domish.ExpatElementStream):
         Check the stanza size, then add the text.
         """
         self._checkDiscarded()
+        if self._replaying:
+            return
         if self.documentStarted:
             if self._depth == 0:
                 self._closeUnitInHandler()
@@ -706,6 +780,21 @@ class S2SXmlStream(xmlstream.XmlStream):
         self._installParser()
         if isinstance(old, StrictExpatElementStream):
             old.discard()
+
+    def releaseParser(self, quietFor: float) -> bool:
+        """
+        Let the parser release its expat if nothing was read for
+        C{quietFor} seconds and it is between stanzas
+        (L{StrictExpatElementStream.release}); the next input revives it.
+
+        @return: whether it did now.
+        """
+        parser = self.stream
+        return (
+            isinstance(parser, StrictExpatElementStream)
+            and self._getClock().seconds() - self.lastReceived >= quietFor
+            and parser.release()
+        )
 
     def dataReceived(self, data: bytes) -> None:
         """
